@@ -1,0 +1,38 @@
+import type { OrderStatus } from './generated/prisma/enums.js';
+
+export type { OrderStatus };
+
+/** Every order status, in the order the contract lists them. */
+export const ORDER_STATUSES = [
+  'awaiting_payment',
+  'processing',
+  'credited',
+  'payment_failed',
+  'canceled',
+  'partially_refunded',
+  'refunded',
+  'disputed',
+  'needs_review',
+] as const satisfies readonly OrderStatus[];
+
+/**
+ * ISO 4217 currencies Stripe charges in with no minor unit: an amount of 500 is 500 yen, not 5.00.
+ * https://docs.stripe.com/currencies#zero-decimal
+ */
+export const ZERO_DECIMAL_CURRENCIES = new Set([
+  'bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf',
+]);
+
+/** Stripe's largest charge amount (eight digits in minor units). */
+export const MAX_AMOUNT = 99_999_999;
+
+/** An ISO 4217 alphabetic code, normalised to Stripe's lower case. */
+export function normalizeCurrency(code: string): string | undefined {
+  const lower = code.trim().toLowerCase();
+  return /^[a-z]{3}$/.test(lower) ? lower : undefined;
+}
+
+/** A PaymentIntent id as Stripe writes it (also safe as a BullMQ job id: no `:`, not all digits). */
+export const PAYMENT_INTENT_ID = /^pi_[A-Za-z0-9_]{1,250}$/;
+/** A Stripe event id (`evt_…`). */
+export const EVENT_ID = /^evt_[A-Za-z0-9_]{1,250}$/;

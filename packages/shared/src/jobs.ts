@@ -1,0 +1,130 @@
+import type { JobsOptions } from 'bullmq';
+import { z } from 'zod';
+
+/**
+ * The job catalog: every queue, the shape of its jobs and how they retry. The receiver (producer)
+ * and the worker (consumer) both import it, so they cannot disagree about a payload.
+ */
+export const QUEUES = {
+  /** Verified Stripe events; job id = event id. */
+  stripeEvents: 'stripe-events',
+  /** "Ask Stripe about this PaymentIntent" (client confirms, reconciliation of stale orders). */
+  paymentSync: 'payment-sync',
+  /** The reconciliation scheduler. */
+  reconcile: 'reconcile',
+} as const;
+
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/**
+ * Event types the worker applies. Anything else is acknowledged by the receiver and counted, never
+ * enqueued. https://docs.stripe.com/api/events/types
+ */
+export const HANDLED_EVENT_TYPES = [
+  'payment_intent.succeeded',
+  'payment_intent.processing',
+  'payment_intent.payment_failed',
+  'payment_intent.canceled',
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+  'charge.refunded',
+  'refund.created',
+  'refund.updated',
+  'charge.refund.updated',
+  'charge.dispute.created',
+  'charge.dispute.closed',
+] as const;
+
+export type HandledEventType = (typeof HANDLED_EVENT_TYPES)[number];
+
+const handledTypes = new Set<string>(HANDLED_EVENT_TYPES);
+export function isHandledEventType(type: string): type is HandledEventType {
+  return handledTypes.has(type);
+}
+
+/**
+ * A Stripe event as queued: what the worker needs and nothing secret (client secrets are removed
+ * by {@link stripeEventJobData}; the signature never leaves the receiver).
+ */
+export const stripeEventJobSchema = z.object({
+  id: z.string().regex(/^evt_[A-Za-z0-9_]+$/),
+  type: z.string(),
+  /** Stripe's `created`, unix seconds. */
+  created: z.number().int(),
+  livemode: z.boolean(),
+  object: z.record(z.string(), z.unknown()),
+});
+export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
+
+/** Keys whose values are secrets wherever they appear in a Stripe object. */
+const SECRET_KEYS = new Set(['client_secret']);
+
+function withoutSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).filter(([key]) => !SECRET_KEYS.has(key)).map(([key, inner]) => [key, withoutSecrets(inner)]),
+    );
+  }
+  return value;
+}
+
+/** The job payload for a verified event. */
+export function stripeEventJobData(event: {
+  id: string;
+  type: string;
+  created: number;
+  livemode: boolean;
+  data: { object: object };
+}): StripeEventJob {
+  return {
+    id: event.id,
+    type: event.type,
+    created: event.created,
+    livemode: event.livemode,
+    object: withoutSecrets(event.data.object) as Record<string, unknown>,
+  };
+}
+
+export const paymentSyncJobSchema = z.object({
+  paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]+$/),
+  reason: z.enum(['confirm', 'reconcile', 'replay']),
+});
+export type PaymentSyncJob = z.infer<typeof paymentSyncJobSchema>;
+
+/**
+ * Concurrent confirms of one PaymentIntent collapse into one job per window; a confirm after the
+ * window asks Stripe again (the earlier answer may have been `processing`).
+ */
+export const SYNC_COLLAPSE_WINDOW_MS = 5_000;
+
+export function paymentSyncJobId(paymentIntentId: string, now = Date.now()): string {
+  return `sync-${paymentIntentId}-${Math.floor(now / SYNC_COLLAPSE_WINDOW_MS)}`;
+}
+
+const DAY_SECONDS = 24 * 3600;
+
+/**
+ * Event jobs: completed ones stay 3 days so their ids dedupe Stripe's retries cheaply (the ledger is
+ * the guarantee either way); failed ones stay until an operator acts: money must stay visible.
+ */
+export function stripeEventJobOptions(eventId: string, backoffMs = 1_000): JobsOptions & { jobId: string } {
+  return {
+    jobId: eventId,
+    attempts: 10,
+    backoff: { type: 'exponential', delay: backoffMs },
+    removeOnComplete: { age: 3 * DAY_SECONDS },
+    removeOnFail: false,
+  };
+}
+
+export function paymentSyncJobOptions(jobId: string, backoffMs = 1_000): JobsOptions & { jobId: string } {
+  return {
+    jobId,
+    attempts: 8,
+    backoff: { type: 'exponential', delay: backoffMs },
+    removeOnComplete: { age: DAY_SECONDS },
+    removeOnFail: { age: 7 * DAY_SECONDS },
+  };
+}

@@ -1,0 +1,39 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths pino blanks in every line. Secrets never belong in logs: webhook signatures, API keys,
+ * webhook secrets, client secrets and admin credentials.
+ */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers["stripe-signature"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers["stripe-signature"]',
+  '*.client_secret',
+  '*.clientSecret',
+  'client_secret',
+  'clientSecret',
+  'STRIPE_SECRET_KEY',
+  'STRIPE_WEBHOOK_SECRET',
+  'ADMIN_TOKEN',
+  '*.STRIPE_SECRET_KEY',
+  '*.STRIPE_WEBHOOK_SECRET',
+  '*.ADMIN_TOKEN',
+];
+
+/** The pino options every process uses; `name` says which process wrote the line. */
+export function loggerOptions(name: string, level: string): LoggerOptions {
+  return {
+    name,
+    level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
+}
+
+/** One logger per process; children carry request, job and event ids. */
+export function createLogger(name: string, level = 'info', destination?: pino.DestinationStream): Logger {
+  return destination ? pino(loggerOptions(name, level), destination) : pino(loggerOptions(name, level));
+}

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { createPrismaClient, type PrismaClient } from '@ledger/shared';
+import pg from 'pg';
+import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './env.js';
+
+/** A database of its own for one test file, cloned from the migrated template. */
+export interface TestDatabase {
+  name: string;
+  url: string;
+  prisma: PrismaClient;
+  /** Disconnects and drops the database. */
+  drop(): Promise<void>;
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `ledger_test_${randomBytes(6).toString('hex')}`;
+  await withAdmin((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`));
+  const url = databaseUrl(name);
+  const prisma = createPrismaClient(url, { poolSize: 20 });
+  return {
+    name,
+    url,
+    prisma,
+    async drop() {
+      await prisma.$disconnect();
+      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    },
+  };
+}
+
+/**
+ * The ledger invariant, checked after tests that move money: every balance equals the sum of its
+ * ledger entries. Returns the accounts that drift (empty when all is well).
+ */
+export async function balanceDrift(prisma: PrismaClient): Promise<{ id: string; balance: bigint; ledger: bigint }[]> {
+  return prisma.$queryRaw`
+    SELECT a.id, a.balance, COALESCE(SUM(l.amount), 0)::bigint AS ledger
+    FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
+    GROUP BY a.id, a.balance
+    HAVING a.balance <> COALESCE(SUM(l.amount), 0)`;
+}

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { stripeEventJobData, type PrismaClient, type StripeEventJob } from '@ledger/shared';
+
+const rand = (bytes = 8) => randomBytes(bytes).toString('hex');
+
+export interface OrderFixture {
+  id: string;
+  accountId: string;
+  amount: number;
+  currency: string;
+  paymentIntentId: string;
+}
+
+/** An account and an order awaiting payment with its PaymentIntent id, as POST /orders leaves them. */
+export async function createOrderFixture(
+  prisma: PrismaClient,
+  options: { accountId?: string; amount?: number; currency?: string } = {},
+): Promise<OrderFixture> {
+  const order = {
+    id: `ord_${rand(12)}`,
+    accountId: options.accountId ?? `acct_${rand(6)}`,
+    amount: options.amount ?? 1_000,
+    currency: options.currency ?? 'usd',
+    paymentIntentId: `pi_${rand(12)}`,
+  };
+  await prisma.account.createMany({ data: [{ id: order.accountId, currency: order.currency }], skipDuplicates: true });
+  await prisma.order.create({
+    data: {
+      ...order,
+      clientSecret: `${order.paymentIntentId}_secret_${rand(8)}`,
+      idempotencyKey: `key_${rand(6)}`,
+      requestHash: rand(16),
+    },
+  });
+  return order;
+}
+
+function event(type: string, object: Record<string, unknown>, id = `evt_${rand(12)}`) {
+  return {
+    id,
+    object: 'event',
+    api_version: '2025-01-27.acacia',
+    created: Math.floor(Date.now() / 1000),
+    data: { object },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+  };
+}
+
+export type StripeEventFixture = ReturnType<typeof event>;
+
+/** Events as Stripe sends them (shapes from Stripe's own example objects). */
+export const events = {
+  paymentIntent(type: 'succeeded' | 'processing' | 'payment_failed' | 'canceled', order: OrderFixture, overrides: { amount?: number; currency?: string } = {}) {
+    const amount = overrides.amount ?? order.amount;
+    return event(`payment_intent.${type}`, {
+      id: order.paymentIntentId,
+      object: 'payment_intent',
+      amount: order.amount,
+      amount_received: type === 'succeeded' ? amount : 0,
+      currency: overrides.currency ?? order.currency,
+      client_secret: `${order.paymentIntentId}_secret_x`,
+      metadata: { order_id: order.id, account_id: order.accountId },
+      status: type === 'succeeded' ? 'succeeded' : type === 'canceled' ? 'canceled' : type === 'processing' ? 'processing' : 'requires_payment_method',
+      livemode: false,
+    });
+  },
+  checkoutCompleted(order: OrderFixture) {
+    return event('checkout.session.completed', {
+      id: `cs_test_${rand(12)}`,
+      object: 'checkout.session',
+      mode: 'payment',
+      payment_status: 'paid',
+      status: 'complete',
+      payment_intent: order.paymentIntentId,
+      amount_total: order.amount,
+      currency: order.currency,
+      metadata: { order_id: order.id },
+    });
+  },
+  refund(type: 'refund.created' | 'charge.refunded', order: OrderFixture, refund: { id: string; amount: number }) {
+    const refundObject = {
+      id: refund.id,
+      object: 'refund',
+      amount: refund.amount,
+      currency: order.currency,
+      charge: `ch_${order.paymentIntentId.slice(3)}`,
+      payment_intent: order.paymentIntentId,
+      status: 'succeeded',
+    };
+    if (type === 'refund.created') return event(type, refundObject);
+    return event(type, {
+      id: `ch_${order.paymentIntentId.slice(3)}`,
+      object: 'charge',
+      amount: order.amount,
+      amount_refunded: refund.amount,
+      currency: order.currency,
+      payment_intent: order.paymentIntentId,
+      refunded: refund.amount >= order.amount,
+      refunds: { object: 'list', data: [refundObject] },
+    });
+  },
+  dispute(type: 'created' | 'closed', order: OrderFixture, dispute: { id: string; status: string }) {
+    return event(`charge.dispute.${type}`, {
+      id: dispute.id,
+      object: 'dispute',
+      amount: order.amount,
+      currency: order.currency,
+      charge: `ch_${order.paymentIntentId.slice(3)}`,
+      payment_intent: order.paymentIntentId,
+      status: dispute.status,
+      reason: 'fraudulent',
+    });
+  },
+};
+
+/** The queued job payload of an event, as the receiver builds it. */
+export function jobOf(stripeEvent: StripeEventFixture): StripeEventJob {
+  return stripeEventJobData(stripeEvent);
+}
