@@ -1,0 +1,22 @@
+import { commonEnvSchema, parseEnv } from '@ledger/shared';
+import { z } from 'zod';
+
+const workerEnvSchema = commonEnvSchema.extend({
+  /** Jobs one worker process runs at once (per queue). PostgreSQL connections are sized from it. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(16),
+  /**
+   * How long a job's lock lasts without renewal. A worker that dies or freezes loses its jobs to
+   * another worker after this long (BullMQ's stalled-job check); the ledger keeps that safe.
+   */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).default(30_000),
+  /** Port of this process's own /metrics; unset: no metrics listener (several workers per host). */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** How often the reconciliation pass runs, in seconds (0 disables the schedule). */
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
+});
+
+export type WorkerEnv = z.infer<typeof workerEnvSchema>;
+
+export function loadWorkerEnv(source: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  return parseEnv(workerEnvSchema, source);
+}

@@ -1,0 +1,81 @@
+import { createServer } from 'node:http';
+import {
+  createLogger,
+  createPrismaClient,
+  createWorkerConnection,
+  runMain,
+  stripeClientFromEnv,
+} from '@ledger/shared';
+import { loadWorkerEnv } from './env.js';
+import { createWorkerMetrics } from './metrics.js';
+import { startOrderWorkers } from './worker.js';
+
+await runMain(async () => {
+  const env = loadWorkerEnv();
+  const logger = createLogger('order-worker', env.LOG_LEVEL);
+  const prisma = createPrismaClient(env.DATABASE_URL, {
+    // One connection per concurrent job of each queue, plus one spare for inbox bookkeeping.
+    poolSize: env.WORKER_CONCURRENCY * 2 + 1,
+    applicationName: 'order-worker',
+  });
+  const connection = createWorkerConnection(env.REDIS_URL);
+  connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  const stripe = stripeClientFromEnv(env);
+  const metrics = createWorkerMetrics();
+
+  const workers = startOrderWorkers({
+    prisma,
+    connection,
+    prefix: env.QUEUE_PREFIX,
+    stripe,
+    logger,
+    metrics,
+    concurrency: env.WORKER_CONCURRENCY,
+    lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
+  });
+
+  const metricsServer =
+    env.WORKER_METRICS_PORT === undefined
+      ? undefined
+      : createServer((request, response) => {
+          if (request.url !== '/metrics') {
+            response.writeHead(404).end();
+            return;
+          }
+          metrics.registry.metrics().then(
+            (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+            () => response.writeHead(500).end(),
+          );
+        }).listen(env.WORKER_METRICS_PORT, '127.0.0.1');
+
+  logger.info({ concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX }, 'order worker started');
+
+  // SIGTERM: stop taking jobs, let active ones finish (BullMQ's close waits for them), then close
+  // Redis and PostgreSQL. Shutdown order: workers -> queue connections -> database.
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing active jobs');
+    const steps = [
+      () => workers.close(),
+      () => new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
+      () => connection.quit(),
+      () => prisma.$disconnect(),
+    ];
+    let failed = false;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (error) {
+        failed = true;
+        logger.error({ err: error }, 'shutdown step failed');
+      }
+    }
+    logger.info('order worker stopped');
+    process.exit(failed ? 1 : 0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+});

@@ -1,0 +1,29 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The worker's Prometheus metrics; each worker process serves its own registry. */
+export function createWorkerMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    jobs: new Counter({
+      name: 'ledger_worker_jobs_total',
+      help: 'Jobs finished by this worker, by queue and result (completed, failed, retried).',
+      labelNames: ['queue', 'result'] as const,
+      registers: [registry],
+    }),
+    facts: new Counter({
+      name: 'ledger_payment_facts_total',
+      help: 'Payment facts applied, by kind and outcome (applied, already_applied, status_only, needs_review).',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    eventToCredit: new Histogram({
+      name: 'ledger_event_to_credit_seconds',
+      help: 'Time from the Stripe event being created to its credit being committed.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

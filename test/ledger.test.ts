@@ -1,0 +1,210 @@
+import { isUniqueConstraintError } from '@ledger/shared';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
+import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
+import { processStripeEvent } from '../apps/order-worker/src/worker.js';
+import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createOrderFixture, events, jobOf, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
+
+let db: TestDatabase;
+const log = pino({ level: 'silent' });
+const metrics = createWorkerMetrics(new Registry());
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  expect(await balanceDrift(db.prisma)).toEqual([]);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const apply = (stripeEvent: StripeEventFixture) => processStripeEvent({ prisma: db.prisma, metrics }, jobOf(stripeEvent), log);
+
+async function ledgerOf(order: OrderFixture) {
+  return db.prisma.ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } });
+}
+async function balanceOf(accountId: string) {
+  return Number((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance);
+}
+async function statusOf(order: OrderFixture) {
+  return (await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status;
+}
+
+describe('the ledger schema', () => {
+  it('rejects a second entry with the same reference (P2002) and the transaction leaves the balance unchanged', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 700 });
+    const credit = () =>
+      db.prisma.$transaction(async (tx) => {
+        await tx.account.update({ where: { id: order.accountId }, data: { balance: { increment: 700 } } });
+        await tx.ledgerEntry.create({
+          data: { accountId: order.accountId, entryType: 'topup', amount: 700, currency: 'usd', reference: order.paymentIntentId, orderId: order.id },
+        });
+      });
+    await credit();
+    const second = await credit().catch((error: unknown) => error);
+    expect(isUniqueConstraintError(second)).toBe(true);
+    expect(await balanceOf(order.accountId)).toBe(700);
+    expect(await ledgerOf(order)).toHaveLength(1);
+  });
+});
+
+describe('crediting a payment', () => {
+  it('credits once when the same event is applied 20 times concurrently', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 2_500 });
+    const succeeded = events.paymentIntent('succeeded', order);
+    const results = await Promise.all(Array.from({ length: 20 }, () => apply(succeeded)));
+    expect(results.filter((result) => result.eventIsNew)).toHaveLength(1);
+    expect(await ledgerOf(order)).toMatchObject([{ entryType: 'topup', amount: 2_500, reference: order.paymentIntentId }]);
+    expect(await balanceOf(order.accountId)).toBe(2_500);
+    expect(await statusOf(order)).toBe('credited');
+    const inbox = await db.prisma.stripeEvent.findUniqueOrThrow({ where: { id: succeeded.id } });
+    expect(inbox.status).toBe('processed');
+  });
+
+  it('credits once when payment_intent.succeeded and checkout.session.completed report one payment at once', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_200 });
+    await Promise.all([apply(events.paymentIntent('succeeded', order)), apply(events.checkoutCompleted(order))]);
+    expect(await ledgerOf(order)).toHaveLength(1);
+    expect(await balanceOf(order.accountId)).toBe(1_200);
+  });
+
+  it('credits several orders of one account concurrently without losing any', async () => {
+    const first = await createOrderFixture(db.prisma, { amount: 100 });
+    const orders = [first, ...(await Promise.all(Array.from({ length: 9 }, (_, i) => createOrderFixture(db.prisma, { accountId: first.accountId, amount: 100 * (i + 2) }))))];
+    await Promise.all(orders.map((order) => apply(events.paymentIntent('succeeded', order))));
+    expect(await balanceOf(first.accountId)).toBe(orders.reduce((sum, order) => sum + order.amount, 0));
+  });
+
+  it('puts a payment whose amount or currency differs from the order into needs_review, uncredited', async () => {
+    const short = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', short, { amount: 999 }));
+    expect(await statusOf(short)).toBe('needs_review');
+    expect(await ledgerOf(short)).toEqual([]);
+
+    const otherCurrency = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', otherCurrency, { currency: 'eur' }));
+    expect(await statusOf(otherCurrency)).toBe('needs_review');
+    expect(await balanceOf(otherCurrency.accountId)).toBe(0);
+  });
+
+  it('keeps a credited order credited when a late payment_failed or processing arrives', async () => {
+    const order = await createOrderFixture(db.prisma);
+    await apply(events.paymentIntent('succeeded', order));
+    await apply(events.paymentIntent('payment_failed', order));
+    await apply(events.paymentIntent('processing', order));
+    expect(await statusOf(order)).toBe('credited');
+  });
+
+  it('credits through a sync (no event) exactly once alongside the webhook', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 4_000 });
+    const fact = { kind: 'payment_succeeded' as const, paymentIntentId: order.paymentIntentId, orderId: order.id, amount: 4_000, currency: 'usd' };
+    await Promise.all([applyPaymentFacts(db.prisma, [fact]), apply(events.paymentIntent('succeeded', order)), applyPaymentFacts(db.prisma, [fact])]);
+    expect(await ledgerOf(order)).toHaveLength(1);
+    expect(await balanceOf(order.accountId)).toBe(4_000);
+  });
+
+  it('refuses to credit an order through a PaymentIntent that is not its own', async () => {
+    const order = await createOrderFixture(db.prisma);
+    await apply(events.paymentIntent('succeeded', { ...order, paymentIntentId: 'pi_someoneelse123' }));
+    expect(await statusOf(order)).toBe('needs_review');
+    expect(await balanceOf(order.accountId)).toBe(0);
+  });
+});
+
+describe('refunds and disputes', () => {
+  it('debits one refund once, whichever events report it', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    const refund = { id: 're_same123', amount: 1_000 };
+    await Promise.all([apply(events.refund('refund.created', order, refund)), apply(events.refund('charge.refunded', order, refund))]);
+    expect((await ledgerOf(order)).map((entry) => [entry.entryType, entry.amount])).toEqual([['topup', 1_000], ['refund', -1_000]]);
+    expect(await statusOf(order)).toBe('refunded');
+  });
+
+  it('debits two partial refunds twice', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    await apply(events.refund('refund.created', order, { id: 're_part1', amount: 300 }));
+    expect(await statusOf(order)).toBe('partially_refunded');
+    await apply(events.refund('refund.created', order, { id: 're_part2', amount: 200 }));
+    expect(await balanceOf(order.accountId)).toBe(500);
+    expect(await statusOf(order)).toBe('partially_refunded');
+  });
+
+  it('debits a dispute once and reverses it once when won', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 800 });
+    await apply(events.paymentIntent('succeeded', order));
+    const opened = events.dispute('created', order, { id: 'dp_one', status: 'needs_response' });
+    await Promise.all([apply(opened), apply(opened)]);
+    expect(await balanceOf(order.accountId)).toBe(0);
+    expect(await statusOf(order)).toBe('disputed');
+    await apply(events.dispute('closed', order, { id: 'dp_one', status: 'won' }));
+    await apply(events.dispute('closed', order, { id: 'dp_one', status: 'won' }));
+    expect(await balanceOf(order.accountId)).toBe(800);
+    expect(await statusOf(order)).toBe('credited');
+  });
+
+  it('keeps the debit of a lost dispute', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 800 });
+    await apply(events.paymentIntent('succeeded', order));
+    await apply(events.dispute('created', order, { id: 'dp_two', status: 'needs_response' }));
+    await apply(events.dispute('closed', order, { id: 'dp_two', status: 'lost' }));
+    expect(await balanceOf(order.accountId)).toBe(0);
+    expect(await statusOf(order)).toBe('disputed');
+  });
+});
+
+describe('order of arrival', () => {
+  it('any shuffle of a payment\'s events, with duplicates, ends in the same ledger and status', async () => {
+    // The payment's story: paid, a processing notice, a failed earlier attempt, a partial refund
+    // reported twice, a dispute opened and won. Each run uses fresh ids.
+    const story = (order: OrderFixture) => {
+      const refund = { id: `re_${order.id.slice(4, 16)}`, amount: 250 };
+      const dispute = { id: `dp_${order.id.slice(4, 16)}`, status: 'needs_response' };
+      return [
+        events.paymentIntent('succeeded', order),
+        events.paymentIntent('processing', order),
+        events.paymentIntent('payment_failed', order),
+        events.checkoutCompleted(order),
+        events.refund('refund.created', order, refund),
+        events.refund('charge.refunded', order, refund),
+        events.dispute('created', order, dispute),
+        events.dispute('closed', order, { ...dispute, status: 'won' }),
+      ];
+    };
+    const summary = async (order: OrderFixture) => ({
+      status: await statusOf(order),
+      balance: await balanceOf(order.accountId),
+      ledger: (await ledgerOf(order)).map((entry) => `${entry.entryType}:${entry.amount}`).sort(),
+    });
+
+    const reference = await createOrderFixture(db.prisma, { amount: 1_000 });
+    for (const stripeEvent of story(reference)) await apply(stripeEvent);
+    const expected = await summary(reference);
+    expect(expected).toEqual({ status: 'partially_refunded', balance: 750, ledger: ['dispute:-1000', 'dispute_reversal:1000', 'refund:-250', 'topup:1000'] });
+
+    // Every event at least once, up to 8 of them twice, in any order: a shuffle of event indices.
+    const deliveryOrder = fc
+      .array(fc.nat({ max: 7 }), { maxLength: 8 })
+      .chain((extra) => {
+        const indices = [0, 1, 2, 3, 4, 5, 6, 7, ...extra];
+        return fc.shuffledSubarray(indices, { minLength: indices.length, maxLength: indices.length });
+      });
+    await fc.assert(
+      fc.asyncProperty(deliveryOrder, fc.boolean(), async (indices, concurrently) => {
+        const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+        const all = story(order);
+        const deliveries = indices.map((index) => all[index]!);
+        if (concurrently) await Promise.all(deliveries.map(apply));
+        else for (const stripeEvent of deliveries) await apply(stripeEvent);
+        expect(await summary(order)).toEqual(expected);
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
