@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger, Stripe } from '@ledger/shared';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import errorHandler from './plugins/error-handler.js';
+import metrics from './plugins/metrics.js';
+import prisma from './plugins/prisma.js';
+import queues from './plugins/queues.js';
+import adminRoutes from './routes/admin.js';
+import healthRoutes from './routes/health.js';
+import orderRoutes from './routes/orders.js';
+import webhookRoutes from './routes/webhooks.js';
+
+/** Everything the receiver needs, parsed from the environment by `server.ts` or given by a test. */
+export interface ReceiverConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  queuePrefix: string;
+  stripe: Stripe;
+  /** One or more `whsec_…` secrets; a signature valid under any of them is accepted. */
+  webhookSecrets: string[];
+  adminToken: string | undefined;
+  webhookBodyLimit: number;
+  logger: Logger;
+  /** Base delay of job retries (tests shorten it). */
+  jobBackoffMs?: number;
+}
+
+/** Builds the receiver without listening: `server.ts` listens, tests use `app.inject`. */
+export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: config.logger as FastifyBaseLogger,
+    // Request ids on every log line and error answer; a caller's own id is kept if it looks sane.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => `req_${randomUUID()}`,
+    // JSON bodies beyond the webhook route are small; the webhook route sets its own limit.
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+  });
+
+  await app.register(errorHandler);
+  await app.register(prisma, { databaseUrl: config.databaseUrl });
+  await app.register(queues, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
+  await app.register(metrics);
+
+  await app.register(healthRoutes);
+  await app.register(webhookRoutes, {
+    stripe: config.stripe,
+    webhookSecrets: config.webhookSecrets,
+    bodyLimit: config.webhookBodyLimit,
+    jobBackoffMs: config.jobBackoffMs,
+  });
+  await app.register(orderRoutes, { stripe: config.stripe, jobBackoffMs: config.jobBackoffMs });
+  await app.register(adminRoutes, { adminToken: config.adminToken });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('request-id', request.id);
+  });
+  return app;
+}

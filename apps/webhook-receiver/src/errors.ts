@@ -1,0 +1,14 @@
+/**
+ * An error whose status code and machine code reach the client as `{error, message}`. Anything
+ * else is a 500 with a generic message (details go to the log, never to the client).
+ */
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,37 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../errors.js';
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The credential a request carries: a bearer token, or a basic-auth password (for browsers). */
+function presentedToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const [scheme, value] = header.split(' ', 2);
+  if (!value) return undefined;
+  if (scheme?.toLowerCase() === 'bearer') return value.trim();
+  if (scheme?.toLowerCase() === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon >= 0 ? decoded.slice(colon + 1) : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * An onRequest hook guarding admin routes with ADMIN_TOKEN. Without a configured token nothing
+ * authenticates: admin routes stay closed rather than open.
+ */
+export function requireAdmin(adminToken: string | undefined) {
+  return async function adminGuard(request: FastifyRequest, reply: FastifyReply) {
+    const token = presentedToken(request);
+    if (adminToken && token !== undefined && sameSecret(token, adminToken)) return;
+    reply.header('www-authenticate', 'Basic realm="ledger admin", charset="UTF-8"');
+    throw new HttpError(401, 'unauthorized', adminToken ? 'Admin credentials are required.' : 'Admin routes are disabled: set ADMIN_TOKEN.');
+  };
+}

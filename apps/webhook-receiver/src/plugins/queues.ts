@@ -1,0 +1,48 @@
+import { QUEUES, createProducerConnection, type QueueName } from '@ledger/shared';
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** BullMQ queues this app produces to, on a fail-fast connection. */
+    queues: Record<keyof typeof QUEUES, Queue>;
+    /** The producer Redis connection (readiness checks). */
+    redis: Redis;
+  }
+}
+
+export interface QueuesPluginOptions {
+  redisUrl: string;
+  prefix: string;
+}
+
+/**
+ * Producer side of the queues. The connection has no offline queue, so when Redis is down an
+ * enqueue fails at once and the request answers 503 instead of hanging.
+ */
+export default fp(
+  async function queuesPlugin(app: FastifyInstance, options: QueuesPluginOptions) {
+    const redis = createProducerConnection(options.redisUrl);
+    redis.on('error', (error) => app.log.warn({ err: error }, 'redis connection error'));
+    const open = (name: QueueName) => {
+      const queue = new Queue(name, { connection: redis, prefix: options.prefix });
+      queue.on('error', (error) => app.log.warn({ err: error, queue: name }, 'queue error'));
+      return queue;
+    };
+    const queues = {
+      stripeEvents: open(QUEUES.stripeEvents),
+      paymentSync: open(QUEUES.paymentSync),
+      reconcile: open(QUEUES.reconcile),
+    };
+    app.decorate('queues', queues);
+    app.decorate('redis', redis);
+    app.addHook('onClose', async () => {
+      // Every step runs even when one fails (Redis may already be gone).
+      await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
+      redis.disconnect();
+    });
+  },
+  { name: 'queues' },
+);

@@ -1,0 +1,116 @@
+import { isHandledEventType, stripeEventJobData, stripeEventJobOptions, type Stripe } from '@ledger/shared';
+import type { FastifyInstance } from 'fastify';
+import { addJobOnce } from '../enqueue.js';
+import { HttpError } from '../errors.js';
+
+export interface WebhookRouteOptions {
+  stripe: Stripe;
+  /** Any of them verifies (secret rotation). */
+  webhookSecrets: string[];
+  bodyLimit: number;
+  /** Seconds a signature's timestamp may differ from now (Stripe's default: 300). */
+  toleranceSeconds?: number;
+  /** Base delay of the event jobs' exponential backoff. */
+  jobBackoffMs?: number;
+}
+
+const EVENT_ID = /^evt_[A-Za-z0-9_]{1,250}$/;
+
+/** The signed timestamp (`t=`) of a Stripe-Signature header. */
+function signedTimestamp(header: string): number | undefined {
+  const match = /(?:^|,)\s*t=(\d+)/.exec(header);
+  return match?.[1] ? Number(match[1]) : undefined;
+}
+
+/**
+ * `POST /webhooks/stripe`: verify the signature on the raw bytes, then queue the event under its
+ * own id and answer 2xx only once Redis has it. https://docs.stripe.com/webhooks#verify-events
+ */
+export default async function webhookRoutes(app: FastifyInstance, options: WebhookRouteOptions) {
+  const tolerance = options.toleranceSeconds ?? 300;
+  const { signature: signatureVerifier } = options.stripe.webhooks;
+  if (!signatureVerifier) throw new Error('this stripe SDK build has no webhook signature verifier');
+
+  // Scoped to this plugin: the signature covers the exact bytes, so nothing may parse them first.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+
+  app.post('/webhooks/stripe', { bodyLimit: options.bodyLimit }, async (request, reply) => {
+    const { metrics } = app;
+    metrics.webhooksReceived.inc();
+    const reject = (reason: string, message: string): never => {
+      metrics.webhooksRejected.inc({ reason });
+      throw new HttpError(400, reason, message);
+    };
+
+    const header = request.headers['stripe-signature'];
+    if (typeof header !== 'string' || header.length === 0) reject('missing_signature', 'The Stripe-Signature header is missing.');
+    const signature = header as string;
+    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+    if (!body || body.length === 0) reject('empty_body', 'The request has no body.');
+    const raw = body as Buffer;
+
+    let verified = false;
+    let lastError = 'No signature matches any configured webhook secret.';
+    for (const secret of options.webhookSecrets) {
+      try {
+        signatureVerifier.verifyHeader(raw, signature, secret, tolerance);
+        verified = true;
+        break;
+      } catch (error) {
+        lastError = error instanceof Error ? error.message.split('\n')[0] ?? lastError : lastError;
+      }
+    }
+    if (!verified) {
+      if (/tolerance/i.test(lastError)) reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
+      reject('invalid_signature', lastError);
+    }
+    // The SDK only rejects old timestamps; a signature from the future is as suspect as a stale one.
+    const timestamp = signedTimestamp(signature);
+    if (timestamp === undefined || timestamp - Date.now() / 1000 > tolerance) {
+      reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
+    }
+    metrics.webhooksVerified.inc();
+
+    let event: unknown;
+    try {
+      event = JSON.parse(raw.toString('utf8'));
+    } catch {
+      reject('invalid_json', 'The body is not valid JSON.');
+    }
+    const candidate = event as Partial<Stripe.Event> | null;
+    if (
+      !candidate ||
+      typeof candidate !== 'object' ||
+      typeof candidate.id !== 'string' ||
+      !EVENT_ID.test(candidate.id) ||
+      candidate.object !== 'event' ||
+      typeof candidate.type !== 'string' ||
+      typeof candidate.created !== 'number' ||
+      !candidate.data ||
+      typeof candidate.data.object !== 'object' ||
+      candidate.data.object === null
+    ) {
+      reject('not_an_event', 'The body is not a Stripe event (id, object, type, created and data.object are required).');
+    }
+    const stripeEvent = candidate as Stripe.Event;
+    const log = request.log.child({ eventId: stripeEvent.id, eventType: stripeEvent.type });
+
+    if (!isHandledEventType(stripeEvent.type)) {
+      metrics.webhooksIgnored.inc({ type: stripeEvent.type });
+      log.info('event type not handled; acknowledged');
+      return reply.code(200).send({ received: true, ignored: true });
+    }
+
+    const { duplicate } = await addJobOnce(
+      app.redis,
+      app.queues.stripeEvents,
+      stripeEvent.type,
+      stripeEventJobData({ ...stripeEvent, livemode: Boolean(stripeEvent.livemode) }),
+      stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs),
+    );
+    if (duplicate) metrics.webhooksDuplicate.inc();
+    log.info({ duplicate }, 'event queued');
+    return reply.code(200).send(duplicate ? { received: true, duplicate: true } : { received: true });
+  });
+}
