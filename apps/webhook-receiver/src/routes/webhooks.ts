@@ -51,6 +51,7 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     const raw = body as Buffer;
 
     let verified = false;
+    let stale = false;
     let lastError = 'No signature matches any configured webhook secret.';
     for (const secret of options.webhookSecrets) {
       try {
@@ -58,12 +59,15 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
         verified = true;
         break;
       } catch (error) {
-        lastError = error instanceof Error ? error.message.split('\n')[0] ?? lastError : lastError;
+        const message = error instanceof Error ? (error.message.split('\n')[0] ?? lastError) : lastError;
+        // The SDK checks the signature before the timestamp: this secret matched, the time did not.
+        if (/tolerance/i.test(message)) stale = true;
+        else lastError = message;
       }
     }
     if (!verified) {
-      if (/tolerance/i.test(lastError)) reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
-      reject('invalid_signature', lastError);
+      if (stale) reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
+      reject('invalid_signature', lastError.trim());
     }
     // The SDK only rejects old timestamps; a signature from the future is as suspect as a stale one.
     const timestamp = signedTimestamp(signature);

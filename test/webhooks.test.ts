@@ -1,0 +1,156 @@
+import { QUEUES } from '@ledger/shared';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { events, type OrderFixture } from './helpers/fixtures.js';
+import { testQueue } from './helpers/queues.js';
+import { buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
+import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let queue: Queue;
+const prefix = uniquePrefix();
+
+const order: OrderFixture = { id: 'ord_webhooktest00000000000', accountId: 'acct_w', amount: 500, currency: 'usd', paymentIntentId: 'pi_webhooktest0001' };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestReceiver({ databaseUrl: db.url, prefix });
+  queue = testQueue(prefix, QUEUES.stripeEvents);
+});
+afterAll(async () => {
+  await app?.close();
+  await queue?.close();
+  await deleteKeysWithPrefix(prefix);
+  await db?.drop();
+});
+
+function deliver(payload: string, headers: Record<string, string> = { 'stripe-signature': signatureHeader(payload) }) {
+  return app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+}
+
+const newEvent = () => events.paymentIntent('succeeded', order);
+
+describe('POST /webhooks/stripe', () => {
+  it('queues a verified event under its own id, without its client secret', async () => {
+    const stripeEvent = newEvent();
+    const response = await deliver(JSON.stringify(stripeEvent));
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ received: true });
+    const job = await queue.getJob(stripeEvent.id);
+    expect(job?.data).toMatchObject({ id: stripeEvent.id, type: 'payment_intent.succeeded', object: { id: order.paymentIntentId } });
+    expect(JSON.stringify(job?.data)).not.toContain('secret');
+  });
+
+  it('answers a repeat with duplicate:true and keeps one job', async () => {
+    const payload = JSON.stringify(newEvent());
+    expect((await deliver(payload)).json()).toEqual({ received: true });
+    const again = await deliver(payload);
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual({ received: true, duplicate: true });
+  });
+
+  it('turns 50 concurrent deliveries of one event into exactly one job', async () => {
+    const stripeEvent = newEvent();
+    const payload = JSON.stringify(stripeEvent);
+    const before = await queue.count();
+    const responses = await Promise.all(Array.from({ length: 50 }, () => deliver(payload)));
+    expect(responses.every((response) => response.statusCode === 200)).toBe(true);
+    expect(responses.filter((response) => !response.json().duplicate)).toHaveLength(1);
+    expect((await queue.count()) - before).toBe(1);
+  });
+
+  it('accepts a signature made with any configured secret (rotation)', async () => {
+    const payload = JSON.stringify(newEvent());
+    const response = await deliver(payload, { 'stripe-signature': signatureHeader(payload, WEBHOOK_SECRETS[1]) });
+    expect(response.statusCode).toBe(200);
+  });
+
+  it('accepts a header carrying two v1 signatures when one matches', async () => {
+    const payload = JSON.stringify(newEvent());
+    const timestamp = Math.floor(Date.now() / 1000);
+    const valid = signatureHeader(payload, WEBHOOK_SECRETS[0], timestamp);
+    const other = signatureHeader(payload, 'whsec_unknown_secret', timestamp).split('v1=')[1];
+    const response = await deliver(payload, { 'stripe-signature': `t=${timestamp},v1=${other},${valid.split(',')[1]}` });
+    expect(response.statusCode).toBe(200);
+  });
+
+  it('acknowledges event types the worker does not handle without queueing them', async () => {
+    const stripeEvent = { ...newEvent(), type: 'customer.created' };
+    const response = await deliver(JSON.stringify(stripeEvent));
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ received: true, ignored: true });
+    expect(await queue.getJob(stripeEvent.id)).toBeUndefined();
+  });
+
+  describe('rejects bad input with 400 and queues nothing', () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const cases: [string, () => { payload: string; headers?: Record<string, string> }, string][] = [
+      ['a missing signature header', () => ({ payload: JSON.stringify(newEvent()), headers: {} }), 'missing_signature'],
+      ['a signature made with an unknown secret', () => {
+        const payload = JSON.stringify(newEvent());
+        return { payload, headers: { 'stripe-signature': signatureHeader(payload, 'whsec_attacker') } };
+      }, 'invalid_signature'],
+      ['a body changed after signing', () => {
+        const payload = JSON.stringify(newEvent());
+        return { payload: payload.replace('"amount":500', '"amount":50000'), headers: { 'stripe-signature': signatureHeader(payload) } };
+      }, 'invalid_signature'],
+      ['a garbled header', () => ({ payload: JSON.stringify(newEvent()), headers: { 'stripe-signature': 'nonsense' } }), 'invalid_signature'],
+      ['a stale timestamp', () => {
+        const payload = JSON.stringify(newEvent());
+        return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() - 301) } };
+      }, 'timestamp_out_of_tolerance'],
+      ['a timestamp from the future', () => {
+        const payload = JSON.stringify(newEvent());
+        return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() + 600) } };
+      }, 'timestamp_out_of_tolerance'],
+      ['a signed body that is not JSON', () => ({ payload: '{"id": "evt_1", trunc' }), 'invalid_json'],
+      ['signed JSON that is not an event', () => ({ payload: JSON.stringify({ hello: 'world' }) }), 'not_an_event'],
+      ['an event without data.object', () => ({ payload: JSON.stringify({ ...newEvent(), data: {} }) }), 'not_an_event'],
+    ];
+    it.each(cases)('%s', async (_name, make, code) => {
+      const before = await queue.count();
+      const { payload, headers } = make();
+      const response = await deliver(payload, headers ?? { 'stripe-signature': signatureHeader(payload) });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ error: code, message: expect.any(String) });
+      expect(await queue.count()).toBe(before);
+    });
+  });
+
+  it('answers 413 with a JSON error for a body over the limit', async () => {
+    const stripeEvent = { ...newEvent(), padding: 'x'.repeat(70 * 1024) };
+    const payload = JSON.stringify(stripeEvent);
+    const response = await deliver(payload);
+    expect(response.statusCode).toBe(413);
+    expect(response.json()).toMatchObject({ error: 'payload_too_large' });
+    expect(await queue.getJob(stripeEvent.id)).toBeUndefined();
+  });
+});
+
+describe('when Redis is unreachable', () => {
+  it('answers 503 within about a second and acknowledges nothing', async () => {
+    const offline = await buildTestReceiver({ databaseUrl: db.url, prefix, redisUrl: 'redis://127.0.0.1:1' });
+    try {
+      const stripeEvent = newEvent();
+      const payload = JSON.stringify(stripeEvent);
+      const started = Date.now();
+      const response = await offline.inject({
+        method: 'POST',
+        url: '/webhooks/stripe',
+        payload,
+        headers: { 'content-type': 'application/json', 'stripe-signature': signatureHeader(payload) },
+      });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({ error: 'queue_unavailable' });
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(await queue.getJob(stripeEvent.id)).toBeUndefined();
+      const ready = await offline.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+    } finally {
+      await offline.close();
+    }
+  });
+});
