@@ -13,6 +13,10 @@ const workerEnvSchema = commonEnvSchema.extend({
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** How often the reconciliation pass runs, in seconds (0 disables the schedule). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
+  /** Orders awaiting payment longer than this are checked with Stripe by reconciliation. */
+  RECONCILE_STALE_AFTER_SECONDS: z.coerce.number().int().min(0).default(900),
+  /** Stripe API requests per second this process makes at most (Stripe: 25/s sandbox, 100/s live). */
+  STRIPE_MAX_RPS: z.coerce.number().min(1).max(100).default(20),
 });
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;

@@ -8,6 +8,7 @@ import {
 } from '@ledger/shared';
 import { loadWorkerEnv } from './env.js';
 import { createWorkerMetrics } from './metrics.js';
+import { startReconciler } from './reconcile-worker.js';
 import { startOrderWorkers } from './worker.js';
 
 await runMain(async () => {
@@ -33,7 +34,21 @@ await runMain(async () => {
     concurrency: env.WORKER_CONCURRENCY,
     lockDurationMs: env.WORKER_LOCK_DURATION_MS,
     stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
+    stripeRequestsPerSecond: env.STRIPE_MAX_RPS,
   });
+  const reconciler =
+    env.RECONCILE_INTERVAL_SECONDS > 0
+      ? await startReconciler({
+          prisma,
+          stripe,
+          connection,
+          prefix: env.QUEUE_PREFIX,
+          metrics,
+          logger,
+          intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
+          options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+        })
+      : undefined;
 
   const metricsServer =
     env.WORKER_METRICS_PORT === undefined
@@ -60,6 +75,7 @@ await runMain(async () => {
     logger.info({ signal }, 'shutting down: finishing active jobs');
     const steps = [
       () => workers.close(),
+      async () => reconciler?.close(),
       () => new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
       () => connection.quit(),
       () => prisma.$disconnect(),

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The worker's Prometheus metrics; each worker process serves its own registry. */
 export function createWorkerMetrics(registry = new Registry()) {
@@ -21,6 +21,11 @@ export function createWorkerMetrics(registry = new Registry()) {
       name: 'ledger_event_to_credit_seconds',
       help: 'Time from the Stripe event being created to its credit being committed.',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    reconcileUncredited: new Gauge({
+      name: 'ledger_reconcile_uncredited_payments',
+      help: 'Payments Stripe reported succeeded in the last reconciliation window that were not credited yet (drift).',
       registers: [registry],
     }),
   };

@@ -29,6 +29,8 @@ export interface OrderWorkerDeps {
   /** Lock duration; a job whose worker stops renewing it is taken over after this (stalled). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Stripe API calls per second the sync worker makes at most. */
+  stripeRequestsPerSecond?: number;
 }
 
 /** The running workers of one process. */
@@ -102,7 +104,11 @@ export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
   const jobLogger = (job: Job) => deps.logger.child({ queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 });
 
   const eventsWorker = new Worker(QUEUES.stripeEvents, async (job) => processStripeEvent(deps, job.data, jobLogger(job)), options);
-  const syncWorker = new Worker(QUEUES.paymentSync, async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)), options);
+  // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit.
+  const syncWorker = new Worker(QUEUES.paymentSync, async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)), {
+    ...options,
+    limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
+  });
   const workers = [eventsWorker, syncWorker];
 
   for (const worker of workers) {

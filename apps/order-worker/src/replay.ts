@@ -1,0 +1,58 @@
+import { stripeEventJobData, type Logger, type PrismaClient, type Stripe } from '@ledger/shared';
+import type { Job, Queue } from 'bullmq';
+import type { WorkerMetrics } from './metrics.js';
+import { processStripeEvent } from './worker.js';
+
+/** What replaying one event did. */
+export interface ReplayResult {
+  eventId: string;
+  result: 'newly applied' | 'already applied' | 'failed';
+  detail: string;
+}
+
+export interface ReplayDeps {
+  prisma: PrismaClient;
+  /** The events queue: where kept payloads and failed jobs are. */
+  eventsQueue: Queue;
+  stripe: Stripe;
+  metrics: WorkerMetrics;
+  logger: Logger;
+}
+
+/**
+ * Sends events back through the normal dedupe path: the same function and transaction as the
+ * worker (inbox claim, ledger unique keys), so a replay can never credit twice. The payload comes
+ * from the kept job, or from Stripe when the job is gone. A replayed failed job that now succeeds
+ * leaves the failed list (its inbox row says processed).
+ */
+export async function replayEvents(deps: ReplayDeps, selection: { eventIds: string[] } | { failed: true }): Promise<ReplayResult[]> {
+  const targets: { eventId: string; job?: Job }[] = [];
+  if ('failed' in selection) {
+    for (let start = 0; ; start += 100) {
+      const page = await deps.eventsQueue.getFailed(start, start + 99);
+      targets.push(...page.filter((job) => job.id).map((job) => ({ eventId: job.id!, job })));
+      if (page.length < 100) break;
+    }
+  } else {
+    for (const eventId of selection.eventIds) targets.push({ eventId, job: (await deps.eventsQueue.getJob(eventId)) ?? undefined });
+  }
+
+  const results: ReplayResult[] = [];
+  for (const { eventId, job } of targets) {
+    const log = deps.logger.child({ eventId, replay: true });
+    try {
+      const data = job?.data ?? stripeEventJobData(await deps.stripe.events.retrieve(eventId));
+      const outcome = await processStripeEvent(deps, data, log);
+      const changed = outcome.eventIsNew && outcome.outcomes.some((o) => o !== 'already_applied');
+      results.push({
+        eventId,
+        result: changed ? 'newly applied' : 'already applied',
+        detail: outcome.eventIsNew ? outcome.outcomes.join(', ') || 'nothing to apply' : 'event already processed',
+      });
+      if (job && (await job.isFailed())) await job.remove();
+    } catch (error) {
+      results.push({ eventId, result: 'failed', detail: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return results;
+}

@@ -1,0 +1,56 @@
+/**
+ * `npm run demo`, against a running `npm start` with the emulator: creates an order, pays it
+ * through the emulator, asks for a confirm, and polls until the order is credited.
+ */
+import { randomUUID } from 'node:crypto';
+import { EMULATOR_API_BASE } from '@ledger/shared';
+
+const receiver = process.env.DEMO_RECEIVER_URL || `http://127.0.0.1:${process.env.PORT || '3000'}`;
+const emulator = process.env.STRIPE_API_BASE || EMULATOR_API_BASE;
+
+async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : undefined;
+  if (!response.ok) throw new Error(`${method} ${url} answered ${response.status}: ${text}`);
+  return json;
+}
+
+const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
+
+try {
+  const accountId = `demo_${randomUUID().slice(0, 8)}`;
+  step(1, `POST ${receiver}/orders — a 25.00 USD top-up for account ${accountId}`);
+  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { 'Idempotency-Key': randomUUID() });
+  console.log(`   order ${order.id}: ${order.status}, PaymentIntent ${order.paymentIntentId}`);
+
+  step(2, `the customer pays: emulator marks ${order.paymentIntentId} succeeded and sends signed webhooks`);
+  await call('POST', `${emulator}/_emulator/payment_intents/${order.paymentIntentId}/succeed`, {});
+  console.log('   payment_intent.succeeded and charge.succeeded emitted');
+
+  step(3, `POST ${receiver}/orders/${order.id}/confirm — the client says it paid (no credit here, a check with Stripe)`);
+  const confirmed = await call('POST', `${receiver}/orders/${order.id}/confirm`);
+  console.log(`   202, order ${confirmed.status}`);
+
+  step(4, `GET ${receiver}/orders/${order.id} until credited`);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const current = await call('GET', `${receiver}/orders/${order.id}`);
+    console.log(`   ${new Date().toISOString()}  ${current.status}`);
+    if (current.status === 'credited') break;
+    if (Date.now() > deadline) throw new Error('the order was not credited within 20 s: is the worker running?');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  if (process.env.ADMIN_TOKEN) {
+    const account = await call('GET', `${receiver}/accounts/${accountId}`, undefined, { authorization: `Bearer ${process.env.ADMIN_TOKEN}` });
+    step(5, `GET ${receiver}/accounts/${accountId}: balance ${account.balance} ${account.currency}`);
+  }
+  console.log('\ncredited exactly once: the webhook and the confirm both reached the ledger, which kept one entry.');
+} catch (error) {
+  console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
