@@ -1,35 +1,56 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './helpers/env.js';
+import type { TestProject } from 'vitest/node';
+import { TEST_PG_URL, databaseUrl, testDatabaseName } from './helpers/env.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    templateDatabase: string;
+  }
+}
+
+/** Databases of runs that died more than this long ago are dropped by the next run. */
+const LEFTOVER_AGE_SECONDS = 2 * 3600;
+
+let template: string | undefined;
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
 
 /**
  * Migrates one template database with the real migration path (`npm run migrate`, through the
- * offline schema-engine bridge); every test file then clones it, which takes milliseconds.
+ * offline schema-engine bridge); every test file then clones it, which takes milliseconds. Names
+ * carry the run's start time, so concurrent runs on one server leave each other alone.
  */
-export async function setup(): Promise<void> {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  try {
-    // Leftovers of an interrupted run: their connections would block the template copy.
+export async function setup(project: TestProject): Promise<void> {
+  template = testDatabaseName(`tpl${randomBytes(3).toString('hex')}`);
+  await withAdmin(async (admin) => {
     const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'ledger_test_%'`);
-    for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE "${TEMPLATE_DATABASE}"`);
-  } finally {
-    await admin.end();
-  }
+    const cutoff = Math.floor(Date.now() / 1000) - LEFTOVER_AGE_SECONDS;
+    for (const { datname } of rows) {
+      const started = Number(datname.split('_')[2]);
+      if (Number.isFinite(started) && started < cutoff) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+    await admin.query(`CREATE DATABASE "${template}"`);
+  });
   const migrate = spawnSync(process.execPath, ['tools/prisma-offline/prisma.mjs', 'migrate', 'deploy'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl(TEMPLATE_DATABASE) },
+    env: { ...process.env, DATABASE_URL: databaseUrl(template) },
     encoding: 'utf8',
   });
   if (migrate.status !== 0) throw new Error(`migrating the test template failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  project.provide('templateDatabase', template);
 }
 
 export async function teardown(): Promise<void> {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DATABASE}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
+  if (!template) return;
+  const name = template;
+  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
 }

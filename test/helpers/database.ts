@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createPrismaClient, type PrismaClient } from '@ledger/shared';
 import pg from 'pg';
-import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './env.js';
+import { inject } from 'vitest';
+import { TEST_PG_URL, databaseUrl, testDatabaseName } from './env.js';
 
 /** A database of its own for one test file, cloned from the migrated template. */
 export interface TestDatabase {
@@ -23,8 +24,8 @@ async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T>
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `ledger_test_${randomBytes(6).toString('hex')}`;
-  await withAdmin((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`));
+  const name = testDatabaseName(randomBytes(5).toString('hex'));
+  await withAdmin((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${inject('templateDatabase')}"`));
   const url = databaseUrl(name);
   const prisma = createPrismaClient(url, { poolSize: 20 });
   return {

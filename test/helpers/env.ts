@@ -1,12 +1,15 @@
 /** Where the tests find PostgreSQL and Redis (the machine's own services by default). */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-/** Database migrated once per run by the global setup; each test file copies it. */
-export const TEMPLATE_DATABASE = 'ledger_test_template';
 
 /** The URL of database `name` on the test server. */
 export function databaseUrl(name: string): string {
   const url = new URL(TEST_PG_URL);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/** `ledger_test_<unix seconds>_<suffix>`: the time lets a later run drop what a dead run left. */
+export function testDatabaseName(suffix: string): string {
+  return `ledger_test_${Math.floor(Date.now() / 1000)}_${suffix}`;
 }

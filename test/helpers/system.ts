@@ -1,0 +1,65 @@
+import { createStripeClient, createWorkerConnection, type Stripe } from '@ledger/shared';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../apps/stripe-emulator/src/app.js';
+import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
+import { startOrderWorkers, type OrderWorkers } from '../../apps/order-worker/src/worker.js';
+import type { TestDatabase } from './database.js';
+import { TEST_REDIS_URL } from './env.js';
+import { buildTestReceiver, WEBHOOK_SECRETS } from './receiver.js';
+import { deleteKeysWithPrefix, uniquePrefix } from './redis.js';
+
+export const EMULATOR_KEY = 'sk_test_system';
+
+/** The whole system on real services: emulator, listening receiver, in-process order workers. */
+export interface TestSystem {
+  emulator: StripeEmulator;
+  receiver: FastifyInstance;
+  receiverUrl: string;
+  stripe: Stripe;
+  workers: OrderWorkers | undefined;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+export async function startTestSystem(
+  db: TestDatabase,
+  options: { emulator?: StripeEmulatorOptions; workers?: boolean } = {},
+): Promise<TestSystem> {
+  const prefix = uniquePrefix();
+  const emulator = buildStripeEmulator({ webhookSecret: WEBHOOK_SECRETS[0], ...options.emulator });
+  const emulatorUrl = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
+  const stripe = createStripeClient(EMULATOR_KEY, emulatorUrl);
+  const receiver = await buildTestReceiver({ databaseUrl: db.url, prefix, stripe });
+  const receiverUrl = await receiver.listen({ port: 0, host: '127.0.0.1' });
+  emulator.controller.configure({ webhookUrl: `${receiverUrl}/webhooks/stripe` });
+
+  const connection = createWorkerConnection(TEST_REDIS_URL);
+  const workers =
+    options.workers === false
+      ? undefined
+      : startOrderWorkers({
+          prisma: db.prisma,
+          connection,
+          prefix,
+          stripe,
+          logger: pino({ level: 'silent' }),
+          metrics: createWorkerMetrics(new Registry()),
+          concurrency: 8,
+          stripeRequestsPerSecond: 100,
+        });
+  return {
+    emulator,
+    receiver,
+    receiverUrl,
+    stripe,
+    workers,
+    prefix,
+    async close() {
+      // Same order as production: stop intake, then workers, then connections; each step runs.
+      const steps = [() => emulator.app.close(), () => receiver.close(), async () => workers?.close(), async () => connection.disconnect(), () => deleteKeysWithPrefix(prefix)];
+      for (const step of steps) await step().catch(() => undefined);
+    },
+  };
+}

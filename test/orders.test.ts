@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { createStripeClient } from '@ledger/shared';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { eventually } from './helpers/queues.js';
+import { buildTestReceiver } from './helpers/receiver.js';
+import { startTestSystem, type TestSystem } from './helpers/system.js';
+
+let db: TestDatabase;
+let system: TestSystem;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  system = await startTestSystem(db);
+});
+afterEach(async () => {
+  expect(await balanceDrift(db.prisma)).toEqual([]);
+});
+afterAll(async () => {
+  await system?.close();
+  await db?.drop();
+});
+
+const account = () => `acct_${randomUUID().slice(0, 8)}`;
+
+/** `key: null` sends no Idempotency-Key. */
+function createOrder(body: unknown, key: string | null = randomUUID(), app = system.receiver) {
+  return app.inject({
+    method: 'POST',
+    url: '/orders',
+    headers: key === null ? {} : { 'idempotency-key': key },
+    payload: body as object,
+  });
+}
+
+async function pollStatus(id: string, wanted: string) {
+  await eventually(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}` })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
+}
+
+describe('POST /orders', () => {
+  it('creates an order with its PaymentIntent (metadata order_id, account_id)', async () => {
+    const accountId = account();
+    const response = await createOrder({ accountId, amount: 1_500, currency: 'EUR' });
+    expect(response.statusCode).toBe(201);
+    const order = response.json();
+    expect(order).toMatchObject({ accountId, amount: 1_500, currency: 'eur', status: 'awaiting_payment', paymentIntentId: expect.stringMatching(/^pi_/), clientSecret: expect.stringContaining('_secret_') });
+    expect(order.id).toMatch(/^ord_[A-Za-z0-9_-]{22}$/);
+    const intent = await system.stripe.paymentIntents.retrieve(order.paymentIntentId);
+    expect(intent).toMatchObject({ amount: 1_500, currency: 'eur', metadata: { order_id: order.id, account_id: accountId } });
+  });
+
+  it('turns 20 concurrent requests with one Idempotency-Key into one order and one PaymentIntent', async () => {
+    const body = { accountId: account(), amount: 999, currency: 'usd' };
+    const key = randomUUID();
+    const responses = await Promise.all(Array.from({ length: 20 }, () => createOrder(body, key)));
+    const statuses = responses.map((response) => response.statusCode);
+    expect(statuses.filter((status) => status === 201)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 200)).toHaveLength(19);
+    expect(new Set(responses.map((response) => response.json().id)).size).toBe(1);
+    expect(new Set(responses.map((response) => response.json().paymentIntentId)).size).toBe(1);
+    expect(await db.prisma.order.count({ where: { accountId: body.accountId } })).toBe(1);
+  });
+
+  it('answers 409 for the same key with another body', async () => {
+    const key = randomUUID();
+    const accountId = account();
+    expect((await createOrder({ accountId, amount: 100, currency: 'usd' }, key)).statusCode).toBe(201);
+    const conflict = await createOrder({ accountId, amount: 200, currency: 'usd' }, key);
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json()).toMatchObject({ error: 'idempotency_conflict', message: expect.any(String) });
+  });
+
+  it('answers 400 for an order in another currency than the account holds', async () => {
+    const accountId = account();
+    await createOrder({ accountId, amount: 100, currency: 'usd' });
+    const response = await createOrder({ accountId, amount: 100, currency: 'gbp' });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({ error: 'currency_mismatch' });
+  });
+
+  it.each([
+    ['no Idempotency-Key', { accountId: 'a1', amount: 100, currency: 'usd' }, null, 'idempotency_key_required'],
+    ['a float amount', { accountId: 'a1', amount: 10.5, currency: 'usd' }, 'k', 'invalid_request'],
+    ['a negative amount', { accountId: 'a1', amount: -100, currency: 'usd' }, 'k', 'invalid_request'],
+    ['a zero amount', { accountId: 'a1', amount: 0, currency: 'usd' }, 'k', 'invalid_request'],
+    ['an amount as a string', { accountId: 'a1', amount: '100', currency: 'usd' }, 'k', 'invalid_request'],
+    ['an absurd amount', { accountId: 'a1', amount: 1e12, currency: 'usd' }, 'k', 'invalid_request'],
+    ['a bad currency', { accountId: 'a1', amount: 100, currency: 'dollars' }, 'k', 'invalid_request'],
+    ['a missing account', { amount: 100, currency: 'usd' }, 'k', 'invalid_request'],
+    ['an unknown field', { accountId: 'a1', amount: 100, currency: 'usd', balance: 5 }, 'k', 'invalid_request'],
+    ['an array body', [1, 2], 'k', 'invalid_request'],
+  ])('answers 400 for %s', async (_name, body, key, code) => {
+    const response = await createOrder(body, key === null ? null : `${key}-${randomUUID()}`);
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({ error: code, message: expect.any(String) });
+  });
+
+  it('leaves a retry-safe order when Stripe fails, and the retry gets its PaymentIntent', async () => {
+    const deadStripe = await buildTestReceiver({ databaseUrl: db.url, prefix: system.prefix, stripe: createStripeClient('sk_test_x', 'http://127.0.0.1:9') });
+    const body = { accountId: account(), amount: 4_200, currency: 'usd' };
+    const key = randomUUID();
+    try {
+      const failed = await createOrder(body, key, deadStripe);
+      expect(failed.statusCode).toBe(503);
+      expect(failed.json()).toMatchObject({ error: 'payment_provider_unavailable' });
+    } finally {
+      await deadStripe.close();
+    }
+    const retried = await createOrder(body, key);
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json().paymentIntentId).toMatch(/^pi_/);
+    expect(await db.prisma.order.count({ where: { accountId: body.accountId } })).toBe(1);
+  });
+});
+
+describe('GET /orders/:id', () => {
+  it('answers 404 for unknown or malformed ids', async () => {
+    for (const id of ['ord_AAAAAAAAAAAAAAAAAAAAAA', 'nope', '1', '%00', "ord_' OR 1=1 --"]) {
+      const response = await system.receiver.inject({ method: 'GET', url: `/orders/${encodeURIComponent(id)}` });
+      expect(response.statusCode).toBe(404);
+      expect(response.json()).toMatchObject({ error: 'order_not_found' });
+    }
+  });
+
+  it('answers 414 with a JSON error for an absurdly long id', async () => {
+    const response = await system.receiver.inject({ method: 'GET', url: `/orders/ord_${'x'.repeat(500)}` });
+    expect(response.statusCode).toBe(414);
+    expect(response.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+  });
+});
+
+describe('paying an order, end to end', () => {
+  it('goes from awaiting_payment to credited through the emulator, receiver, queue and worker', async () => {
+    const accountId = account();
+    const order = (await createOrder({ accountId, amount: 2_500, currency: 'usd' })).json();
+    system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
+    await pollStatus(order.id, 'credited');
+    const ledger = await db.prisma.ledgerEntry.findMany({ where: { accountId } });
+    expect(ledger).toMatchObject([{ entryType: 'topup', amount: 2_500, reference: order.paymentIntentId }]);
+  });
+
+  it('credits once under 50 concurrent confirms plus the webhook', async () => {
+    const accountId = account();
+    const order = (await createOrder({ accountId, amount: 7_700, currency: 'usd' })).json();
+    system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: true });
+    const confirms = await Promise.all(
+      Array.from({ length: 50 }, () => system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm` })),
+    );
+    expect(confirms.every((response) => response.statusCode === 202)).toBe(true);
+    await pollStatus(order.id, 'credited');
+    await system.emulator.controller.idle();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await db.prisma.ledgerEntry.count({ where: { accountId } })).toBe(1);
+    expect((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance).toBe(7_700n);
+  });
+
+  it('confirms by asking Stripe: an unpaid order stays unpaid', async () => {
+    const order = (await createOrder({ accountId: account(), amount: 300, currency: 'usd' })).json();
+    const response = await system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm` });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toMatchObject({ id: order.id, status: 'awaiting_payment' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}` })).json().status).toBe('awaiting_payment');
+  });
+
+  it('follows refunds and a won dispute through to the balance', async () => {
+    const accountId = account();
+    const order = (await createOrder({ accountId, amount: 1_000, currency: 'usd' })).json();
+    const { controller } = system.emulator;
+    controller.succeedPaymentIntent(order.paymentIntentId);
+    await pollStatus(order.id, 'credited');
+    controller.refundPaymentIntent(order.paymentIntentId, { amount: 400 });
+    await pollStatus(order.id, 'partially_refunded');
+    const dispute = controller.disputePaymentIntent(order.paymentIntentId);
+    await pollStatus(order.id, 'disputed');
+    controller.closeDispute(dispute.dispute!.id, { status: 'won' });
+    await pollStatus(order.id, 'partially_refunded');
+    expect((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance).toBe(600n);
+  });
+});
