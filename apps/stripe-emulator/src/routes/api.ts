@@ -1,0 +1,232 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { StripeApiError, invalidRequest, resourceMissing } from '../errors.js';
+import { parseStripeParams } from '../form.js';
+import type { IdempotencyCache, StoredResponse } from '../idempotency.js';
+import { booleanParam, expandParam, integerParam, metadataParam, optionalString, parseParams } from '../params.js';
+import type { PaymentFlows } from '../payments.js';
+import type { EmulatorStore, EventListQuery } from '../store.js';
+
+/** What the `/v1` routes work on. */
+export interface ApiRoutesOptions {
+  store: EmulatorStore;
+  flows: PaymentFlows;
+  idempotency: IdempotencyCache;
+  apiVersion: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The secret key of a `/v1` request, once authenticated. */
+    stripeApiKey: string;
+  }
+}
+
+const createPaymentIntentSchema = z.strictObject({
+  amount: integerParam.pipe(
+    z.int().min(1, 'This value must be greater than or equal to 1.').max(99_999_999, 'Amount must be no more than 99999999.'),
+  ),
+  currency: z
+    .string()
+    .regex(/^[A-Za-z]{3}$/, { error: (issue) => `Invalid currency: ${String(issue.input)}.` })
+    .transform((value) => value.toLowerCase()),
+  metadata: metadataParam.optional(),
+  description: optionalString(1000),
+  allowed_payment_method_types: z.array(z.string().min(1)).min(1).optional(),
+  payment_method_types: z.array(z.string().min(1)).min(1).optional(),
+  automatic_payment_methods: z
+    .strictObject({ enabled: booleanParam, allow_redirects: z.enum(['always', 'never']).optional() })
+    .transform(({ enabled, allow_redirects }) => (allow_redirects ? { enabled, allow_redirects } : { enabled }))
+    .optional(),
+  receipt_email: optionalString(800),
+  statement_descriptor: optionalString(22),
+  statement_descriptor_suffix: optionalString(22),
+  transfer_group: optionalString(5000),
+  expand: expandParam,
+});
+
+const retrieveSchema = z.strictObject({ expand: expandParam });
+
+const listEventsSchema = z
+  .strictObject({
+    limit: integerParam.pipe(z.int().min(1).max(100)).optional(),
+    starting_after: z.string().min(1).optional(),
+    ending_before: z.string().min(1).optional(),
+    type: z.string().min(1).optional(),
+    types: z.array(z.string().min(1)).min(1).max(20).optional(),
+    created: z
+      .union([
+        integerParam.transform((created) => ({ gte: created, lte: created })),
+        z.strictObject({
+          gt: integerParam.optional(),
+          gte: integerParam.optional(),
+          lt: integerParam.optional(),
+          lte: integerParam.optional(),
+        }),
+      ])
+      .optional(),
+    delivery_success: booleanParam.optional(),
+  })
+  .refine((query) => !(query.starting_after && query.ending_before), {
+    error: 'You may only specify one of these parameters: ending_before, starting_after.',
+  })
+  .refine((query) => !(query.type && query.types), { error: 'You may only specify one of these parameters: type, types.' });
+
+/** Objects retrievable by id, Stripe's path → the `object` value the id must name. */
+const RETRIEVABLE: ReadonlyArray<{ path: string; object: string; param: string }> = [
+  { path: '/payment_intents/:id', object: 'payment_intent', param: 'intent' },
+  { path: '/charges/:id', object: 'charge', param: 'charge' },
+  { path: '/refunds/:id', object: 'refund', param: 'refund' },
+  { path: '/disputes/:id', object: 'dispute', param: 'dispute' },
+  { path: '/checkout/sessions/:id', object: 'checkout.session', param: 'session' },
+  { path: '/balance_transactions/:id', object: 'balance_transaction', param: 'id' },
+  { path: '/events/:id', object: 'event', param: 'id' },
+];
+
+/**
+ * Stripe's `/v1` API, the part this system calls: create and retrieve PaymentIntents, list and
+ * retrieve events, and retrieve the other objects events mention. Register with `prefix: '/v1'`.
+ */
+export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
+  const { store, flows, idempotency, apiVersion } = options;
+
+  // Stripe's v1 API takes form-encoded bodies only (https://docs.stripe.com/api#requests).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, parseStripeParams(typeof body === 'string' ? body : body.toString('utf8')));
+  });
+
+  app.decorateRequest('stripeApiKey', '');
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Stripe-Version', request.headers['stripe-version'] ?? apiVersion);
+    const idempotencyKey = stringHeader(request, 'idempotency-key');
+    if (idempotencyKey !== undefined) reply.header('Idempotency-Key', idempotencyKey);
+    request.stripeApiKey = authenticate(request);
+  });
+
+  app.post('/payment_intents', async (request, reply) => {
+    const idempotencyKey = stringHeader(request, 'idempotency-key');
+    const execute = (): StoredResponse => {
+      const { expand, ...params } = parseParams(createPaymentIntentSchema, request.body);
+      const paymentIntent = flows.createPaymentIntent(
+        {
+          amount: params.amount,
+          currency: params.currency,
+          metadata: params.metadata ?? {},
+          description: params.description ?? null,
+          allowed_payment_method_types: params.allowed_payment_method_types,
+          payment_method_types: params.payment_method_types,
+          automatic_payment_methods: params.automatic_payment_methods,
+          receipt_email: params.receipt_email ?? null,
+          statement_descriptor: params.statement_descriptor ?? null,
+          statement_descriptor_suffix: params.statement_descriptor_suffix ?? null,
+          transfer_group: params.transfer_group ?? null,
+        },
+        { id: request.id, idempotency_key: idempotencyKey ?? null },
+      );
+      return { statusCode: 200, body: JSON.stringify(expandFields(paymentIntent, expand, store)) };
+    };
+    if (idempotencyKey === undefined) return sendStored(reply, execute());
+    const response = idempotency.run(
+      {
+        apiKey: request.stripeApiKey,
+        idempotencyKey,
+        endpoint: `POST ${request.routeOptions.url ?? request.url}`,
+        params: request.body ?? {},
+        requestId: request.id,
+      },
+      execute,
+    );
+    if (response.replayOf !== undefined) {
+      reply.header('Idempotent-Replayed', 'true').header('Original-Request', response.replayOf);
+    }
+    return sendStored(reply, response);
+  });
+
+  app.get('/events', async (request) => {
+    const query = parseParams(listEventsSchema, request.query);
+    const listQuery: EventListQuery = {
+      limit: query.limit ?? 10,
+      startingAfter: query.starting_after,
+      endingBefore: query.ending_before,
+      types: query.types ?? (query.type === undefined ? undefined : [query.type]),
+      created: query.created ?? {},
+      deliverySuccess: query.delivery_success,
+    };
+    return { object: 'list', url: '/v1/events', ...store.listEvents(listQuery) };
+  });
+
+  for (const { path, object, param } of RETRIEVABLE) {
+    app.get<{ Params: { id: string } }>(path, async (request) => {
+      const { expand } = parseParams(retrieveSchema, request.query);
+      const found = store.findObject(request.params.id);
+      if (found?.object !== object) throw resourceMissing(object, request.params.id, param);
+      return expandFields(found, expand, store);
+    });
+  }
+}
+
+function sendStored(reply: FastifyReply, response: StoredResponse): FastifyReply {
+  return reply.code(response.statusCode).type('application/json; charset=utf-8').send(response.body);
+}
+
+function stringHeader(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Stripe takes the secret key as a bearer token or as the basic-auth user name
+ * (https://docs.stripe.com/api/authentication). Any `sk_`/`rk_` key is accepted.
+ */
+function authenticate(request: FastifyRequest): string {
+  const header = request.headers.authorization ?? '';
+  const [scheme = '', credentials = ''] = header.split(' ');
+  const key =
+    scheme.toLowerCase() === 'bearer'
+      ? credentials
+      : scheme.toLowerCase() === 'basic'
+        ? (Buffer.from(credentials, 'base64').toString('utf8').split(':')[0] ?? '')
+        : '';
+  if (/^(sk|rk)_[A-Za-z0-9_]+$/.test(key)) return key;
+  throw new StripeApiError(401, {
+    type: 'invalid_request_error',
+    message:
+      key === ''
+        ? "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/."
+        : `Invalid API Key provided: ${key.slice(0, 8)}${'*'.repeat(Math.max(0, key.length - 12))}${key.slice(-4)}`,
+  });
+}
+
+/**
+ * Stripe's `expand[]` (https://docs.stripe.com/expand): each dotted path replaces an id with its
+ * object, on a copy. `latest_charge.balance_transaction` expands the charge, then its transaction.
+ */
+function expandFields(object: object, paths: string[] | undefined, store: EmulatorStore): object {
+  if (!paths || paths.length === 0) return object;
+  const copy = structuredClone(object);
+  for (const path of paths) {
+    let node: unknown = copy;
+    for (const field of path.split('.')) {
+      if (!isRecord(node) || !(field in node)) throw notExpandable(path);
+      const value = node[field];
+      if (typeof value === 'string') {
+        const found = store.findObject(value);
+        if (!found) throw notExpandable(path);
+        node[field] = structuredClone(found);
+      } else if (value !== null && typeof value !== 'object') {
+        throw notExpandable(path);
+      }
+      node = node[field];
+    }
+  }
+  return copy;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function notExpandable(path: string): StripeApiError {
+  return invalidRequest(`This property cannot be expanded (${path}).`, { param: 'expand' });
+}
