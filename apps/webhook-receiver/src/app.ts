@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger, Stripe } from '@ledger/shared';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { openApiDocument } from './openapi.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import prisma from './plugins/prisma.js';
@@ -41,6 +44,11 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
   await app.register(prisma, { databaseUrl: config.databaseUrl });
   await app.register(queues, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
   await app.register(metrics);
+
+  // OpenAPI of the public routes at /docs (JSON at /docs/json); a static document, since the
+  // routes validate with zod rather than Fastify schemas.
+  await app.register(swagger, { mode: 'static', specification: { document: openApiDocument() } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(healthRoutes);
   await app.register(webhookRoutes, {

@@ -1,6 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from '../errors.js';
 
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -31,7 +30,10 @@ export function requireAdmin(adminToken: string | undefined) {
   return async function adminGuard(request: FastifyRequest, reply: FastifyReply) {
     const token = presentedToken(request);
     if (adminToken && token !== undefined && sameSecret(token, adminToken)) return;
-    reply.header('www-authenticate', 'Basic realm="ledger admin", charset="UTF-8"');
-    throw new HttpError(401, 'unauthorized', adminToken ? 'Admin credentials are required.' : 'Admin routes are disabled: set ADMIN_TOKEN.');
+    // Answered here rather than thrown: Bull Board's routes have an error handler of their own.
+    return reply
+      .code(401)
+      .header('www-authenticate', 'Basic realm="ledger admin", charset="UTF-8"')
+      .send({ error: 'unauthorized', message: adminToken ? 'Admin credentials are required.' : 'Admin routes are disabled: set ADMIN_TOKEN.', requestId: request.id });
   };
 }

@@ -18,7 +18,7 @@ export interface OrderRouteOptions {
   jobBackoffMs?: number;
 }
 
-const createOrderBody = z
+export const createOrderBody = z
   .object({
     accountId: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 letters, digits or _ . : -'),
     amount: z

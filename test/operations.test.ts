@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { createLogger } from '@ledger/shared';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
+import { processStripeEvent } from '../apps/order-worker/src/worker.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
+import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
+import { startTestSystem, EMULATOR_KEY, type TestSystem } from './helpers/system.js';
+
+/** Every line a logger wrote. */
+function captureLogs() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+let db: TestDatabase;
+let system: TestSystem;
+let app: FastifyInstance;
+const receiverLogs = captureLogs();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  system = await startTestSystem(db);
+  // A second app on the same database and queues whose every log line (trace level) we keep.
+  app = await buildTestReceiver({ databaseUrl: db.url, prefix: system.prefix, stripe: system.stripe, logger: createLogger('webhook-receiver', 'trace', receiverLogs.stream) });
+});
+afterAll(async () => {
+  await app?.close();
+  await system?.close();
+  await db?.drop();
+});
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+describe('admin routes and Bull Board', () => {
+  it('answer 401 without admin credentials, with a JSON error', async () => {
+    for (const url of ['/admin/queues', '/admin/queues/api/queues', '/accounts/acct_x', '/accounts/acct_x/ledger']) {
+      for (const headers of [{}, { authorization: 'Bearer wrong-token-0000000000' }, { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }]) {
+        const response = await app.inject({ method: 'GET', url, headers });
+        expect(response.statusCode, `${url} ${JSON.stringify(headers)}`).toBe(401);
+        expect(response.json()).toMatchObject({ error: 'unauthorized' });
+      }
+    }
+  });
+
+  it('serve Bull Board with every queue to a bearer token or a basic-auth password', async () => {
+    const page = await app.inject({ method: 'GET', url: '/admin/queues', headers: admin });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    const basic = { authorization: `Basic ${Buffer.from(`ops:${ADMIN_TOKEN}`).toString('base64')}` };
+    const queues = await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: basic });
+    expect(queues.statusCode).toBe(200);
+    expect(queues.json().queues.map((queue: { name: string }) => queue.name).sort()).toEqual(['payment-sync', 'reconcile', 'stripe-events']);
+  });
+
+  it('show a balance and its ledger, oldest first', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 900 });
+    const metrics = createWorkerMetrics(new Registry());
+    const silent = createLogger('test', 'silent');
+    await processStripeEvent({ prisma: db.prisma, metrics }, jobOf(events.paymentIntent('succeeded', order)), silent);
+    await processStripeEvent({ prisma: db.prisma, metrics }, jobOf(events.refund('refund.created', order, { id: 're_ops1', amount: 100 })), silent);
+    const account = await app.inject({ method: 'GET', url: `/accounts/${order.accountId}`, headers: admin });
+    expect(account.json()).toMatchObject({ id: order.accountId, currency: 'usd', balance: 800 });
+    const ledger = await app.inject({ method: 'GET', url: `/accounts/${order.accountId}/ledger`, headers: admin });
+    expect(ledger.json().map((entry: { type: string; amount: number; reference: string }) => [entry.type, entry.amount, entry.reference])).toEqual([
+      ['topup', 900, order.paymentIntentId],
+      ['refund', -100, 're_ops1'],
+    ]);
+    expect((await app.inject({ method: 'GET', url: '/accounts/acct_none', headers: admin })).statusCode).toBe(404);
+  });
+});
+
+describe('health, metrics and docs', () => {
+  it('report liveness and readiness', async () => {
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ checks: { postgres: 'ok', redis: 'ok' } });
+  });
+
+  it('count webhooks by outcome and show queue depth in Prometheus format', async () => {
+    const order = await createOrderFixture(db.prisma);
+    const payload = JSON.stringify(events.paymentIntent('succeeded', order));
+    const send = (headers: Record<string, string>) => app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json', ...headers } });
+    await send({ 'stripe-signature': signatureHeader(payload) });
+    await send({ 'stripe-signature': signatureHeader(payload) });
+    await send({ 'stripe-signature': signatureHeader(payload, 'whsec_wrong') });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers['content-type']).toContain('text/plain');
+    const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)`, 'm').exec(metrics.body)?.[1]);
+    expect(value('ledger_webhooks_received_total')).toBe(3);
+    expect(value('ledger_webhooks_verified_total')).toBe(2);
+    expect(value('ledger_webhooks_duplicate_total')).toBe(1);
+    expect(value('ledger_webhooks_rejected_total{reason="invalid_signature"}')).toBe(1);
+    expect(metrics.body).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="\w+"\} \d+/m);
+  });
+
+  it('serve the OpenAPI document of the public routes at /docs', async () => {
+    const ui = await app.inject({ method: 'GET', url: '/docs' });
+    expect([200, 302]).toContain(ui.statusCode);
+    const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/webhooks/stripe', '/orders', '/orders/{id}', '/orders/{id}/confirm']));
+    expect(spec.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual(['accountId', 'amount', 'currency']);
+  });
+});
+
+describe('logs', () => {
+  it('never contain a secret: signature, webhook secret, admin token, client secret, API key', async () => {
+    // Traffic that carries every kind of secret: an order (client secret), a signed webhook with a
+    // client secret in its object, admin calls, and the worker applying the event.
+    const created = await app.inject({ method: 'POST', url: '/orders', headers: { 'idempotency-key': randomUUID() }, payload: { accountId: 'acct_logs', amount: 500, currency: 'usd' } });
+    const order = created.json();
+    expect(order.clientSecret).toContain('_secret_');
+    const stripeEvent = events.paymentIntent('succeeded', { ...order, paymentIntentId: order.paymentIntentId });
+    const payload = JSON.stringify(stripeEvent);
+    const signature = signatureHeader(payload);
+    await app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json', 'stripe-signature': signature } });
+    await app.inject({ method: 'POST', url: '/webhooks/stripe', payload: payload + ' ', headers: { 'content-type': 'application/json', 'stripe-signature': signature } });
+    await app.inject({ method: 'GET', url: `/orders/${order.id}` });
+    await app.inject({ method: 'GET', url: '/accounts/acct_logs', headers: admin });
+    await app.inject({ method: 'GET', url: '/accounts/acct_logs', headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } });
+    const workerLogs = captureLogs();
+    await processStripeEvent({ prisma: db.prisma, metrics: createWorkerMetrics(new Registry()) }, jobOf(stripeEvent), createLogger('order-worker', 'trace', workerLogs.stream));
+
+    const all = [...receiverLogs.lines, ...workerLogs.lines].join('\n');
+    expect(receiverLogs.lines.length).toBeGreaterThan(10);
+    expect(all).toContain(order.id); // the logs do say what happened
+    const signatureValue = signature.split('v1=')[1]!;
+    for (const secret of [signatureValue, ...WEBHOOK_SECRETS, ADMIN_TOKEN, order.clientSecret, stripeEvent.data.object.client_secret as string, EMULATOR_KEY]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+});
