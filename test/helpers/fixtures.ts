@@ -11,18 +11,19 @@ export interface OrderFixture {
   paymentIntentId: string;
 }
 
-/** An account and an order awaiting payment with its PaymentIntent id, as POST /orders leaves them. */
-export async function createOrderFixture(
-  prisma: PrismaClient,
-  options: { accountId?: string; amount?: number; currency?: string } = {},
-): Promise<OrderFixture> {
-  const order = {
+/** An order's ids and amount, not stored yet. */
+export function newOrderFixture(options: { accountId?: string; amount?: number; currency?: string } = {}): OrderFixture {
+  return {
     id: `ord_${rand(12)}`,
     accountId: options.accountId ?? `acct_${rand(6)}`,
     amount: options.amount ?? 1_000,
     currency: options.currency ?? 'usd',
     paymentIntentId: `pi_${rand(12)}`,
   };
+}
+
+/** Stores an account and an order awaiting payment with its PaymentIntent id, as POST /orders leaves them. */
+export async function insertOrderFixture(prisma: PrismaClient, order: OrderFixture): Promise<OrderFixture> {
   await prisma.account.createMany({ data: [{ id: order.accountId, currency: order.currency }], skipDuplicates: true });
   await prisma.order.create({
     data: {
@@ -33,6 +34,14 @@ export async function createOrderFixture(
     },
   });
   return order;
+}
+
+/** {@link newOrderFixture}, stored. */
+export async function createOrderFixture(
+  prisma: PrismaClient,
+  options: { accountId?: string; amount?: number; currency?: string } = {},
+): Promise<OrderFixture> {
+  return insertOrderFixture(prisma, newOrderFixture(options));
 }
 
 function event(type: string, object: Record<string, unknown>, id = `evt_${rand(12)}`) {
