@@ -77,9 +77,9 @@ export async function applyPaymentFacts(
       if (outcome === 'applied' && fact.kind === 'payment_succeeded') credited += 1;
       outcomes.push(outcome);
     }
-    if (source) {
-      const status = outcomes.every((outcome) => outcome === 'already_applied') && outcomes.length > 0 ? 'duplicate' : 'processed';
-      await tx.stripeEvent.update({ where: { id: source.id }, data: { status } });
+    // The claim recorded the event as processed; only an event that changed nothing is relabelled.
+    if (source && outcomes.length > 0 && outcomes.every((outcome) => outcome === 'already_applied')) {
+      await tx.stripeEvent.update({ where: { id: source.id }, data: { status: 'duplicate' } });
     }
     return { eventIsNew: true, outcomes, credited };
   });
