@@ -120,6 +120,17 @@ describe('POST /webhooks/stripe', () => {
     });
   });
 
+  it('answers 415 with a JSON error for a body that is not declared JSON', async () => {
+    const stripeEvent = newEvent();
+    const payload = JSON.stringify(stripeEvent);
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const response = await deliver(payload, { 'content-type': contentType, 'stripe-signature': signatureHeader(payload) });
+      expect(response.statusCode).toBe(415);
+      expect(response.json()).toMatchObject({ error: 'unsupported_media_type' });
+    }
+    expect(await queue.getJob(stripeEvent.id)).toBeUndefined();
+  });
+
   it('answers 413 with a JSON error for a body over the limit', async () => {
     const stripeEvent = { ...newEvent(), padding: 'x'.repeat(70 * 1024) };
     const payload = JSON.stringify(stripeEvent);

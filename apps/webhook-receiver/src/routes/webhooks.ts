@@ -32,8 +32,9 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
   if (!signatureVerifier) throw new Error('this stripe SDK build has no webhook signature verifier');
 
   // Scoped to this plugin: the signature covers the exact bytes, so nothing may parse them first.
+  // Stripe sends application/json (with a charset); any other type is answered 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
 
   app.post('/webhooks/stripe', { bodyLimit: options.bodyLimit }, async (request, reply) => {
     const { metrics } = app;
