@@ -52,7 +52,8 @@ describe('order workers, as separate processes', () => {
   it('credit each payment once when two processes race its succeeded and checkout events', async () => {
     prefix = uniquePrefix();
     queue = testQueue(prefix);
-    const workers = [startWorkerProcess(), startWorkerProcess()];
+    const metricsPorts = [0, 1].map(() => String(20_000 + Math.floor(Math.random() * 30_000)));
+    const workers = metricsPorts.map((port) => startWorkerProcess({ WORKER_METRICS_PORT: port }));
     await Promise.all(workers.map((worker) => worker.waitFor(/order worker started/)));
 
     const orders = await Promise.all(Array.from({ length: 40 }, (_, i) => createOrderFixture(db.prisma, { amount: 100 + i })));
@@ -65,6 +66,19 @@ describe('order workers, as separate processes', () => {
     expect(credits.every((row) => row._count === 1)).toBe(true);
     const statuses = await db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } }, select: { status: true } });
     expect(new Set(statuses.map((order) => order.status))).toEqual(new Set(['credited']));
+
+    // Each process's /metrics counts what it did; together: 40 credits applied, 40 found applied.
+    let scrapes: string[] = [];
+    const total = (pattern: RegExp) => scrapes.reduce((sum, text) => sum + Number(pattern.exec(text)?.[1] ?? 0), 0);
+    // A job's 'completed' event can trail the queue count by a moment.
+    await eventually(async () => {
+      scrapes = await Promise.all(metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()));
+      return total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m) === 80;
+    }, 5_000, 'the completed counters');
+    expect(total(/^ledger_payment_facts_total\{kind="payment_succeeded",outcome="applied"\} (\d+)/m)).toBe(40);
+    expect(total(/^ledger_payment_facts_total\{kind="payment_succeeded",outcome="already_applied"\} (\d+)/m)).toBe(40);
+    expect(total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m)).toBe(80);
+    expect(total(/^ledger_event_to_credit_seconds_count (\d+)/m)).toBe(40);
   });
 
   it('credit once when one event is queued 20 times under different job ids', async () => {
