@@ -8,7 +8,7 @@ COPY apps/order-worker/package.json apps/order-worker/
 COPY apps/stripe-emulator/package.json apps/stripe-emulator/
 COPY packages/shared/package.json packages/shared/
 # tsx runs the TypeScript sources; it is a dev dependency, hence --include=dev.
-RUN npm ci --include=dev --no-audit --no-fund
+RUN npm install --include=dev --no-audit --no-fund
 COPY . .
 RUN npm run generate
 USER node
