@@ -1,17 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { createWorkerConnection, stripeEventJobOptions } from '@ledger/shared';
+import { stripeEventJobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
-import { startOrderWorkers } from '../apps/order-worker/src/worker.js';
-import { createStripeClient } from '@ledger/shared';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, insertOrderFixture, jobOf, newOrderFixture } from './helpers/fixtures.js';
 import { testQueue, waitForFinished } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
+import { startTestWorkers } from './helpers/workers.js';
 
 let db: TestDatabase;
 let queue: Queue;
@@ -56,21 +52,11 @@ describe('npm run replay', () => {
     const order = newOrderFixture({ amount: 4_321 });
     const job = jobOf(events.paymentIntent('succeeded', order));
     await queue.add(job.type, job, stripeEventJobOptions(job.id, 1));
-    const connection = createWorkerConnection(TEST_REDIS_URL);
-    const workers = startOrderWorkers({
-      prisma: db.prisma,
-      connection,
-      prefix,
-      stripe: createStripeClient('sk_test_unused', 'http://127.0.0.1:9'),
-      logger: pino({ level: 'silent' }),
-      metrics: createWorkerMetrics(new Registry()),
-      concurrency: 1,
-    });
+    const workers = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1 });
     try {
       await waitForFinished(queue, 2); // the job above (completed) and this one (failed)
     } finally {
       await workers.close();
-      connection.disconnect();
     }
     expect((await queue.getFailed()).map((failed) => failed.id)).toEqual([job.id]);
 

@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { TEST_PG_URL, databaseUrl, testDatabaseName } from './helpers/env.js';
+import { databaseUrl, testDatabaseName, withPgClient as withAdmin } from './helpers/env.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,16 +13,6 @@ declare module 'vitest' {
 const LEFTOVER_AGE_SECONDS = 2 * 3600;
 
 let template: string | undefined;
-
-async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: TEST_PG_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /**
  * Migrates one template database with the real migration path (`npm run migrate`, through the

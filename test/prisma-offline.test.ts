@@ -4,9 +4,8 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TEST_PG_URL, databaseUrl, testDatabaseName } from './helpers/env.js';
+import { databaseUrl, testDatabaseName, withPgClient } from './helpers/env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
@@ -33,15 +32,7 @@ function prisma(args: string[], url: string): Promise<Run> {
   });
 }
 
-async function admin<T>(work: (client: pg.Client) => Promise<T>, url = TEST_PG_URL): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const admin = withPgClient;
 
 const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())

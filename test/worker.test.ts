@@ -1,17 +1,14 @@
-import { createStripeClient, createWorkerConnection, stripeEventJobOptions, type StripeEventJob } from '@ledger/shared';
+import { stripeEventJobOptions, type StripeEventJob } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
-import { startOrderWorkers } from '../apps/order-worker/src/worker.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
 import { startProcess, type RunningProcess } from './helpers/processes.js';
 import { eventually, testQueue, waitForFinished } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
+import { startTestWorkers } from './helpers/workers.js';
 
 const WORKER_SCRIPT = 'apps/order-worker/src/main.ts';
 
@@ -117,18 +114,7 @@ describe('order workers, as separate processes', () => {
 
     // Freeze it: it stops renewing its job lock, so BullMQ hands the job to another worker.
     first.child.kill('SIGSTOP');
-    const connection = createWorkerConnection(TEST_REDIS_URL);
-    const second = startOrderWorkers({
-      prisma: db.prisma,
-      connection,
-      prefix,
-      stripe: createStripeClient('sk_test_unused', 'http://127.0.0.1:9'),
-      logger: pino({ level: 'silent' }),
-      metrics: createWorkerMetrics(new Registry()),
-      concurrency: 1,
-      lockDurationMs: 1_000,
-      stalledIntervalMs: 300,
-    });
+    const second = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1, lockDurationMs: 1_000, stalledIntervalMs: 300 });
     try {
       await eventually(async () => (await waitingOnLocks()) === 2, 20_000, 'the second run to reach the same transaction');
       await blocker.query('COMMIT');
@@ -140,7 +126,6 @@ describe('order workers, as separate processes', () => {
       await blocker.end();
       await activity.end();
       await second.close();
-      connection.disconnect();
     }
   });
 

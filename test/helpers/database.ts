@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createPrismaClient, type PrismaClient } from '@ledger/shared';
-import pg from 'pg';
 import { inject } from 'vitest';
-import { TEST_PG_URL, databaseUrl, testDatabaseName } from './env.js';
+import { databaseUrl, testDatabaseName, withPgClient as withAdmin } from './env.js';
 
 /** A database of its own for one test file, cloned from the migrated template. */
 export interface TestDatabase {
@@ -13,15 +12,6 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: TEST_PG_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = testDatabaseName(randomBytes(5).toString('hex'));

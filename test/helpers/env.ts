@@ -1,3 +1,5 @@
+import pg from 'pg';
+
 /** Where the tests find PostgreSQL and Redis (the machine's own services by default). */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -12,4 +14,15 @@ export function databaseUrl(name: string): string {
 /** `ledger_test_<unix seconds>_<suffix>`: the time lets a later run drop what a dead run left. */
 export function testDatabaseName(suffix: string): string {
   return `ledger_test_${Math.floor(Date.now() / 1000)}_${suffix}`;
+}
+
+/** Runs `work` with a fresh client on `url` (the server's admin database by default), then closes it. */
+export async function withPgClient<T>(work: (client: pg.Client) => Promise<T>, url = TEST_PG_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
 }

@@ -1,14 +1,11 @@
-import { createStripeClient, createWorkerConnection, type Stripe } from '@ledger/shared';
+import { createStripeClient, type Stripe } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
+import type { OrderWorkers } from '../../apps/order-worker/src/worker.js';
 import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../apps/stripe-emulator/src/app.js';
-import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
-import { startOrderWorkers, type OrderWorkers } from '../../apps/order-worker/src/worker.js';
 import type { TestDatabase } from './database.js';
-import { TEST_REDIS_URL } from './env.js';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './redis.js';
+import { startTestWorkers } from './workers.js';
 
 export const EMULATOR_KEY = 'sk_test_system';
 
@@ -35,30 +32,17 @@ export async function startTestSystem(
   const receiverUrl = await receiver.listen({ port: 0, host: '127.0.0.1' });
   emulator.controller.configure({ webhookUrl: `${receiverUrl}/webhooks/stripe` });
 
-  const connection = createWorkerConnection(TEST_REDIS_URL);
-  const workers =
-    options.workers === false
-      ? undefined
-      : startOrderWorkers({
-          prisma: db.prisma,
-          connection,
-          prefix,
-          stripe,
-          logger: pino({ level: 'silent' }),
-          metrics: createWorkerMetrics(new Registry()),
-          concurrency: 8,
-          stripeRequestsPerSecond: 100,
-        });
+  const workers = options.workers === false ? undefined : startTestWorkers({ prisma: db.prisma, prefix, stripe });
   return {
     emulator,
     receiver,
     receiverUrl,
     stripe,
-    workers,
+    workers: workers?.workers,
     prefix,
     async close() {
       // Same order as production: stop intake, then workers, then connections; each step runs.
-      const steps = [() => emulator.app.close(), () => receiver.close(), async () => workers?.close(), async () => connection.disconnect(), () => deleteKeysWithPrefix(prefix)];
+      const steps = [() => emulator.app.close(), () => receiver.close(), async () => workers?.close(), () => deleteKeysWithPrefix(prefix)];
       for (const step of steps) await step().catch(() => undefined);
     },
   };
