@@ -502,13 +502,24 @@ describe('known issues', () => {
     }
   });
 
-  // The receiver's event check takes any `typeof data.object === 'object'`, arrays included
-  // (apps/webhook-receiver/src/routes/webhooks.ts). Such an event is acknowledged and queued; the
-  // worker then fails its job for good ("not a Stripe event job: expected record, received array")
-  // without an inbox row. The contract asks for 400 for a body that is not an event.
-  it.fails('a validly signed event whose data.object is an array is refused with 400', async () => {
-    const payload = JSON.stringify(stripeEvent({ data: { object: [] } }));
-    const response = await postWebhook(payload, { 'content-type': 'application/json', 'stripe-signature': signatureHeader(payload) });
+  // The receiver's envelope check takes any `typeof data.object === 'object'` (arrays included) and
+  // any number as `created` (apps/webhook-receiver/src/routes/webhooks.ts), while the job schema
+  // the worker applies wants a record and a safe integer (packages/shared/src/jobs.ts). Such an
+  // event is acknowledged 200 and queued; the worker fails its job for good ("not a Stripe event
+  // job: …") without an inbox row. The contract asks for 400 for a body that is not an event.
+  const acceptedButNotAnEvent: [string, Record<string, unknown>][] = [
+    ['data.object is an array', { data: { object: [] } }],
+    ['created is not an integer', { created: 1_700_000_000.5 }],
+    ['created is beyond a safe integer', { created: 1e300 }],
+  ];
+  for (const [what, overrides] of acceptedButNotAnEvent) {
+    it.fails(`a validly signed event whose ${what} is refused with 400`, async () => {
+      const payload = JSON.stringify(stripeEvent(overrides));
+      const response = await postWebhook(payload, { 'content-type': 'application/json', 'stripe-signature': signatureHeader(payload) });
+      expectClientError(response, 400);
+    });
+  }
+});
     expectClientError(response, 400);
   });
 });
