@@ -66,6 +66,11 @@ export async function applyPaymentFacts(
   facts: PaymentFact[],
   source?: EventSource,
 ): Promise<ApplyResult> {
+  const [only] = facts;
+  if (facts.length === 1 && only?.kind === 'payment_succeeded') {
+    const result = await creditInOneStatement(prisma, only, source);
+    if (result) return result;
+  }
   return prisma.$transaction(async (tx) => {
     if (source && !(await claimEvent(tx, source))) {
       return { eventIsNew: false, outcomes: facts.map(() => 'already_applied' as const), credited: 0 };
@@ -83,6 +88,70 @@ export async function applyPaymentFacts(
     }
     return { eventIsNew: true, outcomes, credited };
   });
+}
+
+interface OneStatementCredit {
+  eligible: boolean;
+  inserted: boolean;
+  event_new: boolean;
+}
+
+/**
+ * The common case — a payment that matches its order — as ONE statement, so one round trip and
+ * no interactive transaction (a single statement is atomic on its own). Same steps and guarantee
+ * as the general path: the ledger insert decides (ON CONFLICT DO NOTHING); the balance and the
+ * order move only for a row that went in (`acct` runs before `ord`, which reads it: account, then
+ * order); the event is recorded in the inbox as processed, or as duplicate when the ledger already
+ * had the credit. The order's new status is `statusOf` for a paid order (order-status.ts).
+ *
+ * Returns undefined, having written nothing, when the order is missing, does not match the
+ * payment or is under review: the general path then looks at it (retry, or needs_review).
+ */
+async function creditInOneStatement(
+  prisma: PrismaClient,
+  fact: Extract<PaymentFact, { kind: 'payment_succeeded' }>,
+  source: EventSource | undefined,
+): Promise<ApplyResult | undefined> {
+  const eventId = source?.id ?? null;
+  const [row] = await prisma.$queryRaw<OneStatementCredit[]>`
+    WITH o AS (
+      SELECT id, account_id FROM orders
+      WHERE id = COALESCE(${fact.orderId ?? null}::text, (SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}))
+        AND amount = ${fact.amount}::int AND currency = ${fact.currency}::text
+        AND (payment_intent_id IS NULL OR payment_intent_id = ${fact.paymentIntentId}) AND review_reason IS NULL
+    ), entry AS (
+      INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
+      SELECT account_id, 'topup', ${fact.amount}::int, ${fact.currency}::text, ${fact.paymentIntentId}, id, ${eventId}::text FROM o
+      ON CONFLICT (account_id, entry_type, reference) DO NOTHING
+      RETURNING account_id, order_id
+    ), acct AS (
+      UPDATE accounts SET balance = balance + ${fact.amount}::int, updated_at = now()
+      WHERE id = (SELECT account_id FROM entry)
+      RETURNING id
+    ), ord AS (
+      UPDATE orders SET updated_at = now(), status = (CASE
+          WHEN review_reason IS NOT NULL THEN 'needs_review'
+          WHEN dispute_status IN ('open', 'lost') THEN 'disputed'
+          WHEN amount_refunded >= amount THEN 'refunded'
+          WHEN amount_refunded > 0 THEN 'partially_refunded'
+          ELSE 'credited' END)::"OrderStatus"
+      WHERE id = (SELECT order_id FROM entry) AND EXISTS (SELECT 1 FROM acct)
+      RETURNING id
+    ), inbox AS (
+      INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
+      SELECT ${eventId}::text, ${source?.type ?? null}::text, ${source?.objectId ?? null}::text,
+             (CASE WHEN EXISTS (SELECT 1 FROM ord) THEN 'processed' ELSE 'duplicate' END)::"StripeEventStatus",
+             1, to_timestamp(${source?.created ?? 0}::bigint), now(), now()
+      WHERE ${eventId}::text IS NOT NULL AND EXISTS (SELECT 1 FROM o)
+      ON CONFLICT (id) DO UPDATE
+        SET status = EXCLUDED.status, attempts = stripe_events.attempts + 1, last_error = NULL, processed_at = now()
+        WHERE stripe_events.status = 'failed'
+      RETURNING id
+    )
+    SELECT EXISTS (SELECT 1 FROM o) AS eligible, EXISTS (SELECT 1 FROM ord) AS inserted, EXISTS (SELECT 1 FROM inbox) AS event_new`;
+  if (!row?.eligible) return undefined;
+  const eventIsNew = source ? row.event_new : true;
+  return { eventIsNew, outcomes: [row.inserted ? 'applied' : 'already_applied'], credited: row.inserted ? 1 : 0 };
 }
 
 /**
