@@ -86,6 +86,7 @@ describe('POST /orders', () => {
     ['an amount as a string', { accountId: 'a1', amount: '100', currency: 'usd' }, 'k', 'invalid_request'],
     ['an absurd amount', { accountId: 'a1', amount: 1e12, currency: 'usd' }, 'k', 'invalid_request'],
     ['a bad currency', { accountId: 'a1', amount: 100, currency: 'dollars' }, 'k', 'invalid_request'],
+    ['three letters that are no currency', { accountId: 'a1', amount: 100, currency: 'abc' }, 'k', 'invalid_request'],
     ['a missing account', { amount: 100, currency: 'usd' }, 'k', 'invalid_request'],
     ['an unknown field', { accountId: 'a1', amount: 100, currency: 'usd', balance: 5 }, 'k', 'invalid_request'],
     ['an array body', [1, 2], 'k', 'invalid_request'],

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { eventually } from './helpers/queues.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
+import { startTestWorkers } from './helpers/workers.js';
 
 let db: TestDatabase;
 let system: TestSystem;
@@ -104,6 +105,30 @@ describe('reconciliation', () => {
     expect(report.staleOrdersChecked).toBe(3);
     const syncJobs = await queues.syncQueue.getJobs(['waiting', 'prioritized']);
     expect(new Set(syncJobs.map((job) => job.data.paymentIntentId))).toEqual(new Set(orders.map((order) => order.paymentIntentId)));
+  });
+
+  it('retries an event job that failed for good, which re-adding under its id could not do', async () => {
+    await start({ emulator: { dropRate: 1 }, workers: false });
+    const [order] = await payOrders(1);
+    const eventId = (await system.stripe.events.list({ type: 'payment_intent.succeeded', limit: 1 })).data[0]!.id;
+    // The order is out of reach while the event's job runs (as if the webhook beat its commit for
+    // longer than the retries last): the job fails for good.
+    await db.prisma.$executeRaw`UPDATE orders SET id = 'ord_hidden_for_a_while' WHERE id = ${order!.id}`;
+    await reconcile();
+    const workers = startTestWorkers({ prisma: db.prisma, prefix: system.prefix, stripe: system.stripe });
+    try {
+      // Both of the payment's events (payment_intent.succeeded, checkout.session.completed) fail.
+      await eventually(async () => (await queues.eventsQueue.getFailedCount()) === 2, 20_000, 'the event jobs to fail');
+      expect(await queues.eventsQueue.getJobState(eventId)).toBe('failed');
+      await db.prisma.$executeRaw`UPDATE orders SET id = ${order!.id} WHERE id = 'ord_hidden_for_a_while'`;
+      const report = await reconcile();
+      expect(report.eventsEnqueued).toBe(2);
+      await eventually(async () => (await queues.eventsQueue.getJobState(eventId)) === 'completed', 20_000, 'the retried job to complete');
+    } finally {
+      await workers.close();
+    }
+    expect((await creditsPerOrder([order!.id])).get(order!.id)).toBe(1);
+    expect((await reconcile()).eventsEnqueued).toBe(0);
   });
 
   it('resumes from its checkpoint instead of re-reading all history', async () => {

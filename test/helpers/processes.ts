@@ -36,7 +36,7 @@ export function startProcess(script: string, env: Record<string, string>): Runni
   return {
     child,
     lines,
-    waitFor(pattern, timeoutMs = 20_000) {
+    waitFor(pattern, timeoutMs = 45_000) {
       const seen = lines.find((line) => pattern.test(line));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {

@@ -55,6 +55,22 @@ function rateLimiter(perSecond: number) {
   };
 }
 
+/**
+ * Queues an event the inbox lacks under its own id. A job still waiting, delayed or running is
+ * left alone (a completed one always has its inbox row: one transaction writes both); a failed one (its order was missing then, or its workers died under it) is retried,
+ * since adding under a taken id would do nothing. Returns 1 when a job was queued or retried.
+ */
+async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number | undefined): Promise<number> {
+  const existing = await queue.getJob(event.id);
+  if (!existing) {
+    await queue.add(event.type, stripeEventJobData(event), stripeEventJobOptions(event.id, backoffMs));
+    return 1;
+  }
+  if ((await existing.getState()) !== 'failed') return 0;
+  await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+  return 1;
+}
+
 /** The PaymentIntent an event says succeeded, if it says so. */
 function succeededPaymentIntent(event: Stripe.Event): string | undefined {
   const object = event.data.object as { id?: string; payment_intent?: unknown; payment_status?: string };
@@ -102,12 +118,8 @@ export async function reconcileOnce(deps: ReconcileDeps, options: ReconcileOptio
     const known = new Set(
       (await deps.prisma.stripeEvent.findMany({ where: { id: { in: ids }, status: { not: 'failed' } }, select: { id: true } })).map((row) => row.id),
     );
-    const missing = page.data.filter((event) => !known.has(event.id));
-    if (missing.length > 0) {
-      await deps.eventsQueue.addBulk(
-        missing.map((event) => ({ name: event.type, data: stripeEventJobData(event), opts: stripeEventJobOptions(event.id, options.jobBackoffMs) })),
-      );
-      eventsEnqueued += missing.length;
+    for (const event of page.data.filter((candidate) => !known.has(candidate.id))) {
+      eventsEnqueued += await requeueEvent(deps.eventsQueue, event, options.jobBackoffMs);
     }
     for (const event of page.data) {
       newest = Math.max(newest, event.created);

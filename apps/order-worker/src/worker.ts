@@ -100,6 +100,10 @@ export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
     concurrency: deps.concurrency,
     lockDuration: deps.lockDurationMs ?? 30_000,
     stalledInterval: deps.stalledIntervalMs ?? 30_000,
+    // BullMQ fails a job whose worker died under it more than this many times, skipping its
+    // attempts. Applying a job twice is harmless here (the ledger decides), and the default of 1
+    // parked money events in the failed list after two worker crashes (found by the chaos run).
+    maxStalledCount: 10,
   };
   const jobLogger = (job: Job) => deps.logger.child({ queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 });
 

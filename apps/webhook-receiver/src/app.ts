@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger, Stripe } from '@ledger/shared';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { openApiDocument } from './openapi.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
@@ -32,9 +32,19 @@ export interface ReceiverConfig {
 export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: config.logger as FastifyBaseLogger,
-    // Request ids on every log line and error answer; a caller's own id is kept if it looks sane.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => `req_${randomUUID()}`,
+    // Request ids on every log line and error answer; a caller's own X-Request-Id is kept only if
+    // it looks like an id (it is echoed in headers and logs).
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : `req_${randomUUID()}`;
+    },
+    // Errors Fastify meets before routing (an undecodable URL, a path parameter over the router's
+    // limit) get the same `{error, message, requestId}` answer as every other error.
+    frameworkErrors: (error, request, reply) => {
+      const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      (reply as FastifyReply).code(statusCode).send({ error: statusCode === 414 ? 'uri_too_long' : 'bad_request', message: error.message, requestId: request.id });
+    },
     // JSON bodies beyond the webhook route are small; the webhook route sets its own limit.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,

@@ -26,10 +26,13 @@ export const ZERO_DECIMAL_CURRENCIES = new Set([
 /** Stripe's largest charge amount (eight digits in minor units). */
 export const MAX_AMOUNT = 99_999_999;
 
-/** An ISO 4217 alphabetic code, normalised to Stripe's lower case. */
+/** ISO 4217 codes the runtime knows (ICU's list), lower case as Stripe writes them. */
+const ISO_CURRENCIES = new Set(Intl.supportedValuesOf('currency').map((code) => code.toLowerCase()));
+
+/** An ISO 4217 alphabetic code, normalised to Stripe's lower case; undefined for anything else. */
 export function normalizeCurrency(code: string): string | undefined {
   const lower = code.trim().toLowerCase();
-  return /^[a-z]{3}$/.test(lower) ? lower : undefined;
+  return ISO_CURRENCIES.has(lower) ? lower : undefined;
 }
 
 /** A PaymentIntent id as Stripe writes it (also safe as a BullMQ job id: no `:`, not all digits). */

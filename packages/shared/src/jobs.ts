@@ -43,17 +43,33 @@ export function isHandledEventType(type: string): type is HandledEventType {
   return handledTypes.has(type);
 }
 
+const eventId = z.string().regex(/^evt_[A-Za-z0-9_]{1,250}$/, 'must be an event id (evt_…)');
+const unixSeconds = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A plain JSON object: Stripe objects are never arrays. */
+const stripeObject = z.record(z.string(), z.unknown());
+
+/** A webhook body as Stripe sends it: the envelope the receiver checks before queueing anything. */
+export const stripeEventEnvelopeSchema = z.object({
+  id: eventId,
+  object: z.literal('event'),
+  type: z.string().min(1).max(100),
+  created: unixSeconds,
+  livemode: z.boolean().default(false),
+  data: z.object({ object: stripeObject }),
+});
+export type StripeEventEnvelope = z.infer<typeof stripeEventEnvelopeSchema>;
+
 /**
  * A Stripe event as queued: what the worker needs and nothing secret (client secrets are removed
  * by {@link stripeEventJobData}; the signature never leaves the receiver).
  */
 export const stripeEventJobSchema = z.object({
-  id: z.string().regex(/^evt_[A-Za-z0-9_]+$/),
+  id: eventId,
   type: z.string(),
   /** Stripe's `created`, unix seconds. */
-  created: z.number().int(),
+  created: unixSeconds,
   livemode: z.boolean(),
-  object: z.record(z.string(), z.unknown()),
+  object: stripeObject,
 });
 export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
 

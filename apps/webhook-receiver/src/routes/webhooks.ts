@@ -1,4 +1,10 @@
-import { isHandledEventType, stripeEventJobData, stripeEventJobOptions, type Stripe } from '@ledger/shared';
+import {
+  isHandledEventType,
+  stripeEventEnvelopeSchema,
+  stripeEventJobData,
+  stripeEventJobOptions,
+  type Stripe,
+} from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { addJobOnce } from '../enqueue.js';
 import { HttpError } from '../errors.js';
@@ -13,8 +19,6 @@ export interface WebhookRouteOptions {
   /** Base delay of the event jobs' exponential backoff. */
   jobBackoffMs?: number;
 }
-
-const EVENT_ID = /^evt_[A-Za-z0-9_]{1,250}$/;
 
 /** The signed timestamp (`t=`) of a Stripe-Signature header. */
 function signedTimestamp(header: string): number | undefined {
@@ -48,11 +52,10 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     };
 
     const header = request.headers['stripe-signature'];
-    if (typeof header !== 'string' || header.length === 0) reject('missing_signature', 'The Stripe-Signature header is missing.');
-    const signature = header as string;
-    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
-    if (!body || body.length === 0) reject('empty_body', 'The request has no body.');
-    const raw = body as Buffer;
+    if (typeof header !== 'string' || header.length === 0) return reject('missing_signature', 'The Stripe-Signature header is missing.');
+    const signature = header;
+    const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
+    if (!raw || raw.length === 0) return reject('empty_body', 'The request has no body.');
 
     let verified = false;
     let stale = false;
@@ -86,22 +89,13 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     } catch {
       reject('invalid_json', 'The body is not valid JSON.');
     }
-    const candidate = event as Partial<Stripe.Event> | null;
-    if (
-      !candidate ||
-      typeof candidate !== 'object' ||
-      typeof candidate.id !== 'string' ||
-      !EVENT_ID.test(candidate.id) ||
-      candidate.object !== 'event' ||
-      typeof candidate.type !== 'string' ||
-      typeof candidate.created !== 'number' ||
-      !candidate.data ||
-      typeof candidate.data.object !== 'object' ||
-      candidate.data.object === null
-    ) {
-      reject('not_an_event', 'The body is not a Stripe event (id, object, type, created and data.object are required).');
+    // The envelope the worker will parse, checked with the same schema before anything is queued.
+    const envelope = stripeEventEnvelopeSchema.safeParse(event);
+    if (!envelope.success) {
+      const issue = envelope.error.issues[0];
+      return reject('not_an_event', `The body is not a Stripe event: ${issue ? `${issue.path.join('.') || 'body'} ${issue.message}` : 'invalid'}.`);
     }
-    const stripeEvent = candidate as Stripe.Event;
+    const stripeEvent = envelope.data;
     const log = app.log.child({ reqId: request.id, eventId: stripeEvent.id, eventType: stripeEvent.type });
 
     if (!isHandledEventType(stripeEvent.type)) {
@@ -114,7 +108,7 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
       app.redis,
       app.queues.stripeEvents,
       stripeEvent.type,
-      stripeEventJobData({ ...stripeEvent, livemode: Boolean(stripeEvent.livemode) }),
+      stripeEventJobData(stripeEvent),
       stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs),
     );
     if (duplicate) metrics.webhooksDuplicate.inc();
