@@ -1,0 +1,116 @@
+/**
+ * Load generator of the end-to-end benchmark, run as its own process: posts one signed
+ * `payment_intent.succeeded` per seeded order on a fixed schedule (open loop: the i-th event is due
+ * at start + i/rate whether or not earlier ones were answered, as Stripe's deliveries are), and
+ * writes each event's due, sent and answered times to a JSON file.
+ *
+ * Not autocannon: its `overallRate` lets each connection send its per-second quota back to back and
+ * then wait for the next second, so arrivals come in bursts and latency measures the burst.
+ *
+ *   node --import tsx bench/fixed-rate-sender.ts '{"url":…,"batch":…,"rate":1000,…}'
+ */
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { BENCH_WEBHOOK_SECRET, benchOrder, paymentSucceededEvent, stripeSignature } from './stripe-events.js';
+
+/** What the parent asks for. */
+export interface FixedRateOptions {
+  url: string;
+  /** Seeded batch whose orders 0 … rate × seconds − 1 are paid, in order. */
+  batch: string;
+  rate: number;
+  seconds: number;
+  /** Events sent before the measured window; the sender prints `measuring` as the first measured one goes. */
+  warmupEvents: number;
+  /** Keep-alive sockets at most; more concurrent requests wait in the agent (and the wait is measured). */
+  sockets: number;
+  outFile: string;
+}
+
+/** Per event, by order index; times in epoch milliseconds, status -1 for a transport error. */
+export interface FixedRateRecord {
+  dueAt: number[];
+  sentAt: number[];
+  answeredAt: number[];
+  status: number[];
+}
+
+const options = JSON.parse(process.argv[2] ?? '{}') as FixedRateOptions;
+const target = new URL(options.url);
+const total = Math.round(options.rate * options.seconds);
+const intervalMs = 1000 / options.rate;
+const agent = new http.Agent({ keepAlive: true, maxSockets: options.sockets });
+const now = () => performance.timeOrigin + performance.now();
+
+const record: FixedRateRecord = {
+  dueAt: new Array<number>(total).fill(NaN),
+  sentAt: new Array<number>(total).fill(NaN),
+  answeredAt: new Array<number>(total).fill(NaN),
+  status: new Array<number>(total).fill(0),
+};
+let answered = 0;
+let finish: () => void = () => undefined;
+const allAnswered = new Promise<void>((resolve) => (finish = resolve));
+
+function settle(index: number, status: number): void {
+  record.answeredAt[index] = now();
+  record.status[index] = status;
+  if (++answered === total) finish();
+}
+
+function send(index: number, dueAt: number): void {
+  const body = JSON.stringify(paymentSucceededEvent(benchOrder(options.batch, index)));
+  const request = http.request(
+    {
+      agent,
+      host: target.hostname,
+      port: target.port,
+      method: 'POST',
+      path: '/webhooks/stripe',
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'stripe-signature': stripeSignature(body, BENCH_WEBHOOK_SECRET),
+      },
+      timeout: 10_000,
+    },
+    (response) => {
+      response.resume();
+      response.on('end', () => settle(index, response.statusCode ?? 0));
+    },
+  );
+  request.on('timeout', () => request.destroy(new Error('timed out')));
+  request.on('error', () => settle(index, -1));
+  request.end(body);
+  record.dueAt[index] = dueAt;
+  record.sentAt[index] = now();
+}
+
+const start = now() + 50;
+let next = 0;
+// Every tick sends whatever is due by now, so a late timer delays events but never drops them.
+const tick = () => {
+  const current = now();
+  while (next < total && start + next * intervalMs <= current) {
+    if (next === options.warmupEvents) process.stdout.write('measuring\n');
+    send(next, start + next * intervalMs);
+    next += 1;
+  }
+  if (next < total) setTimeout(tick, Math.max(0, start + next * intervalMs - now()));
+};
+tick();
+await allAnswered;
+agent.destroy();
+
+writeFileSync(options.outFile, JSON.stringify(record));
+// reduce, not Math.max(...): long runs hold more values than a call's arguments may.
+const maxOf = (values: number[]) => values.reduce((max, value) => Math.max(max, value), -Infinity);
+process.stdout.write(
+  `${JSON.stringify({
+    sent: total,
+    ok: record.status.filter((status) => status >= 200 && status < 300).length,
+    sendSeconds: (maxOf(record.sentAt) - start) / 1000,
+    maxSendLagMs: maxOf(record.sentAt.map((sentAt, index) => sentAt - record.dueAt[index]!)),
+  })}\n`,
+);

@@ -1,0 +1,167 @@
+import type { CpuShare, EndToEndResult, Latency } from './end-to-end.js';
+import type { IngestResult, LoadRun } from './ingest.js';
+import type { MachineLoad } from './machine-load.js';
+import { median } from './stats.js';
+import { TARGET_BASELINE, type WorkerResult } from './worker-throughput.js';
+
+/** Machine and load conditions of a run: every figure is only comparable within its own run. */
+export interface MachineConditions {
+  cpus: number;
+  node: string;
+  loadAverageBefore: number[];
+  loadAverageAfter: number[];
+  /** How busy the machine was during each stage (this run's own processes included). */
+  stageLoad: Partial<Record<'ingest' | 'worker' | 'endToEnd' | 'endToEndFallback', MachineLoad>>;
+}
+
+/** Everything one run measured; written to bench/results.json. */
+export interface BenchResults {
+  startedAt: string;
+  machine: MachineConditions;
+  ingest?: IngestResult;
+  worker?: WorkerResult;
+  endToEnd?: EndToEndResult;
+  /** The end-to-end run at a rate this machine sustains, when it could not keep up with the target rate. */
+  endToEndFallback?: EndToEndResult;
+  targets: TargetCheck[];
+}
+
+/** One target of issue 9, with the measured value it is checked against. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  /** Undefined when the benchmark it needs was not run (`BENCH_ONLY`). */
+  pass: boolean | undefined;
+}
+
+const MB = 1024 * 1024;
+const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '∞');
+const ms = (value: number) => (Number.isFinite(value) ? `${value < 10 ? value.toFixed(1) : Math.round(value)} ms` : '∞');
+const ratio = (value: number) => `${value.toFixed(2)}×`;
+const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
+const latency = (value: Latency) => `p50 ${ms(value.p50)}  p99 ${ms(value.p99)}`;
+
+function loadSummary(runs: LoadRun[]): string {
+  const of = (measure: (run: LoadRun) => number) => median(runs.map(measure));
+  return `${int(of((run) => run.requestsPerSecond))} req/s  p50 ${ms(of((run) => run.latencyMs.p50))}  p99 ${ms(of((run) => run.latencyMs.p99))}`;
+}
+
+/** Checks the issue's targets against what was measured. */
+export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] {
+  const { ingest, worker, endToEnd, endToEndFallback } = results;
+  const notRun = 'not run';
+  const e2eRate = endToEnd ? `${int(endToEnd.rate)} events/s` : '1,000 events/s';
+  const p99 = (run: EndToEndResult) => `${ms(run.creditVisible.p99)}${run.uncredited > 0 ? ` (${run.uncredited} uncredited)` : ''}`;
+  const fallback = endToEndFallback
+    ? [{
+        target: `  same, at ${int(endToEndFallback.rate)} events/s (what this machine sustains; not the target)`,
+        measured: p99(endToEndFallback),
+        pass: endToEndFallback.creditVisible.p99 < 100 && endToEndFallback.non2xx === 0,
+      }]
+    : [];
+  return [
+    { target: 'receiver ≥ 0.5× bare Fastify (req/s)', measured: ingest ? ratio(ingest.ratio) : notRun, pass: ingest && ingest.ratio >= 0.5 },
+    { target: 'worker ≥ 0.8× plain pg, same path (credits/s)', measured: worker ? ratio(worker.ratio) : notRun, pass: worker && worker.ratio >= 0.8 },
+    {
+      target: `end-to-end p99 < 100 ms at ${e2eRate}`,
+      measured: endToEnd ? p99(endToEnd) : notRun,
+      pass: endToEnd && endToEnd.creditVisible.p99 < 100 && endToEnd.non2xx === 0,
+    },
+    ...fallback,
+    { target: 'receiver peak RSS < 150 MB', measured: endToEnd ? mb(endToEnd.receiverPeakRss) : notRun, pass: endToEnd && endToEnd.receiverPeakRss < 150 * MB },
+    { target: 'worker peak RSS < 200 MB', measured: endToEnd ? mb(endToEnd.workerPeakRss) : notRun, pass: endToEnd && endToEnd.workerPeakRss < 200 * MB },
+  ];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows.reduce<number[]>((acc, row) => row.map((cell, index) => Math.max(acc[index] ?? 0, cell.length)), []);
+  return rows.map((row) => row.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join('   ').trimEnd()).join('\n');
+}
+
+/** Throughput and latency of each benchmark next to its baseline. */
+function measurementRows(results: BenchResults): string[][] {
+  const { ingest, worker, endToEnd, endToEndFallback } = results;
+  const rows: string[][] = [['benchmark', 'measured', 'baseline (same run)', 'ratio']];
+  if (ingest) {
+    rows.push([
+      `1 ingest, ${ingest.connections} connections, ${ingest.seconds} s × ${ingest.receiver.length}`,
+      `receiver ${loadSummary(ingest.receiver)}`,
+      `bare Fastify ${loadSummary(ingest.bare)}`,
+      ratio(ingest.ratio),
+    ]);
+    rows.push(['  same body again (duplicate path)', `receiver ${loadSummary([ingest.receiverDuplicate])}`, '', '']);
+    rows.push(['', `peak RSS receiver ${mb(ingest.receiverPeakRss)}`, `bare Fastify ${mb(ingest.bareFastifyPeakRss)}`, '']);
+  }
+  if (worker) {
+    const target = (variant: 'plain' | 'single') => (variant === TARGET_BASELINE ? ' (target)' : '');
+    rows.push([
+      `2 worker drain, ${int(worker.events)} events, concurrency ${worker.concurrency}`,
+      `real worker ${int(worker.creditsPerSecond.real)} credits/s`,
+      `plain pg, one-statement path ${int(worker.creditsPerSecond.single)} credits/s`,
+      `${ratio(worker.ratioTo.single)}${target('single')}`,
+    ]);
+    rows.push(['', '', `plain pg, transaction path ${int(worker.creditsPerSecond.plain)} credits/s`, `${ratio(worker.ratioTo.plain)}${target('plain')}`]);
+    rows.push(['', `peak RSS real worker ${mb(worker.peakRss.real)}`, `plain pg ${mb(worker.peakRss.single)}, ${mb(worker.peakRss.plain)}`, '']);
+  }
+  const endToEndRows = (run: EndToEndResult, label: string) => {
+    rows.push([
+      `${label} end to end, ${int(run.rate)} events/s × ${run.seconds} s`,
+      `credit visible ${latency(run.creditVisible)}${run.uncredited > 0 ? `  ${int(run.uncredited)} never credited` : ''}`,
+      `sent ${int(run.achievedRate)}/s (max lag ${ms(run.maxSendLagMs)}), credited ${int(run.creditsPerSecond)}/s`,
+      '',
+    ]);
+    rows.push(['', `ledger insert ${latency(run.ledgerInsert)}`, `webhook 200 ${latency(run.webhookAnswer)}`, '']);
+    rows.push(['', `peak RSS receiver ${mb(run.receiverPeakRss)}, worker ${mb(run.workerPeakRss)}`, '', '']);
+  };
+  if (endToEnd) endToEndRows(endToEnd, '3+4');
+  if (endToEndFallback) endToEndRows(endToEndFallback, '3b');
+  return rows;
+}
+
+/**
+ * CPU milliseconds each process spends per event. On two shared cores the throughput ratios follow
+ * these, and they say where to cut; Redis's counter includes its other clients.
+ */
+function cpuRows(results: BenchResults): string[][] {
+  const { ingest, worker, endToEnd, endToEndFallback } = results;
+  const value = (ms?: number) => (ms === undefined ? '' : ms.toFixed(2));
+  const rows: string[][] = [['CPU ms per event', 'app process', 'Redis', 'PostgreSQL', 'load generator']];
+  if (ingest) {
+    rows.push(['1 receiver', value(ingest.cpuMsPerRequest.receiver), value(ingest.redisCpuMsPerRequest), '', value(ingest.generatorCpuMsPerRequest.receiver)]);
+    rows.push(['  bare Fastify', value(ingest.cpuMsPerRequest.bare), '', '', value(ingest.generatorCpuMsPerRequest.bare)]);
+  }
+  if (worker) {
+    const labels = { real: '2 real worker', single: '  plain pg, one-statement path', plain: '  plain pg, transaction path' } as const;
+    for (const variant of ['real', 'single', 'plain'] as const) {
+      rows.push([labels[variant], value(worker.cpuMsPerCredit[variant]), value(worker.redisCpuMsPerCredit[variant]), value(worker.postgresCpuMsPerCredit[variant])]);
+    }
+  }
+  const share = (cpu: CpuShare) => `${cpu.msPerEvent.toFixed(2)} (${Math.round(cpu.coreShare * 100)}%)`;
+  for (const [label, run] of [['3', endToEnd], ['3b', endToEndFallback]] as const) {
+    if (!run) continue;
+    rows.push([`${label} at ${int(run.rate)}/s: receiver + worker (share of a core)`, `${share(run.receiverCpu)} + ${share(run.workerCpu)}`, share(run.redisCpu), share(run.postgresCpu)]);
+  }
+  return rows;
+}
+
+/** The printed report: measurements with their baselines, CPU per event, machine load, then each target with PASS / MISS. */
+export function formatReport(results: BenchResults): string {
+  const { machine } = results;
+  const lines = [
+    `Benchmarks — ${machine.cpus} CPUs, node ${machine.node}, load average ${machine.loadAverageBefore.map((n) => n.toFixed(2)).join(' ')} before, ${machine.loadAverageAfter.map((n) => n.toFixed(2)).join(' ')} after`,
+    '',
+    table(measurementRows(results)),
+    '',
+    table(cpuRows(results)),
+    '',
+  ];
+  const stageNames = { ingest: '1', worker: '2', endToEnd: '3', endToEndFallback: '3b' } as const;
+  const loads = Object.entries(machine.stageLoad).map(([stage, load]) => {
+    const { min, max } = load.loadAverage;
+    return `${stageNames[stage as keyof typeof stageNames]}: load ${min.toFixed(1)}–${max.toFixed(1)}, CPU ${Math.round(load.cpuBusy * 100)}% busy`;
+  });
+  if (loads.length > 0) lines.push(`machine during each benchmark (${machine.cpus} CPUs; this run's processes included) — ${loads.join('; ')}`, '');
+  const verdict = (pass: boolean | undefined) => (pass === undefined ? '—' : pass ? 'PASS' : 'MISS');
+  lines.push(table([['target', 'measured', ''], ...results.targets.map((check) => [check.target, check.measured, verdict(check.pass)])]));
+  return lines.join('\n');
+}

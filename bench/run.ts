@@ -1,0 +1,110 @@
+/**
+ * `npm run bench`: the benchmarks of issue 9, each against a baseline measured in the same run
+ * (the machine is small and shared, so only ratios within one run mean anything).
+ *
+ * 1. receiver ingest vs. a bare Fastify route (autocannon, full speed);
+ * 2. worker drain vs. a plain-pg implementation of the same credit transaction;
+ * 3. end-to-end latency at a fixed rate, webhook sent → credit visible;
+ * 4. peak RSS of the receiver and the worker under that load.
+ *
+ * Prints a table with each target's PASS / MISS and writes bench/results.json. Runs on a fresh
+ * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
+ * Knobs: `BENCH_*` variables, see bench/README.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createBenchDatabase, type BenchDatabase } from './bench-database.js';
+import { deleteKeysWithPrefix } from './bench-redis.js';
+import { loadBenchConfig } from './config.js';
+import { runEndToEndBenchmark } from './end-to-end.js';
+import { runIngestBenchmark } from './ingest.js';
+import { sampleMachineLoad } from './machine-load.js';
+import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './report.js';
+import type { RunContext } from './system-processes.js';
+import { runWorkerBenchmark } from './worker-throughput.js';
+
+const RESULTS_FILE = path.resolve('bench/results.json');
+
+const config = loadBenchConfig();
+const runId = randomBytes(4).toString('hex');
+const runPrefix = `bench-${runId}`;
+const logDir = path.join(os.tmpdir(), `ledger-bench-${runId}`);
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+let db: BenchDatabase | undefined;
+let context: RunContext | undefined;
+let cleaning: Promise<void> | undefined;
+
+/** Stops every child, drops the database and deletes the run's Redis keys; each step runs. */
+function cleanUp(keepLogs: boolean): Promise<void> {
+  cleaning ??= (async () => {
+    const children = [...(context?.children ?? [])];
+    await Promise.allSettled(children.map((child) => child.stop(5_000)));
+    await db?.drop().catch((error: unknown) => log(`could not drop ${db?.name}: ${String(error)}`));
+    await deleteKeysWithPrefix(config.redisUrl, `${runPrefix}-`).catch((error: unknown) => log(`could not delete Redis keys: ${String(error)}`));
+    if (keepLogs) log(`child logs kept in ${logDir}`);
+    else rmSync(logDir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+// Ctrl+C reaches the children too (same process group); still drop what this run created.
+process.once('SIGINT', () => void cleanUp(true).then(() => process.exit(130)));
+
+const started = new Date();
+const loadAverageBefore = os.loadavg();
+let failed = false;
+try {
+  log(`run ${runId}: ${[...config.only].join(', ')}; load average ${loadAverageBefore.map((n) => n.toFixed(2)).join(' ')}`);
+  const database = await createBenchDatabase(config.adminDatabaseUrl);
+  db = database;
+  log(`database ${database.name} migrated`);
+  const runContext: RunContext = { config, databaseUrl: database.url, logDir, children: new Set() };
+  context = runContext;
+
+  const results: Omit<BenchResults, 'targets' | 'machine'> = { startedAt: started.toISOString() };
+  const stageLoad: MachineConditions['stageLoad'] = {};
+  /** Runs one stage and notes how busy the machine was meanwhile. */
+  const stage = async <T>(name: keyof MachineConditions['stageLoad'], run: () => Promise<T>): Promise<T> => {
+    const sampler = sampleMachineLoad();
+    try {
+      return await run();
+    } finally {
+      stageLoad[name] = sampler.stop();
+    }
+  };
+  if (config.only.has('ingest')) {
+    log(`1/3 ingest: ${config.rounds} × (bare Fastify, receiver) for ${config.ingestSeconds} s each`);
+    results.ingest = await stage('ingest', () => runIngestBenchmark(runContext, runPrefix));
+  }
+  if (config.only.has('worker')) {
+    log(`2/3 worker: ${config.rounds} × (real worker, plain pg one-statement path, plain pg transaction path) draining ${config.workerEvents} events`);
+    results.worker = await stage('worker', () => runWorkerBenchmark(runContext, database, runPrefix));
+  }
+  if (config.only.has('e2e')) {
+    log(`3/3 end to end: ${config.e2eRate} events/s for ${config.e2eWarmupSeconds} s warm-up + ${config.e2eSeconds} s`);
+    const endToEnd = await stage('endToEnd', () => runEndToEndBenchmark(runContext, database, runPrefix, config.e2eRate));
+    results.endToEnd = endToEnd;
+    const fellBehind = endToEnd.uncredited > 0 || endToEnd.creditsPerSecond < 0.95 * endToEnd.rate;
+    const fallbackRate =
+      config.e2eFallbackRate === 'auto' ? Math.max(10, Math.floor(endToEnd.creditsPerSecond / 2 / 10) * 10) : config.e2eFallbackRate;
+    if (fellBehind && fallbackRate > 0 && Number.isFinite(fallbackRate)) {
+      log(`   credits reached ${Math.round(endToEnd.creditsPerSecond)}/s only: again at ${fallbackRate} events/s`);
+      results.endToEndFallback = await stage('endToEndFallback', () => runEndToEndBenchmark(runContext, database, runPrefix, fallbackRate));
+    }
+  }
+
+  const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };
+  const complete = { ...results, machine };
+  const report: BenchResults = { ...complete, targets: checkTargets(complete) };
+  writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\n${formatReport(report)}\n\nwritten: ${path.relative(process.cwd(), RESULTS_FILE)}\n`);
+} catch (error) {
+  failed = true;
+  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp(failed || config.keepLogs);
+}

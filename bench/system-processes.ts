@@ -1,0 +1,115 @@
+import { QUEUES } from '@ledger/shared';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startChild, type BenchChild } from './child-process.js';
+import type { BenchConfig } from './config.js';
+import { BENCH_WEBHOOK_SECRET } from './stripe-events.js';
+
+/** What every process the bench starts needs to know about this run. */
+export interface RunContext {
+  config: BenchConfig;
+  databaseUrl: string;
+  logDir: string;
+  /** Every child started in this run, so an interrupted run can stop them all. */
+  children: Set<BenchChild>;
+}
+
+/** Variables that would point a child at something other than the bench's own services. */
+const NEUTRAL_ENV = { STRIPE_SECRET_KEY: '', STRIPE_API_BASE: '', ADMIN_TOKEN: '', WORKER_METRICS_PORT: '' };
+
+function track(context: RunContext, child: BenchChild): BenchChild {
+  context.children.add(child);
+  void child.exited.then(() => context.children.delete(child));
+  return child;
+}
+
+/** The real receiver (`apps/webhook-receiver/src/server.ts`), listening on `port`. */
+export async function startReceiver(context: RunContext, name: string, options: { port: number; prefix: string }): Promise<BenchChild> {
+  const child = track(
+    context,
+    startChild(name, 'apps/webhook-receiver/src/server.ts', {
+      logDir: context.logDir,
+      cpuProfile: context.config.cpuProfile.has('receiver'),
+      env: {
+        ...NEUTRAL_ENV,
+        DATABASE_URL: context.databaseUrl,
+        REDIS_URL: context.config.redisUrl,
+        QUEUE_PREFIX: options.prefix,
+        STRIPE_WEBHOOK_SECRET: BENCH_WEBHOOK_SECRET,
+        PORT: String(options.port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: context.config.logLevel,
+      },
+    }),
+  );
+  // Probed over HTTP, not read from the log: a quieter BENCH_LOG_LEVEL hides the "listening" line.
+  await child.waitUntil('answering /healthz', async () => (await fetch(`http://127.0.0.1:${options.port}/healthz`)).ok);
+  return child;
+}
+
+/** The baseline server of the ingest benchmark. */
+export async function startBareFastify(context: RunContext, name: string, port: number): Promise<BenchChild> {
+  const child = track(context, startChild(name, 'bench/bare-fastify-server.ts', { logDir: context.logDir, env: { PORT: String(port) } }));
+  await child.waitUntil('listening', async () => (await fetch(`http://127.0.0.1:${port}/`)).status === 404);
+  return child;
+}
+
+/** The real order worker (`apps/order-worker/src/main.ts`), reconciliation off, ready to take jobs. */
+export async function startOrderWorker(context: RunContext, name: string, prefix: string): Promise<BenchChild> {
+  const child = track(
+    context,
+    startChild(name, 'apps/order-worker/src/main.ts', {
+      logDir: context.logDir,
+      cpuProfile: context.config.cpuProfile.has('worker'),
+      env: {
+        ...NEUTRAL_ENV,
+        DATABASE_URL: context.databaseUrl,
+        REDIS_URL: context.config.redisUrl,
+        QUEUE_PREFIX: prefix,
+        WORKER_CONCURRENCY: String(context.config.workerConcurrency),
+        RECONCILE_INTERVAL_SECONDS: '0',
+        LOG_LEVEL: context.config.logLevel,
+      },
+    }),
+  );
+  await child.waitUntil('registered on the events queue', () => queueHasWorker(context.config.redisUrl, prefix));
+  return child;
+}
+
+/** The plain-pg baseline worker, ready to take jobs. */
+export async function startPlainPgWorker(
+  context: RunContext,
+  name: string,
+  options: { prefix: string; mode: 'statements' | 'single-statement' },
+): Promise<BenchChild> {
+  const child = track(
+    context,
+    startChild(name, 'bench/plain-pg-worker.ts', {
+      logDir: context.logDir,
+      env: {
+        DATABASE_URL: context.databaseUrl,
+        REDIS_URL: context.config.redisUrl,
+        QUEUE_PREFIX: options.prefix,
+        WORKER_CONCURRENCY: String(context.config.workerConcurrency),
+        BENCH_PLAIN_MODE: options.mode,
+      },
+    }),
+  );
+  await child.waitUntil('registered on the events queue', () => queueHasWorker(context.config.redisUrl, options.prefix));
+  return child;
+}
+
+/**
+ * Whether a worker's connection is registered on the events queue: "started" in a log only means
+ * constructed, and a clock started before the worker can fetch would count its start-up.
+ */
+async function queueHasWorker(redisUrl: string, prefix: string): Promise<boolean> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  const queue = new Queue(QUEUES.stripeEvents, { connection, prefix });
+  try {
+    return (await queue.getWorkersCount()) > 0;
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}

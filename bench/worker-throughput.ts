@@ -1,0 +1,163 @@
+import { QUEUES, stripeEventJobData, stripeEventJobOptions } from '@ledger/shared';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
+import { deleteKeysWithPrefix } from './bench-redis.js';
+import type { BenchChild } from './child-process.js';
+import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
+import { median } from './stats.js';
+import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
+import { startOrderWorker, startPlainPgWorker, type RunContext } from './system-processes.js';
+
+/**
+ * The implementations drained: the real worker, and plain-pg mirrors of ledger.ts's general path
+ * (`plain`, one interactive transaction) and of its one-statement path (`single`).
+ */
+export type WorkerVariant = 'real' | 'plain' | 'single';
+
+/**
+ * The baseline of the target: the mirror of the path the real worker takes for these events.
+ * ledger.ts credits a `payment_intent.succeeded` that matches its order in one statement
+ * (`creditInOneStatement`); the general-path mirror is reported too.
+ */
+export const TARGET_BASELINE: Exclude<WorkerVariant, 'real'> = 'single';
+
+export interface DrainRun {
+  variant: WorkerVariant;
+  events: number;
+  seconds: number;
+  creditsPerSecond: number;
+  /** CPU time of the worker process per credit while draining, in ms. */
+  cpuMsPerCredit: number;
+  /** Redis and PostgreSQL (the worker's backends) CPU per credit while draining, in ms. */
+  redisCpuMsPerCredit: number;
+  postgresCpuMsPerCredit: number;
+  /** Peak RSS of the worker process, in bytes. */
+  peakRss: number;
+}
+
+export interface WorkerResult {
+  events: number;
+  concurrency: number;
+  runs: DrainRun[];
+  /** Median credits/s of each variant. */
+  creditsPerSecond: Record<WorkerVariant, number>;
+  /** Median worker-process CPU ms per credit of each variant. */
+  cpuMsPerCredit: Record<WorkerVariant, number>;
+  /** Median PostgreSQL (the variant's backends) and Redis CPU ms per credit of each variant. */
+  postgresCpuMsPerCredit: Record<WorkerVariant, number>;
+  redisCpuMsPerCredit: Record<WorkerVariant, number>;
+  /** Highest peak RSS of each variant's process, in bytes. */
+  peakRss: Record<WorkerVariant, number>;
+  /** Real worker ÷ the {@link TARGET_BASELINE} mirror: the target. */
+  ratio: number;
+  /** Real worker ÷ each plain-pg mirror. */
+  ratioTo: Record<Exclude<WorkerVariant, 'real'>, number>;
+}
+
+/** Adds one `payment_intent.succeeded` job per order, exactly as the receiver would queue them. */
+async function enqueueBatch(queue: Queue, batch: string, count: number): Promise<void> {
+  const chunk = 500;
+  for (let start = 0; start < count; start += chunk) {
+    const jobs = [];
+    for (let index = start; index < Math.min(count, start + chunk); index += 1) {
+      const event = paymentSucceededEvent(benchOrder(batch, index));
+      jobs.push({ name: event.type, data: stripeEventJobData(event), opts: stripeEventJobOptions(event.id) });
+    }
+    await queue.addBulk(jobs);
+  }
+}
+
+/** Polls until `count` ledger entries exist above `afterId`; returns when the last one showed up. */
+async function waitForCredits(db: BenchDatabase, afterId: number, count: number, timeoutMs: number): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ledger_entries WHERE id > $1', [afterId]);
+    const seenAt = performance.now();
+    if ((rows[0]?.n ?? 0) >= count) return seenAt;
+    if (seenAt > deadline) throw new Error(`only ${rows[0]?.n ?? 0}/${count} credits after ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+async function drain(context: RunContext, db: BenchDatabase, runPrefix: string, variant: WorkerVariant, round: number): Promise<DrainRun> {
+  const { config } = context;
+  const batch = `wk${round}${variant}`;
+  const prefix = `${runPrefix}-${batch}`;
+  await seedOrders(db.pool, batch, config.workerEvents);
+  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+  const queue = new Queue(QUEUES.stripeEvents, { connection, prefix });
+  let worker: BenchChild | undefined;
+  try {
+    // Paused while the worker starts, so the clock measures draining and not process start-up.
+    await queue.pause();
+    await enqueueBatch(queue, batch, config.workerEvents);
+    worker =
+      variant === 'real'
+        ? await startOrderWorker(context, `worker-${batch}`, prefix)
+        : await startPlainPgWorker(context, `plain-${batch}`, { prefix, mode: variant === 'plain' ? 'statements' : 'single-statement' });
+    const afterId = await lastLedgerId(db.pool);
+    const database = { pool: db.pool, name: db.name };
+    const servicesBefore = await readServiceCpu(config.redisUrl, database);
+    const cpuBefore = worker.cpuMs();
+    const startedAt = performance.now();
+    await queue.resume();
+    const doneAt = await waitForCredits(db, afterId, config.workerEvents, Math.max(60_000, config.workerEvents * 20));
+    const cpuMsPerCredit = (worker.cpuMs() - cpuBefore) / config.workerEvents;
+    const services = serviceCpuUsed(servicesBefore, await readServiceCpu(config.redisUrl, database));
+    const peakRss = worker.memory().peakRss;
+    const problem = await checkBatchCredited(db.pool, batch, config.workerEvents);
+    if (problem) throw new Error(`${variant} worker, batch ${batch}: ${problem}`);
+    const seconds = (doneAt - startedAt) / 1000;
+    return {
+      variant,
+      events: config.workerEvents,
+      seconds,
+      creditsPerSecond: config.workerEvents / seconds,
+      cpuMsPerCredit,
+      redisCpuMsPerCredit: services.redisMs / config.workerEvents,
+      postgresCpuMsPerCredit: services.postgresMs / config.workerEvents,
+      peakRss,
+    };
+  } finally {
+    await worker?.stop();
+    await queue.close();
+    connection.disconnect();
+    await deleteKeysWithPrefix(config.redisUrl, `${prefix}:`);
+  }
+}
+
+/**
+ * Benchmark 2: the real worker and the plain-pg baselines each drain the same number of
+ * pre-enqueued `payment_intent.succeeded` jobs from BullMQ (fresh orders each time), at the same
+ * concurrency; the variants take turns going first from round to round.
+ */
+export async function runWorkerBenchmark(context: RunContext, db: BenchDatabase, runPrefix: string): Promise<WorkerResult> {
+  const { config } = context;
+  const variants: WorkerVariant[] = ['real', 'single', 'plain'];
+  const runs: DrainRun[] = [];
+  for (let round = 1; round <= config.rounds; round += 1) {
+    const order = [...variants.slice((round - 1) % variants.length), ...variants.slice(0, (round - 1) % variants.length)];
+    for (const variant of order) runs.push(await drain(context, db, runPrefix, variant, round));
+  }
+  /** One figure per variant: `aggregate` over the rounds of `measure`. */
+  const byVariant = (measure: (run: DrainRun) => number, aggregate: (values: number[]) => number = median) => {
+    const of = (variant: WorkerVariant) => aggregate(runs.filter((run) => run.variant === variant).map(measure));
+    return { real: of('real'), plain: of('plain'), single: of('single') };
+  };
+  const creditsPerSecond = byVariant((run) => run.creditsPerSecond);
+  return {
+    events: config.workerEvents,
+    concurrency: config.workerConcurrency,
+    runs,
+    creditsPerSecond,
+    cpuMsPerCredit: byVariant((run) => run.cpuMsPerCredit),
+    peakRss: byVariant((run) => run.peakRss, (values) => Math.max(...values)),
+    postgresCpuMsPerCredit: byVariant((run) => run.postgresCpuMsPerCredit),
+    redisCpuMsPerCredit: byVariant((run) => run.redisCpuMsPerCredit),
+    ratio: creditsPerSecond.real / creditsPerSecond[TARGET_BASELINE],
+    ratioTo: { plain: creditsPerSecond.real / creditsPerSecond.plain, single: creditsPerSecond.real / creditsPerSecond.single },
+  };
+}
