@@ -46,10 +46,16 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   if (process.env.ADMIN_TOKEN) {
-    const account = await call('GET', `${receiver}/accounts/${accountId}`, undefined, { authorization: `Bearer ${process.env.ADMIN_TOKEN}` });
+    const auth = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
+    const account = await call('GET', `${receiver}/accounts/${accountId}`, undefined, auth);
+    const ledger: { type: string; amount: number; reference: string }[] = await call('GET', `${receiver}/accounts/${accountId}/ledger`, undefined, auth);
     step(5, `GET ${receiver}/accounts/${accountId}: balance ${account.balance} ${account.currency}`);
+    for (const entry of ledger) console.log(`   ledger: ${entry.type} ${entry.amount} ${entry.reference}`);
+    const credits = ledger.filter((entry) => entry.reference === order.paymentIntentId).length;
+    console.log(`\nthe webhook and the confirm both reached the ledger; it holds ${credits} credit for ${order.paymentIntentId}.`);
+  } else {
+    console.log('\n(set ADMIN_TOKEN for npm start and the demo to see the balance and the ledger entries)');
   }
-  console.log('\ncredited exactly once: the webhook and the confirm both reached the ledger, which kept one entry.');
 } catch (error) {
   console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
