@@ -1,6 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createMigratedDatabase } from '../scripts/support/postgres.js';
 import { BENCH_AMOUNT, BENCH_CURRENCY } from './stripe-events.js';
 
 /** A database of the bench's own, migrated with the project's real migration path. */
@@ -12,36 +12,9 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-function databaseUrl(adminUrl: string, name: string): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Creates `ledger_bench_<random>` and runs `prisma migrate deploy` on it (offline bridge). */
 export async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
-  const name = `ledger_bench_${randomBytes(4).toString('hex')}`;
-  await withAdmin(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
-  const url = databaseUrl(adminUrl, name);
-  const drop = () => withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined);
-  const migrate = spawnSync(process.execPath, ['tools/prisma-offline/prisma.mjs', 'migrate', 'deploy'], {
-    env: { ...process.env, DATABASE_URL: url },
-    encoding: 'utf8',
-  });
-  if (migrate.status !== 0) {
-    await drop();
-    throw new Error(`migrate deploy failed on ${name}:\n${migrate.stderr || migrate.stdout}`);
-  }
+  const { name, url, drop } = await createMigratedDatabase(adminUrl, `ledger_bench_${randomBytes(4).toString('hex')}`);
   const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'bench' });
   return {
     name,

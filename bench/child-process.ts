@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stopChild } from '../scripts/support/child-process.js';
 
 /** Where `--cpu-prof` writes the profiles of children started with `cpuProfile`, one directory each. */
 export const PROFILE_DIR = path.resolve('bench/profiles');
@@ -80,15 +81,8 @@ export function startChild(
     cpuMs() {
       return processCpuMs(child.pid);
     },
-    async stop(graceMs = 15_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(timer);
-      }
+    stop(graceMs = 15_000) {
+      return stopChild(child, exited, 'SIGTERM', graceMs);
     },
   };
 }

@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { databaseUrl, testDatabaseName, withPgClient as withAdmin } from './helpers/env.js';
+import { createMigratedDatabase, type MigratedDatabase } from '../scripts/support/postgres.js';
+import { TEST_PG_URL, testDatabaseName, withAdmin } from './helpers/env.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,7 +12,7 @@ declare module 'vitest' {
 /** Databases of runs that died more than this long ago are dropped by the next run. */
 const LEFTOVER_AGE_SECONDS = 2 * 3600;
 
-let template: string | undefined;
+let template: MigratedDatabase | undefined;
 
 /**
  * Migrates one template database with the real migration path (`npm run migrate`, through the
@@ -20,7 +20,6 @@ let template: string | undefined;
  * carry the run's start time, so concurrent runs on one server leave each other alone.
  */
 export async function setup(project: TestProject): Promise<void> {
-  template = testDatabaseName(`tpl${randomBytes(3).toString('hex')}`);
   await withAdmin(async (admin) => {
     const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'ledger_test_%'`);
     const cutoff = Math.floor(Date.now() / 1000) - LEFTOVER_AGE_SECONDS;
@@ -28,18 +27,11 @@ export async function setup(project: TestProject): Promise<void> {
       const started = Number(datname.split('_')[2]);
       if (Number.isFinite(started) && started < cutoff) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
     }
-    await admin.query(`CREATE DATABASE "${template}"`);
   });
-  const migrate = spawnSync(process.execPath, ['tools/prisma-offline/prisma.mjs', 'migrate', 'deploy'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl(template) },
-    encoding: 'utf8',
-  });
-  if (migrate.status !== 0) throw new Error(`migrating the test template failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  project.provide('templateDatabase', template);
+  template = await createMigratedDatabase(TEST_PG_URL, testDatabaseName(`tpl${randomBytes(3).toString('hex')}`));
+  project.provide('templateDatabase', template.name);
 }
 
 export async function teardown(): Promise<void> {
-  if (!template) return;
-  const name = template;
-  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  await template?.drop();
 }

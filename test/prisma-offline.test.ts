@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { databaseUrl, testDatabaseName, withPgClient } from './helpers/env.js';
+import { databaseUrl, testDatabaseName, withAdmin as admin } from './helpers/env.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
@@ -32,7 +32,6 @@ function prisma(args: string[], url: string): Promise<Run> {
   });
 }
 
-const admin = withPgClient;
 
 const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../support/child-process.js';
 
 /** The repository root: child processes run from here so `--import tsx` and relative scripts resolve. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -80,15 +81,8 @@ export function startChild(options: {
     get done() {
       return done;
     },
-    async stop(signal = 'SIGTERM', graceMs = 10_000) {
-      if (done) return exited;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(timer);
-      }
+    stop(signal = 'SIGTERM', graceMs = 10_000) {
+      return stopChild(child, exited, signal, graceMs);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createPrismaClient, type PrismaClient } from '@ledger/shared';
 import { inject } from 'vitest';
-import { databaseUrl, testDatabaseName, withPgClient as withAdmin } from './env.js';
+import { databaseUrl, testDatabaseName, withAdmin } from './env.js';
 
 /** A database of its own for one test file, cloned from the migrated template. */
 export interface TestDatabase {

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { databaseUrlOn, withPgClient } from '../../scripts/support/postgres.js';
 
 /** Where the tests find PostgreSQL and Redis (the machine's own services by default). */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -6,9 +7,7 @@ export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6
 
 /** The URL of database `name` on the test server. */
 export function databaseUrl(name: string): string {
-  const url = new URL(TEST_PG_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return databaseUrlOn(TEST_PG_URL, name);
 }
 
 /** `ledger_test_<unix seconds>_<suffix>`: the time lets a later run drop what a dead run left. */
@@ -17,12 +16,6 @@ export function testDatabaseName(suffix: string): string {
 }
 
 /** Runs `work` with a fresh client on `url` (the server's admin database by default), then closes it. */
-export async function withPgClient<T>(work: (client: pg.Client) => Promise<T>, url = TEST_PG_URL): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
+export function withAdmin<T>(work: (client: pg.Client) => Promise<T>, url = TEST_PG_URL): Promise<T> {
+  return withPgClient(url, work);
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { stopChild } from '../../scripts/support/child-process.js';
 
 /** A system process (receiver, worker, emulator) started by a test, with its output lines. */
 export interface RunningProcess {
@@ -54,15 +55,8 @@ export function startProcess(script: string, env: Record<string, string>): Runni
         });
       });
     },
-    async stop(signal = 'SIGTERM', graceMs = 15_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(timer);
-      }
+    stop(signal = 'SIGTERM', graceMs = 15_000) {
+      return stopChild(child, exited, signal, graceMs);
     },
   };
 }
