@@ -21,6 +21,8 @@ const url = (protocols: string[]) =>
 export const commonEnvSchema = z.object({
   NODE_ENV: z.string().default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `json` (one JSON object a line, for log shippers) or `pretty` (`npm start` and `npm run dev` set it). */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default(DEFAULT_DATABASE_URL),
   REDIS_URL: url(['redis:', 'rediss:']).default(DEFAULT_REDIS_URL),
   /**
@@ -47,15 +49,29 @@ export function parseEnv<S extends z.ZodType>(schema: S, source: NodeJS.ProcessE
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== ''));
   const result = schema.safeParse(cleaned);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const name = issue.path.join('.') || 'environment';
-      return issue.code === 'invalid_type' && issue.input === undefined
-        ? `${name} is required`
-        : `${name} ${issue.message}`;
-    });
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || 'environment'} ${describeIssue(issue, cleaned)}`);
     throw new EnvError(`Invalid environment: ${problems.join('; ')}`);
   }
   return result.data;
+}
+
+const EXPECTED: Record<string, string> = { number: 'a number', int: 'an integer', string: 'text', boolean: 'true or false' };
+
+/** Zod's issue as the end of a sentence starting with the variable's name. */
+function describeIssue(issue: z.core.$ZodIssue, source: Record<string, string | undefined>): string {
+  const given = source[String(issue.path[0])];
+  // Zod leaves `issue.input` out, and a coerced `PORT=abc` fails as an invalid type too: only a
+  // variable that is really absent is "required".
+  if (issue.code === 'invalid_type') {
+    return given === undefined ? 'is required' : `must be ${EXPECTED[issue.expected] ?? issue.expected} (got "${given}")`;
+  }
+  if (issue.code === 'invalid_value') return `must be one of ${issue.values.join(', ')} (got "${given}")`;
+  // Zod's default bounds read "Too big: expected number to be <=65535"; custom messages pass as they are.
+  if ((issue.code === 'too_big' || issue.code === 'too_small') && issue.origin === 'number' && issue.message.startsWith('Too ')) {
+    const bound = issue.code === 'too_big' ? `at most ${issue.maximum}` : `at least ${issue.minimum}`;
+    return `must be ${bound} (got "${given}")`;
+  }
+  return issue.message;
 }
 
 /** A missing or malformed environment variable. */
