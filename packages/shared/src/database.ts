@@ -45,3 +45,26 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
 export function isUniqueConstraintError(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }
+
+/** Prisma's codes for "cannot reach / lost / timed out talking to the database server". */
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** The pg driver adapter's error kinds for the same (`meta.driverAdapterError.cause.kind`). */
+const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError']);
+
+/**
+ * True when `error` says PostgreSQL cannot be reached right now (down, restarting, connections
+ * terminated, pool timeout), as opposed to a query that is wrong: the receiver answers 503 for these
+ * and the worker reports them as an outage instead of a failure per job.
+ */
+export function isDatabaseUnavailableError(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError) {
+    if (UNAVAILABLE_CODES.has(error.code)) return true;
+    const cause = (error.meta?.driverAdapterError as { cause?: { kind?: string; code?: string } } | undefined)?.cause;
+    if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return true;
+    // SQLSTATE class 08 (connection exception) and 57P0x (shutdown, crash, starting up).
+    return cause?.kind === 'postgres' && /^(08|57P0)/.test(cause.code ?? '');
+  }
+  if (error instanceof Prisma.PrismaClientInitializationError) return true;
+  // pg's own errors when the pool gives up or the server drops a connection mid-query.
+  return error instanceof Error && /timeout exceeded when trying to connect|Connection terminated|ECONNREFUSED/.test(error.message);
+}

@@ -1,6 +1,10 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { createRequire } from 'node:module';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
+
+/** `json` for production and log shippers; `pretty` for people reading a terminal. */
+export type LogFormat = 'json' | 'pretty';
 
 /**
  * Paths pino blanks in every line. Secrets never belong in logs: webhook signatures, API keys,
@@ -33,7 +37,24 @@ export function loggerOptions(name: string, level: string): LoggerOptions {
   };
 }
 
+/**
+ * pino-pretty as an in-process stream (no transport thread), loaded only when asked for so that
+ * JSON processes never pay for it. Redaction happens before a line reaches it.
+ */
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pretty({
+    colorize: destination === undefined && process.stdout.isTTY,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    singleLine: true,
+    sync: true,
+    ...(destination ? { destination } : {}),
+  });
+}
+
 /** One logger per process; children carry request, job and event ids. */
-export function createLogger(name: string, level = 'info', destination?: pino.DestinationStream): Logger {
-  return destination ? pino(loggerOptions(name, level), destination) : pino(loggerOptions(name, level));
+export function createLogger(name: string, level = 'info', destination?: DestinationStream, format: LogFormat = 'json'): Logger {
+  const output = format === 'pretty' ? prettyStream(destination) : destination;
+  return output ? pino(loggerOptions(name, level), output) : pino(loggerOptions(name, level));
 }
