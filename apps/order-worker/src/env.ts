@@ -1,7 +1,7 @@
 import { commonEnvSchema, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 
-const workerEnvSchema = commonEnvSchema.extend({
+export const workerEnvSchema = commonEnvSchema.extend({
   /** Jobs one worker process runs at once (per queue). PostgreSQL connections are sized from it. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(16),
   /**
@@ -9,8 +9,12 @@ const workerEnvSchema = commonEnvSchema.extend({
    * another worker after this long (BullMQ's stalled-job check); the ledger keeps that safe.
    */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).default(30_000),
-  /** Port of this process's own /metrics; unset: no metrics listener (several workers per host). */
+  /** Port of this process's /healthz and /readyz; unset: none (several workers per host). */
+  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Port of this process's own /metrics; may equal WORKER_HEALTH_PORT (one listener then). */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Address those listeners bind: loopback by default; 0.0.0.0 for probes and scrapers from outside. */
+  WORKER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   /** How often the reconciliation pass runs, in seconds (0 disables the schedule). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
   /** Orders awaiting payment longer than this are checked with Stripe by reconciliation. */

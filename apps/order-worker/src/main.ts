@@ -1,97 +1,126 @@
-import { createServer } from 'node:http';
 import {
-  createLogger,
+  OutageLog,
   createPrismaClient,
   createWorkerConnection,
-  runMain,
+  endpointOf,
+  listenError,
+  runService,
   stripeClientFromEnv,
 } from '@ledger/shared';
-import { loadWorkerEnv } from './env.js';
+import { loadWorkerEnv, workerEnvSchema, type WorkerEnv } from './env.js';
+import { startHealthServer, type WorkerRoute } from './health-server.js';
 import { createWorkerMetrics } from './metrics.js';
 import { startReconciler } from './reconcile-worker.js';
 import { startOrderWorkers } from './worker.js';
 
-await runMain(async () => {
-  const env = loadWorkerEnv();
-  const logger = createLogger('order-worker', env.LOG_LEVEL);
-  const prisma = createPrismaClient(env.DATABASE_URL, {
-    // One connection per concurrent job of each queue, plus one spare for inbox bookkeeping.
-    poolSize: env.WORKER_CONCURRENCY * 2 + 1,
-    applicationName: 'order-worker',
-  });
-  const connection = createWorkerConnection(env.REDIS_URL);
-  connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  const stripe = stripeClientFromEnv(env);
-  const metrics = createWorkerMetrics();
-
-  const workers = startOrderWorkers({
-    prisma,
-    connection,
-    prefix: env.QUEUE_PREFIX,
-    stripe,
-    logger,
-    metrics,
-    concurrency: env.WORKER_CONCURRENCY,
-    lockDurationMs: env.WORKER_LOCK_DURATION_MS,
-    stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
-    stripeRequestsPerSecond: env.STRIPE_MAX_RPS,
-  });
-  const reconciler =
-    env.RECONCILE_INTERVAL_SECONDS > 0
-      ? await startReconciler({
-          prisma,
-          stripe,
-          connection,
-          prefix: env.QUEUE_PREFIX,
-          metrics,
-          logger,
-          intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
-          options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
-        })
-      : undefined;
-
-  const metricsServer =
-    env.WORKER_METRICS_PORT === undefined
-      ? undefined
-      : createServer((request, response) => {
-          if (request.url !== '/metrics') {
-            response.writeHead(404).end();
-            return;
-          }
-          metrics.registry.metrics().then(
-            (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-            () => response.writeHead(500).end(),
-          );
-        }).listen(env.WORKER_METRICS_PORT, '127.0.0.1');
-
-  logger.info({ concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX }, 'order worker started');
-
-  // SIGTERM: stop taking jobs, let active ones finish (BullMQ's close waits for them), then close
-  // Redis and PostgreSQL. Shutdown order: workers -> queue connections -> database.
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down: finishing active jobs');
-    const steps = [
-      () => workers.close(),
-      async () => reconciler?.close(),
-      () => new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
-      () => connection.quit(),
-      () => prisma.$disconnect(),
-    ];
-    let failed = false;
-    for (const step of steps) {
-      try {
-        await step();
-      } catch (error) {
-        failed = true;
-        logger.error({ err: error }, 'shutdown step failed');
-      }
-    }
-    logger.info('order worker stopped');
-    process.exit(failed ? 1 : 0);
+/** Which routes each configured port serves (both variables may name one port). */
+function httpRoutes(env: WorkerEnv): Map<number, Set<WorkerRoute>> {
+  const routes = new Map<number, Set<WorkerRoute>>();
+  const add = (port: number | undefined, paths: WorkerRoute[]) => {
+    if (port === undefined) return;
+    const served = routes.get(port) ?? new Set<WorkerRoute>();
+    for (const path of paths) served.add(path);
+    routes.set(port, served);
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  add(env.WORKER_HEALTH_PORT, ['/healthz', '/readyz']);
+  add(env.WORKER_METRICS_PORT, ['/metrics']);
+  return routes;
+}
+
+await runService({
+  name: 'order-worker',
+  help: {
+    usage: 'npm run worker   (node apps/order-worker/dist/main.js once built; npm start runs it from source)',
+    summary: 'One order-worker process: applies queued Stripe events and payment syncs, and runs the scheduled reconciliation. Run it N times to scale out; configured by the environment only.',
+    environment: Object.keys(workerEnvSchema.shape),
+    exitCodes: [
+      [0, 'stopped by SIGTERM or SIGINT after finishing active jobs'],
+      [1, 'bad environment, PostgreSQL or Redis unreachable at start, port taken, or a failed shutdown'],
+      [64, 'unknown option'],
+    ],
+  },
+  loadEnv: loadWorkerEnv,
+  dependencies: (env) => ({ postgres: env.DATABASE_URL, redis: env.REDIS_URL }),
+  // Active jobs finish before the worker exits; docker-compose gives it 60 s before SIGKILL.
+  graceMs: 50_000,
+  async start({ env, logger, onClose }) {
+    const prisma = createPrismaClient(env.DATABASE_URL, {
+      // One connection per concurrent job of each queue, plus one spare for inbox bookkeeping.
+      poolSize: env.WORKER_CONCURRENCY * 2 + 1,
+      applicationName: 'order-worker',
+    });
+    onClose('postgres', () => prisma.$disconnect());
+    const checkPostgres = () => prisma.$queryRaw`SELECT 1`;
+    const outages = {
+      postgres: new OutageLog(logger, 'PostgreSQL', endpointOf(env.DATABASE_URL, 5432), checkPostgres),
+      redis: new OutageLog(logger, 'Redis', endpointOf(env.REDIS_URL, 6379)),
+    };
+    onClose('outage probes', () => Object.values(outages).forEach((outage) => outage.close()));
+
+    const connection = createWorkerConnection(env.REDIS_URL);
+    onClose('redis', () => connection.quit());
+    // ioredis retries forever on its own; one line when Redis goes away, one when it is back.
+    connection.on('error', (error) => {
+      if (!outages.redis.report(error)) logger.warn({ err: error }, 'redis connection error');
+    });
+    connection.on('ready', () => outages.redis.recovered());
+
+    const stripe = stripeClientFromEnv(env);
+    const metrics = createWorkerMetrics();
+    const workers = startOrderWorkers({
+      prisma,
+      connection,
+      prefix: env.QUEUE_PREFIX,
+      stripe,
+      logger,
+      metrics,
+      outages,
+      concurrency: env.WORKER_CONCURRENCY,
+      lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
+      stripeRequestsPerSecond: env.STRIPE_MAX_RPS,
+    });
+    // Stops taking jobs and lets active ones finish (BullMQ's close waits for them).
+    onClose('order workers', () => workers.close());
+
+    if (env.RECONCILE_INTERVAL_SECONDS > 0) {
+      const reconciler = await startReconciler({
+        prisma,
+        stripe,
+        connection,
+        prefix: env.QUEUE_PREFIX,
+        metrics,
+        logger,
+        outages,
+        intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
+        options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+      });
+      onClose('reconciler', () => reconciler.close());
+    }
+
+    const routes = httpRoutes(env);
+    if (routes.size > 0) {
+      const http = await startHealthServer({
+        host: env.WORKER_HTTP_HOST,
+        routes,
+        metrics,
+        checks: {
+          postgres: checkPostgres,
+          // Not a PING queued behind a reconnect: a connection that is not ready is down.
+          redis: async () => {
+            if (connection.status !== 'ready') throw new Error(`redis ${connection.status}`);
+            await connection.ping();
+          },
+          workersRunning: () => workers.workers.every((worker) => worker.isRunning()),
+        },
+      }).catch((error: unknown) => {
+        const port = (error as { port?: number }).port ?? env.WORKER_HEALTH_PORT ?? env.WORKER_METRICS_PORT ?? 0;
+        const variable = port === env.WORKER_HEALTH_PORT ? 'WORKER_HEALTH_PORT' : 'WORKER_METRICS_PORT';
+        throw listenError(error, { host: env.WORKER_HTTP_HOST, port, variable });
+      });
+      onClose('health and metrics listeners', () => http.close());
+    }
+
+    logger.info({ concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX }, 'order worker started');
+  },
 });

@@ -1,4 +1,4 @@
-import { QUEUES, type Logger } from '@ledger/shared';
+import { QUEUES, type Logger, type OutageLog } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from './metrics.js';
@@ -9,6 +9,8 @@ export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syn
   prefix: string;
   metrics: WorkerMetrics;
   logger: Logger;
+  /** Redis outages are logged once by main.ts; without it each connection error is logged. */
+  outages?: { redis: OutageLog };
   intervalSeconds: number;
   options: ReconcileOptions;
 }
@@ -36,7 +38,9 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
     },
     { ...queueOptions, concurrency: 1 },
   );
-  worker.on('error', (error) => deps.logger.error({ err: error }, 'reconcile worker error'));
+  worker.on('error', (error) => {
+    if (!deps.outages?.redis.report(error)) deps.logger.error({ err: error }, 'reconcile worker error');
+  });
   worker.on('failed', (_job, error) => deps.logger.error({ err: error }, 'reconcile pass failed'));
   return {
     async close() {

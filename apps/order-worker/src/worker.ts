@@ -1,8 +1,10 @@
 import {
   QUEUES,
+  isDatabaseUnavailableError,
   paymentSyncJobSchema,
   stripeEventJobSchema,
   type Logger,
+  type OutageLog,
   type PrismaClient,
   type Stripe,
   type StripeEventJob,
@@ -31,6 +33,11 @@ export interface OrderWorkerDeps {
   stalledIntervalMs?: number;
   /** Stripe API calls per second the sync worker makes at most. */
   stripeRequestsPerSecond?: number;
+  /**
+   * Outages of PostgreSQL and Redis, each logged once (main.ts); without them every connection error
+   * and every job failed by an outage is logged on its own.
+   */
+  outages?: { postgres: OutageLog; redis: OutageLog };
 }
 
 /** The running workers of one process. */
@@ -70,7 +77,8 @@ export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 
     result = await applyPaymentFacts(deps.prisma, facts, source);
   } catch (error) {
     await recordEventFailure(deps.prisma, source, error instanceof Error ? error.message : String(error)).catch((recordError: unknown) => {
-      log.warn({ err: recordError }, 'could not record the failed attempt in the inbox');
+      // With PostgreSQL down this fails for every job; the outage itself is logged once.
+      log[isDatabaseUnavailableError(recordError) ? 'debug' : 'warn']({ err: recordError }, 'could not record the failed attempt in the inbox');
     });
     throw error;
   }
@@ -117,12 +125,17 @@ export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
 
   for (const worker of workers) {
     // Without an 'error' listener a Redis hiccup is an unhandled error that kills the process.
-    worker.on('error', (error) => deps.logger.error({ err: error, queue: worker.name }, 'worker error'));
+    worker.on('error', (error) => {
+      if (!deps.outages?.redis.report(error)) deps.logger.error({ err: error, queue: worker.name }, 'worker error');
+    });
     worker.on('completed', () => deps.metrics.jobs.inc({ queue: worker.name, result: 'completed' }));
     worker.on('failed', (job, error) => {
       const willRetry = job !== undefined && job.attemptsMade < (job.opts.attempts ?? 1) && !(error instanceof UnrecoverableError);
       deps.metrics.jobs.inc({ queue: worker.name, result: willRetry ? 'retried' : 'failed' });
-      deps.logger[willRetry ? 'warn' : 'error']({ err: error, queue: worker.name, jobId: job?.id, attemptsMade: job?.attemptsMade }, willRetry ? 'job failed, will retry' : 'job failed for good');
+      const details = { err: error, queue: worker.name, jobId: job?.id, attemptsMade: job?.attemptsMade };
+      // During an outage every job fails the same way: the outage is logged once, the jobs at debug.
+      const outage = willRetry && deps.outages?.postgres.report(error, isDatabaseUnavailableError);
+      deps.logger[outage ? 'debug' : willRetry ? 'warn' : 'error'](details, willRetry ? 'job failed, will retry' : 'job failed for good');
     });
     worker.on('stalled', (jobId) => deps.logger.warn({ queue: worker.name, jobId }, 'job stalled; another worker takes it over'));
   }

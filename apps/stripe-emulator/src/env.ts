@@ -8,6 +8,7 @@ const defaultAddress = new URL(EMULATOR_API_BASE);
 /** The variables the standalone emulator reads (`npm run stripe:emulator`). */
 export const emulatorEnvSchema = z.object({
   LOG_LEVEL: commonEnvSchema.shape.LOG_LEVEL,
+  LOG_FORMAT: commonEnvSchema.shape.LOG_FORMAT,
   STRIPE_EMULATOR_PORT: z
     .string()
     .regex(/^\d{1,5}$/, 'must be a port number (0-65535)')

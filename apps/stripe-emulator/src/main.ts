@@ -1,37 +1,38 @@
-import { parseEnv, runMain } from '@ledger/shared/env';
-import { createLogger } from '@ledger/shared/logger';
+import { parseEnv } from '@ledger/shared/env';
+import { listenError } from '@ledger/shared/dependencies';
+import { runService } from '@ledger/shared/service';
 import { buildStripeEmulator } from './app.js';
 import { emulatorEnvSchema } from './env.js';
 
 // The emulator as a process of its own: `npm run stripe:emulator`. Point the system at it with
 // STRIPE_API_BASE=<printed URL> and any sk_test_ key.
-await runMain(async () => {
-  const env = parseEnv(emulatorEnvSchema);
-  const logger = createLogger('stripe-emulator', env.LOG_LEVEL);
-  const { app } = buildStripeEmulator({
-    webhookUrl: env.STRIPE_WEBHOOK_URL,
-    webhookSecret: env.STRIPE_WEBHOOK_SECRET,
-    logger,
-  });
-  const url = await app.listen({ port: env.STRIPE_EMULATOR_PORT, host: env.STRIPE_EMULATOR_HOST });
-  logger.info(
-    { url, webhookUrl: env.STRIPE_WEBHOOK_URL ?? null },
-    `Stripe emulator on ${url} (STRIPE_API_BASE=${url}); delivering webhooks to ${env.STRIPE_WEBHOOK_URL ?? 'nowhere'}`,
-  );
-
-  let closing = false;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (closing) return;
-    closing = true;
-    logger.info({ signal }, 'shutting down');
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
+await runService({
+  name: 'stripe-emulator',
+  help: {
+    usage: 'npm run stripe:emulator',
+    summary: 'A Stripe stand-in for development, tests and the demo: PaymentIntents, the events list and signed webhook deliveries. State is in memory.',
+    environment: Object.keys(emulatorEnvSchema.shape),
+    exitCodes: [
+      [0, 'stopped by SIGTERM or SIGINT'],
+      [1, 'bad environment or port taken'],
+      [64, 'unknown option'],
+    ],
+  },
+  loadEnv: () => parseEnv(emulatorEnvSchema),
+  graceMs: 5_000,
+  async start({ env, logger, onClose }) {
+    const { app } = buildStripeEmulator({
+      webhookUrl: env.STRIPE_WEBHOOK_URL,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+      logger,
+    });
+    onClose('http server and deliveries', () => app.close());
+    const url = await app.listen({ port: env.STRIPE_EMULATOR_PORT, host: env.STRIPE_EMULATOR_HOST }).catch((error: unknown) => {
+      throw listenError(error, { host: env.STRIPE_EMULATOR_HOST, port: env.STRIPE_EMULATOR_PORT, variable: 'STRIPE_EMULATOR_PORT' });
+    });
+    logger.info(
+      { url, webhookUrl: env.STRIPE_WEBHOOK_URL ?? null },
+      `Stripe emulator on ${url} (STRIPE_API_BASE=${url}); delivering webhooks to ${env.STRIPE_WEBHOOK_URL ?? 'nowhere'}`,
     );
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  },
 });

@@ -1,7 +1,7 @@
 import { commaList, commonEnvSchema, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 
-const receiverEnvSchema = commonEnvSchema
+export const receiverEnvSchema = commonEnvSchema
   .extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().min(1).default('127.0.0.1'),

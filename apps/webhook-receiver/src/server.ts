@@ -1,41 +1,41 @@
-import { EMULATOR_WEBHOOK_SECRET, createLogger, runMain, stripeClientFromEnv } from '@ledger/shared';
+import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
-import { loadReceiverEnv } from './env.js';
+import { loadReceiverEnv, receiverEnvSchema } from './env.js';
 
-await runMain(async () => {
-  const env = loadReceiverEnv();
-  const logger = createLogger('webhook-receiver', env.LOG_LEVEL);
-  const app = await buildApp({
-    databaseUrl: env.DATABASE_URL,
-    redisUrl: env.REDIS_URL,
-    queuePrefix: env.QUEUE_PREFIX,
-    stripe: stripeClientFromEnv(env),
-    // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
-    webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
-    adminToken: env.ADMIN_TOKEN,
-    webhookBodyLimit: env.WEBHOOK_BODY_LIMIT,
-    logger,
-  });
-
-  // SIGTERM: stop accepting (new requests get 503), finish requests in flight, then the onClose
-  // hooks close the queues, Redis and PostgreSQL in that order.
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.info({ signal }, 'shutting down: finishing requests in flight');
-    try {
-      await app.close();
-      logger.info('webhook receiver stopped');
-      process.exit(0);
-    } catch (error) {
-      logger.error({ err: error }, 'shutdown failed');
-      process.exit(1);
-    }
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-
-  const address = await app.listen({ port: env.PORT, host: env.HOST });
-  logger.info({ address }, `webhook receiver listening on ${address}`);
+await runService({
+  name: 'webhook-receiver',
+  help: {
+    usage: 'npm run receiver   (node apps/webhook-receiver/dist/server.js once built; npm start runs it from source)',
+    summary: 'Serves the webhook endpoint, the orders API, health, metrics and Bull Board; configured by the environment only.',
+    environment: Object.keys(receiverEnvSchema.shape),
+    exitCodes: [
+      [0, 'stopped by SIGTERM or SIGINT after finishing requests in flight'],
+      [1, 'bad environment, PostgreSQL or Redis unreachable at start, port taken, or a failed shutdown'],
+      [64, 'unknown option'],
+    ],
+  },
+  loadEnv: loadReceiverEnv,
+  dependencies: (env) => ({ postgres: env.DATABASE_URL, redis: env.REDIS_URL }),
+  // Below Docker's default 10 s stop timeout: requests in flight finish, then the process exits itself.
+  graceMs: 8_000,
+  async start({ env, logger, onClose }) {
+    const app = await buildApp({
+      databaseUrl: env.DATABASE_URL,
+      redisUrl: env.REDIS_URL,
+      queuePrefix: env.QUEUE_PREFIX,
+      stripe: stripeClientFromEnv(env),
+      // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
+      webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
+      adminToken: env.ADMIN_TOKEN,
+      webhookBodyLimit: env.WEBHOOK_BODY_LIMIT,
+      logger,
+    });
+    // Closing stops accepting (new requests get 503), finishes requests in flight, then the onClose
+    // hooks close the queues, Redis and PostgreSQL.
+    onClose('http server, queues, redis, postgres', () => app.close());
+    const address = await app.listen({ port: env.PORT, host: env.HOST }).catch((error: unknown) => {
+      throw listenError(error, { host: env.HOST, port: env.PORT, variable: 'PORT' });
+    });
+    logger.info({ address }, `webhook receiver listening on ${address}`);
+  },
 });

@@ -79,19 +79,6 @@ export class EnvError extends Error {
   override name = 'EnvError';
 }
 
-/** Runs `start`, turning an {@link EnvError} into one line on stderr and exit code 1. */
-export async function runMain(start: () => Promise<unknown>): Promise<void> {
-  try {
-    await start();
-  } catch (error) {
-    if (error instanceof EnvError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
-}
-
 /** Splits a comma-separated list, dropping blanks. */
 export const commaList = z
   .string()

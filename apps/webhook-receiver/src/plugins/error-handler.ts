@@ -1,3 +1,4 @@
+import { isDatabaseUnavailableError } from '@ledger/shared';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { HttpError } from '../errors.js';
@@ -19,6 +20,11 @@ const FASTIFY_CODES: Record<string, string> = {
 export default fp(
   async function errorHandler(app: FastifyInstance) {
     app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
+      // PostgreSQL down is not a bug of ours: 503 says "retry later" (the prisma plugin logs the outage once).
+      if (isDatabaseUnavailableError(error)) {
+        request.log.debug({ err: error }, 'database unavailable');
+        return reply.code(503).send({ error: 'database_unavailable', message: 'The database is unreachable right now; the request was not applied. Retry later.', requestId: request.id });
+      }
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
       if (statusCode >= 500) {
         request.log.error({ err: error }, 'request failed');

@@ -1,3 +1,4 @@
+import { withTimeout } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -7,6 +8,9 @@ function createReceiverMetrics(app: FastifyInstance) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // Both gauges below come from one read of Redis per scrape (prom-client collects metrics concurrently).
+  let reading: Promise<QueueDepths | undefined> | undefined;
+  const readOnce = () => (reading ??= readQueueDepths(app).catch(() => undefined).finally(() => (reading = undefined)));
   return {
     registry,
     webhooksReceived: new Counter({ name: 'ledger_webhooks_received_total', help: 'Webhook requests received.', registers }),
@@ -27,22 +31,45 @@ function createReceiverMetrics(app: FastifyInstance) {
     ordersCreated: new Counter({ name: 'ledger_orders_created_total', help: 'Orders created.', registers }),
     queueDepth: new Gauge({
       name: 'ledger_queue_jobs',
-      help: 'Jobs in each queue, by state (read from Redis at scrape time).',
+      help: 'Jobs in each queue, by state (read from Redis at scrape time; absent when ledger_queue_jobs_scrape_ok is 0).',
       labelNames: ['queue', 'state'] as const,
       registers,
       async collect() {
-        const states = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
-        await Promise.all(
-          Object.values(app.queues).map(async (queue) => {
-            // With Redis down the depth is unknown: leave it out rather than fail the whole scrape.
-            const counts = await queue.getJobCounts(...states).catch(() => undefined);
-            if (!counts) return;
-            for (const state of states) this.set({ queue: queue.name, state }, counts[state] ?? 0);
-          }),
-        );
+        const depths = await readOnce();
+        this.reset();
+        for (const [queue, counts] of depths ?? []) {
+          for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0);
+        }
+      },
+    }),
+    queueDepthScrapeOk: new Gauge({
+      name: 'ledger_queue_jobs_scrape_ok',
+      help: '1 when ledger_queue_jobs was read from Redis for this scrape, 0 when Redis did not answer in time.',
+      registers,
+      async collect() {
+        this.set((await readOnce()) ? 1 : 0);
       },
     }),
   };
+}
+
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
+/** A scrape must answer within a second even when Redis does not (Prometheus' default timeout is 10 s). */
+const QUEUE_DEPTH_TIMEOUT_MS = 500;
+
+type QueueDepths = [queue: string, counts: Record<string, number>][];
+
+/**
+ * Job counts of every queue, or a rejection within {@link QUEUE_DEPTH_TIMEOUT_MS}: BullMQ waits for
+ * a connection that is not ready (it would hang the scrape for the whole outage), so a connection
+ * that is not ready fails at once.
+ */
+async function readQueueDepths(app: FastifyInstance): Promise<QueueDepths> {
+  if (app.redis.status !== 'ready') throw new Error(`redis ${app.redis.status}`);
+  return withTimeout(
+    Promise.all(Object.values(app.queues).map(async (queue): Promise<QueueDepths[number]> => [queue.name, await queue.getJobCounts(...QUEUE_STATES)])),
+    QUEUE_DEPTH_TIMEOUT_MS,
+  );
 }
 
 export type ReceiverMetrics = ReturnType<typeof createReceiverMetrics>;

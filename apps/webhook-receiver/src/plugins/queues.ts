@@ -1,4 +1,4 @@
-import { QUEUES, createProducerConnection, type QueueName } from '@ledger/shared';
+import { OutageLog, QUEUES, createProducerConnection, endpointOf, type QueueName } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -25,10 +25,17 @@ export interface QueuesPluginOptions {
 export default fp(
   async function queuesPlugin(app: FastifyInstance, options: QueuesPluginOptions) {
     const redis = createProducerConnection(options.redisUrl);
-    redis.on('error', (error) => app.log.warn({ err: error }, 'redis connection error'));
+    // ioredis reconnects on its own every ≤ 2 s: one line when Redis goes away, one when it is back.
+    const outage = new OutageLog(app.log, 'Redis', endpointOf(options.redisUrl, 6379));
+    redis.on('error', (error) => {
+      if (!outage.report(error)) app.log.warn({ err: error }, 'redis connection error');
+    });
+    redis.on('ready', () => outage.recovered());
     const open = (name: QueueName) => {
       const queue = new Queue(name, { connection: redis, prefix: options.prefix });
-      queue.on('error', (error) => app.log.warn({ err: error, queue: name }, 'queue error'));
+      queue.on('error', (error) => {
+        if (!outage.report(error)) app.log.warn({ err: error, queue: name }, 'queue error');
+      });
       return queue;
     };
     const queues = {
