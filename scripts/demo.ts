@@ -3,10 +3,27 @@
  * through the emulator, asks for a confirm, and polls until the order is credited.
  */
 import { randomUUID } from 'node:crypto';
-import { EMULATOR_API_BASE } from '@ledger/shared';
+import { EMULATOR_API_BASE, parseCommandLine } from '@ledger/shared';
+
+parseCommandLine('demo', {
+  usage: 'npm run demo',
+  summary: 'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and polls until it is credited, printing each step.',
+  environment: ['DEMO_RECEIVER_URL (default http://127.0.0.1:$PORT)', 'PORT', 'STRIPE_API_BASE (the emulator)', 'ADMIN_TOKEN (also show the balance and the ledger)'],
+  exitCodes: [
+    [0, 'the order was credited'],
+    [1, 'the receiver or the emulator did not answer, or the order was not credited within 20 s'],
+    [64, 'unknown option'],
+  ],
+});
 
 const receiver = process.env.DEMO_RECEIVER_URL || `http://127.0.0.1:${process.env.PORT || '3000'}`;
 const emulator = process.env.STRIPE_API_BASE || EMULATOR_API_BASE;
+
+/** Fails with one line when `url` does not answer within 3 s, saying what to start. */
+async function reachable(what: string, url: string, hint: string): Promise<void> {
+  const answered = await fetch(url, { signal: AbortSignal.timeout(3_000) }).then(() => true, () => false);
+  if (!answered) throw new Error(`the ${what} does not answer at ${new URL(url).origin}: ${hint}`);
+}
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(url, {
@@ -23,6 +40,8 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
 
 try {
+  await reachable('receiver', `${receiver}/healthz`, 'is `npm start` running? (PORT or DEMO_RECEIVER_URL point the demo elsewhere)');
+  await reachable('Stripe emulator', `${emulator}/_emulator/config`, 'the demo pays through the emulator, which `npm start` runs when STRIPE_SECRET_KEY is unset');
   const accountId = `demo_${randomUUID().slice(0, 8)}`;
   step(1, `POST ${receiver}/orders — a 25.00 USD top-up for account ${accountId}`);
   const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { 'Idempotency-Key': randomUUID() });

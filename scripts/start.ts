@@ -1,76 +1,156 @@
 /**
- * `npm start` (after `npm run migrate`): runs the webhook receiver and one order worker, and —
- * when no STRIPE_SECRET_KEY is set — the built-in Stripe emulator, wired to deliver its signed
- * webhooks to the receiver. Each runs as its own process, as in production; this one forwards
- * SIGINT/SIGTERM and stops all of them if any exits.
+ * `npm start` and `npm run dev`: checks PostgreSQL and Redis, applies migrations, then runs the
+ * webhook receiver and one order worker from source, and — when no STRIPE_SECRET_KEY is set — the
+ * built-in Stripe emulator, wired to deliver its signed webhooks to the receiver. Each runs as its
+ * own process, as in production; this one forwards SIGINT/SIGTERM, stops all of them if one exits,
+ * and exits once every one has. `--watch` (npm run dev) restarts a process when its code changes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { EMULATOR_API_BASE, EMULATOR_WEBHOOK_SECRET } from '@ledger/shared';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import {
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  EMULATOR_API_BASE,
+  EMULATOR_WEBHOOK_SECRET,
+  StartupError,
+  parseCommandLine,
+  probePostgres,
+  probeRedis,
+} from '@ledger/shared';
+
+const { values } = parseCommandLine('start', {
+  usage: 'npm start | npm run dev',
+  summary:
+    'Checks PostgreSQL and Redis, applies migrations, then runs the receiver, one worker and (without STRIPE_SECRET_KEY) the Stripe emulator from source, with readable logs (LOG_FORMAT=json for JSON). Stops them all on SIGINT/SIGTERM or when one exits.',
+  options: { watch: { type: 'boolean', description: 'restart a process when its code changes (npm run dev)' } },
+  environment: ['DATABASE_URL', 'REDIS_URL', 'PORT', 'HOST', 'STRIPE_SECRET_KEY', 'STRIPE_API_BASE', 'STRIPE_WEBHOOK_SECRET', 'ADMIN_TOKEN', 'LOG_FORMAT', 'and every variable of the receiver and the worker'],
+  exitCodes: [
+    [0, 'stopped by SIGINT or SIGTERM'],
+    [1, 'PostgreSQL or Redis unreachable, a port taken, migrations failed, or a process exited on its own'],
+    [64, 'unknown option'],
+  ],
+});
 
 const host = process.env.HOST || '127.0.0.1';
-const port = process.env.PORT || '3000';
+const port = Number(process.env.PORT || '3000');
 const receiverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
 const useEmulator = !process.env.STRIPE_SECRET_KEY;
-const emulatorBase = process.env.STRIPE_API_BASE || EMULATOR_API_BASE;
+const emulatorUrl = new URL(process.env.STRIPE_API_BASE || EMULATOR_API_BASE);
 
-const shared: NodeJS.ProcessEnv = { ...process.env };
+const shared: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: process.env.LOG_FORMAT || 'pretty' };
 if (useEmulator) {
-  shared.STRIPE_API_BASE = emulatorBase;
+  shared.STRIPE_API_BASE = emulatorUrl.origin;
   shared.STRIPE_WEBHOOK_SECRET = process.env.STRIPE_WEBHOOK_SECRET || EMULATOR_WEBHOOK_SECRET;
 }
+
+/** Prints one line and exits 1: what `npm start` cannot do, and what to change. */
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  process.exit(1);
+}
+
+/** Resolves when nothing listens on host:port (a listen that succeeds, closed at once). */
+async function portFree(listenHost: string, listenPort: number): Promise<boolean> {
+  const server = createServer();
+  server.listen(listenPort, listenHost);
+  try {
+    await once(server, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    server.close();
+  }
+}
+
+// Everything a process would fail on, said once, before anything starts.
+try {
+  await Promise.all([
+    probePostgres(process.env.DATABASE_URL || DEFAULT_DATABASE_URL, { databaseMayBeMissing: true }),
+    probeRedis(process.env.REDIS_URL || DEFAULT_REDIS_URL),
+  ]);
+} catch (error) {
+  if (error instanceof StartupError) fail(error.message);
+  throw error;
+}
+const ports: [string, number, string][] = [[host, port, 'PORT']];
+if (useEmulator) ports.push([emulatorUrl.hostname, Number(emulatorUrl.port || 80), 'STRIPE_API_BASE (where the emulator listens)']);
+for (const name of ['WORKER_HEALTH_PORT', 'WORKER_METRICS_PORT']) {
+  if (process.env[name]) ports.push([process.env.WORKER_HTTP_HOST || '127.0.0.1', Number(process.env[name]), name]);
+}
+for (const [portHost, portNumber, variable] of ports) {
+  if (!(await portFree(portHost, portNumber))) fail(`port ${portNumber} on ${portHost} is already in use: set ${variable} to a free one`);
+}
+
+const migrate = spawnSync(process.execPath, ['tools/migrate.mjs'], { stdio: 'inherit' });
+if (migrate.status !== 0) fail('migrations failed (see above)');
 
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function run(name: string, script: string, env: NodeJS.ProcessEnv): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env, stdio: 'inherit' });
+  const watch = values.watch ? ['--watch', '--watch-preserve-output'] : [];
+  // A process group of its own: Ctrl+C (sent to the terminal's whole group) reaches only this
+  // process, which passes on exactly one SIGTERM; a second signal would cut the worker's drain short.
+  const child = spawn(process.execPath, [...watch, '--import', 'tsx', script], { env, stdio: 'inherit', detached: true });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     children.delete(name);
     if (!stopping) {
       console.error(`[start] ${name} exited (${signal ?? code}); stopping the others`);
-      void stop(1);
+      stop(1);
     } else if (children.size === 0) {
       process.exit(process.exitCode ?? 0);
     }
   });
 }
 
-async function stop(code: number): Promise<void> {
+function stop(code: number): void {
   if (stopping) return;
   stopping = true;
   process.exitCode = code;
-  for (const child of children.values()) child.kill('SIGTERM');
   if (children.size === 0) process.exit(code);
+  for (const child of children.values()) child.kill('SIGTERM');
+  // The worker lets active jobs finish; past this, whatever is left is killed.
   setTimeout(() => {
     for (const child of children.values()) child.kill('SIGKILL');
-  }, 20_000).unref();
+  }, 60_000).unref();
 }
 
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(0));
 
 if (useEmulator) {
-  const emulatorUrl = new URL(emulatorBase);
   run('stripe-emulator', 'apps/stripe-emulator/src/main.ts', {
     ...shared,
     STRIPE_EMULATOR_HOST: emulatorUrl.hostname,
-    STRIPE_EMULATOR_PORT: emulatorUrl.port || '12111',
+    STRIPE_EMULATOR_PORT: emulatorUrl.port || '80',
     STRIPE_WEBHOOK_URL: `${receiverUrl}/webhooks/stripe`,
   });
 }
 run('webhook-receiver', 'apps/webhook-receiver/src/server.ts', shared);
 run('order-worker', 'apps/order-worker/src/main.ts', shared);
 
-console.log(
-  [
-    '',
-    `  receiver     ${receiverUrl}  (POST /orders, GET /orders/:id, POST /webhooks/stripe, /metrics, /readyz)`,
-    `  bull board   ${receiverUrl}/admin/queues${process.env.ADMIN_TOKEN ? '' : '  (set ADMIN_TOKEN to enable)'}`,
-    useEmulator
-      ? `  stripe       emulator at ${emulatorBase} (set STRIPE_SECRET_KEY to use Stripe itself)`
-      : `  stripe       ${process.env.STRIPE_API_BASE || 'api.stripe.com'}`,
-    `  demo         npm run demo`,
-    '',
-  ].join('\n'),
-);
+// The URLs once the receiver answers, so that what is printed is what works.
+const deadline = Date.now() + 60_000;
+while (!stopping && !(await fetch(`${receiverUrl}/healthz`).then((response) => response.ok, () => false))) {
+  if (Date.now() > deadline) {
+    console.error(`[start] the receiver did not answer on ${receiverUrl} within 60 s; stopping`);
+    stop(1);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+if (!stopping) {
+  console.log(
+    [
+      '',
+      `  receiver     ${receiverUrl}  (POST /orders, GET /orders/:id, POST /webhooks/stripe, /metrics, /readyz, /docs)`,
+      `  bull board   ${receiverUrl}/admin/queues${process.env.ADMIN_TOKEN ? '' : '  (set ADMIN_TOKEN to enable)'}`,
+      useEmulator
+        ? `  stripe       emulator at ${emulatorUrl.origin} (set STRIPE_SECRET_KEY to use Stripe itself)`
+        : `  stripe       ${process.env.STRIPE_API_BASE || 'api.stripe.com'}`,
+      `  demo         npm run demo`,
+      '',
+    ].join('\n'),
+  );
+}
