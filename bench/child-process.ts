@@ -32,9 +32,10 @@ export interface BenchChild {
 }
 
 /**
- * Starts `node --import tsx <script>`, as `npm run receiver` / `npm run worker` would but without
- * tsx's extra wrapper process, so the pid measured is the process doing the work. Output goes
- * straight to a file: piping it through this process would cost CPU on the same two cores.
+ * Starts `<script>` in a node process of its own: compiled JavaScript (`.js`) as `npm run receiver`
+ * and `npm run worker` run it, TypeScript (`.ts`) through `--import tsx` (no wrapper process, so
+ * the pid measured is the process doing the work). Output goes straight to a file: piping it
+ * through this process would cost CPU on the same two cores.
  */
 export function startChild(
   name: string,
@@ -44,7 +45,7 @@ export function startChild(
   mkdirSync(options.logDir, { recursive: true });
   const logFile = path.join(options.logDir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx'] : ['--conditions=compiled'];
   if (options.cpuProfile) {
     // A directory per child and V8's own file names: with `--import tsx` the loader hooks run on a
     // thread of their own, which writes its own profile (the main thread's is the larger file).

@@ -1,14 +1,18 @@
-import { DEFAULT_REDIS_URL } from '@ledger/shared';
+import { DEFAULT_REDIS_URL, parseCommandLine, usageError, type OptionSpec } from '@ledger/shared';
 
-/** Which benchmarks a run includes (`BENCH_ONLY`). */
+/** Which benchmarks a run includes (`--only` / `BENCH_ONLY`). */
 export type BenchmarkName = 'ingest' | 'worker' | 'e2e';
 
-/** Every knob of `npm run bench`, read once from `BENCH_*` variables (defaults keep a run under ~5 min). */
+/** How the receiver and the worker run: compiled JavaScript as in production, or TypeScript through tsx. */
+export type BenchRuntime = 'compiled' | 'source';
+
+/** Every knob of `npm run bench` (defaults keep a run under ~5 min). */
 export interface BenchConfig {
   only: Set<BenchmarkName>;
   /** PostgreSQL database the bench connects to in order to create and drop its own database. */
   adminDatabaseUrl: string;
   redisUrl: string;
+  runtime: BenchRuntime;
   /** Level of the receiver's and the worker's logs (written to files, as in production). */
   logLevel: string;
   /** Measured rounds of the ingest and worker benchmarks; each round runs the system and its baseline. */
@@ -37,45 +41,109 @@ export interface BenchConfig {
   keepLogs: boolean;
 }
 
-function numberVar(name: string, fallback: number, { min = 0, integer = true } = {}): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min} (got "${raw}")`);
-  }
-  return value;
+/** A knob: its flag (the key), the variable that sets it too, its default and meaning. The flag wins. */
+interface Knob extends OptionSpec {
+  env: string;
 }
 
-function listVar<T extends string>(name: string, allowed: readonly T[], fallback: readonly T[]): Set<T> {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return new Set(fallback);
-  const items = raw.split(',').map((item) => item.trim()).filter(Boolean);
-  const unknown = items.filter((item) => !(allowed as readonly string[]).includes(item));
-  if (unknown.length > 0) throw new Error(`${name} may hold ${allowed.join(', ')} (got "${unknown.join(', ')}")`);
-  return new Set(items as T[]);
+function knob(env: string, value: string, description: string): Knob & { type: 'string' };
+function knob(env: string, value: undefined, description: string): Knob & { type: 'boolean' };
+function knob(env: string, value: string | undefined, description: string): Knob {
+  return value === undefined ? { type: 'boolean', env, description: `${description} (${env}=1)` } : { type: 'string', value, env, description: `${description} (${env})` };
 }
 
-/** Reads the `BENCH_*` knobs; an invalid one stops the run with a line naming it. */
-export function loadBenchConfig(): BenchConfig {
+/** One table for the flags, the variables and `--help`. */
+const KNOBS = {
+  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e; default all'),
+  runtime: knob('BENCH_RUNTIME', 'compiled|source', 'run the receiver and worker compiled (default; `npm run bench` builds first) or from source with tsx'),
+  rounds: knob('BENCH_ROUNDS', 'N', 'rounds of benchmarks 1 and 2, system and baseline each; default 2'),
+  'ingest-seconds': knob('BENCH_INGEST_SECONDS', 'S', 'length of each ingest run; default 10'),
+  'ingest-warmup-seconds': knob('BENCH_INGEST_WARMUP_SECONDS', 'S', 'ingest warm-up; default 2'),
+  connections: knob('BENCH_CONNECTIONS', 'N', 'autocannon connections; default 32'),
+  'worker-events': knob('BENCH_WORKER_EVENTS', 'N', 'jobs each worker variant drains; default 2000'),
+  'worker-concurrency': knob('BENCH_WORKER_CONCURRENCY', 'N', 'WORKER_CONCURRENCY of the real worker and the baselines; default 16'),
+  'e2e-rate': knob('BENCH_E2E_RATE', 'N', 'end-to-end events/s; default 1000'),
+  'e2e-seconds': knob('BENCH_E2E_SECONDS', 'S', 'end-to-end duration; default 10'),
+  'e2e-warmup-seconds': knob('BENCH_E2E_WARMUP_SECONDS', 'S', 'end-to-end warm-up; default 2'),
+  'e2e-fallback-rate': knob('BENCH_E2E_FALLBACK_RATE', 'auto|N', 'rate of run 3b when run 3 falls behind; 0 for none; default auto'),
+  'e2e-drain-timeout-seconds': knob('BENCH_E2E_DRAIN_TIMEOUT_SECONDS', 'S', 'wait for the last credit after the last send; default 45'),
+  'e2e-poll-ms': knob('BENCH_E2E_POLL_MS', 'MS', 'ledger polling interval (the latency resolution); default 5'),
+  'log-level': knob('BENCH_LOG_LEVEL', 'LEVEL', 'LOG_LEVEL of the receiver and the worker; default info'),
+  'cpu-prof': knob('BENCH_CPU_PROF', 'LIST', 'receiver, worker or both: run them with --cpu-prof (profiles in bench/profiles/)'),
+  'keep-logs': knob('BENCH_KEEP_LOGS', undefined, 'keep the child processes\' logs (kept anyway when a run fails)'),
+  'admin-database-url': knob('BENCH_ADMIN_DATABASE_URL', 'URL', 'where the bench database is created; default postgresql://postgres@127.0.0.1:5432/postgres'),
+} satisfies Record<string, Knob>;
+
+type KnobName = keyof typeof KNOBS;
+
+/**
+ * Reads the knobs from `args` (flags) and the environment (`BENCH_*`); an invalid one stops the run
+ * with one line naming it.
+ */
+export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
+  const { values } = parseCommandLine(
+    'bench',
+    {
+      usage: 'npm run bench [-- options]',
+      summary:
+        'The benchmarks: receiver ingest vs bare Fastify, worker drain vs plain pg, end-to-end latency at a fixed rate, peak RSS. Each figure is printed next to a baseline measured in the same run; results go to bench/results.json. See bench/README.md.',
+      options: KNOBS,
+      environment: ['REDIS_URL', 'and the BENCH_* variable named after each option'],
+      exitCodes: [
+        [0, 'the run completed (targets may still be missed: see the table)'],
+        [1, 'the run failed, or PostgreSQL or Redis is unreachable'],
+        [64, 'bad option or value'],
+      ],
+    },
+    args,
+  );
+  /** The flag's value, else the variable's; `undefined` when neither is set. */
+  const raw = (name: KnobName): string | undefined => {
+    const flag = values[name];
+    if (flag !== undefined) return String(flag === true ? '1' : flag);
+    const fromEnv = process.env[KNOBS[name].env];
+    return fromEnv === '' ? undefined : fromEnv;
+  };
+  const bad = (name: KnobName, expected: string, given: string): never =>
+    usageError('bench', `--${name} (${KNOBS[name].env}) must be ${expected} (got "${given}")`);
+  const number = (name: KnobName, fallback: number, { min = 0, integer = true } = {}): number => {
+    const given = raw(name);
+    if (given === undefined) return fallback;
+    const value = Number(given);
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) bad(name, `${integer ? 'an integer' : 'a number'} ≥ ${min}`, given);
+    return value;
+  };
+  const list = <T extends string>(name: KnobName, allowed: readonly T[], fallback: readonly T[]): Set<T> => {
+    const given = raw(name);
+    if (given === undefined) return new Set(fallback);
+    const items = given.split(',').map((item) => item.trim()).filter(Boolean);
+    if (items.some((item) => !(allowed as readonly string[]).includes(item))) bad(name, `a list of ${allowed.join(', ')}`, given);
+    return new Set(items as T[]);
+  };
+  const choice = <T extends string>(name: KnobName, allowed: readonly T[], fallback: T): T => {
+    const given = raw(name) ?? fallback;
+    return (allowed as readonly string[]).includes(given) ? (given as T) : bad(name, `one of ${allowed.join(', ')}`, given);
+  };
+  const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: listVar('BENCH_ONLY', ['ingest', 'worker', 'e2e'] as const, ['ingest', 'worker', 'e2e']),
-    adminDatabaseUrl: process.env.BENCH_ADMIN_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres',
+    only: list('only', ['ingest', 'worker', 'e2e'] as const, ['ingest', 'worker', 'e2e']),
+    adminDatabaseUrl: raw('admin-database-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
-    logLevel: process.env.BENCH_LOG_LEVEL || 'info',
-    rounds: numberVar('BENCH_ROUNDS', 2, { min: 1 }),
-    ingestSeconds: numberVar('BENCH_INGEST_SECONDS', 10, { min: 1 }),
-    ingestWarmupSeconds: numberVar('BENCH_INGEST_WARMUP_SECONDS', 2),
-    ingestConnections: numberVar('BENCH_CONNECTIONS', 32, { min: 1 }),
-    workerEvents: numberVar('BENCH_WORKER_EVENTS', 2_000, { min: 1 }),
-    workerConcurrency: numberVar('BENCH_WORKER_CONCURRENCY', 16, { min: 1 }),
-    e2eRate: numberVar('BENCH_E2E_RATE', 1_000, { min: 1 }),
-    e2eFallbackRate: process.env.BENCH_E2E_FALLBACK_RATE === 'auto' || !process.env.BENCH_E2E_FALLBACK_RATE ? 'auto' : numberVar('BENCH_E2E_FALLBACK_RATE', 0),
-    e2eSeconds: numberVar('BENCH_E2E_SECONDS', 10, { min: 1 }),
-    e2eWarmupSeconds: numberVar('BENCH_E2E_WARMUP_SECONDS', 2),
-    e2eDrainTimeoutSeconds: numberVar('BENCH_E2E_DRAIN_TIMEOUT_SECONDS', 45, { min: 1 }),
-    e2ePollMs: numberVar('BENCH_E2E_POLL_MS', 5, { min: 1 }),
-    cpuProfile: listVar('BENCH_CPU_PROF', ['receiver', 'worker'] as const, []),
-    keepLogs: process.env.BENCH_KEEP_LOGS === '1',
+    runtime: choice('runtime', ['compiled', 'source'] as const, 'compiled'),
+    logLevel: raw('log-level') ?? 'info',
+    rounds: number('rounds', 2, { min: 1 }),
+    ingestSeconds: number('ingest-seconds', 10, { min: 1 }),
+    ingestWarmupSeconds: number('ingest-warmup-seconds', 2),
+    ingestConnections: number('connections', 32, { min: 1 }),
+    workerEvents: number('worker-events', 2_000, { min: 1 }),
+    workerConcurrency: number('worker-concurrency', 16, { min: 1 }),
+    e2eRate: number('e2e-rate', 1_000, { min: 1 }),
+    e2eFallbackRate: fallbackRate === undefined || fallbackRate === 'auto' ? 'auto' : number('e2e-fallback-rate', 0),
+    e2eSeconds: number('e2e-seconds', 10, { min: 1 }),
+    e2eWarmupSeconds: number('e2e-warmup-seconds', 2),
+    e2eDrainTimeoutSeconds: number('e2e-drain-timeout-seconds', 45, { min: 1 }),
+    e2ePollMs: number('e2e-poll-ms', 5, { min: 1 }),
+    cpuProfile: list('cpu-prof', ['receiver', 'worker'] as const, []),
+    keepLogs: raw('keep-logs') === '1',
   };
 }

@@ -21,7 +21,7 @@ import { loadBenchConfig } from './config.js';
 import { creditWithOneStatement, creditWithStatements, readPaymentSucceeded } from './plain-pg-credit.js';
 import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
 
-const config = loadBenchConfig();
+const config = loadBenchConfig([]);
 const events = Number(process.env.BENCH_CREDIT_COST_EVENTS ?? 500);
 /** Credits run before measuring each variant: JIT, connections and Prisma's caches warm up. */
 const WARMUP = 100;

@@ -53,6 +53,9 @@ export interface EndToEndResult {
   /** The same for Redis (its own counter: other clients included) and the worker's PostgreSQL backends. */
   redisCpu: CpuShare;
   postgresCpu: CpuShare;
+  /** RSS of the receiver and the worker once ready, before any load, in bytes. */
+  receiverReadyRss: number;
+  workerReadyRss: number;
   /** Peak RSS (VmHWM) of the receiver and the worker under this load, in bytes. */
   receiverPeakRss: number;
   workerPeakRss: number;
@@ -153,6 +156,8 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
   try {
     receiver = await startReceiver(context, `receiver-${batch}`, { port, prefix });
     worker = await startOrderWorker(context, `worker-${batch}`, prefix);
+    const receiverReadyRss = receiver.memory().rss;
+    const workerReadyRss = worker.memory().rss;
     const watcher = watchCredits(db, await lastLedgerId(db.pool), config.e2ePollMs);
 
     const outFile = path.join(context.logDir, `${batch}-sends.json`);
@@ -234,6 +239,8 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
       workerCpu,
       redisCpu: cpuOf(services.redisMs),
       postgresCpu: cpuOf(services.postgresMs),
+      receiverReadyRss,
+      workerReadyRss,
       receiverPeakRss,
       workerPeakRss,
     };

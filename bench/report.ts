@@ -8,6 +8,8 @@ import { TARGET_BASELINE, type WorkerResult } from './worker-throughput.js';
 export interface MachineConditions {
   cpus: number;
   node: string;
+  /** How the receiver and the worker ran: compiled JavaScript or TypeScript through tsx. */
+  runtime: string;
   loadAverageBefore: number[];
   loadAverageAfter: number[];
   /** How busy the machine was during each stage (this run's own processes included). */
@@ -111,7 +113,7 @@ function measurementRows(results: BenchResults): string[][] {
       '',
     ]);
     rows.push(['', `ledger insert ${latency(run.ledgerInsert)}`, `webhook 200 ${latency(run.webhookAnswer)}`, '']);
-    rows.push(['', `peak RSS receiver ${mb(run.receiverPeakRss)}, worker ${mb(run.workerPeakRss)}`, '', '']);
+    rows.push(['', `peak RSS receiver ${mb(run.receiverPeakRss)}, worker ${mb(run.workerPeakRss)}`, `RSS once ready: receiver ${mb(run.receiverReadyRss)}, worker ${mb(run.workerReadyRss)}`, '']);
   };
   if (endToEnd) endToEndRows(endToEnd, '3+4');
   if (endToEndFallback) endToEndRows(endToEndFallback, '3b');
@@ -148,7 +150,7 @@ function cpuRows(results: BenchResults): string[][] {
 export function formatReport(results: BenchResults): string {
   const { machine } = results;
   const lines = [
-    `Benchmarks — ${machine.cpus} CPUs, node ${machine.node}, load average ${machine.loadAverageBefore.map((n) => n.toFixed(2)).join(' ')} before, ${machine.loadAverageAfter.map((n) => n.toFixed(2)).join(' ')} after`,
+    `Benchmarks — ${machine.cpus} CPUs, node ${machine.node}, receiver and worker ${machine.runtime}, load average ${machine.loadAverageBefore.map((n) => n.toFixed(2)).join(' ')} before, ${machine.loadAverageAfter.map((n) => n.toFixed(2)).join(' ')} after`,
     '',
     table(measurementRows(results)),
     '',

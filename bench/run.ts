@@ -11,10 +11,12 @@
  * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
  * Knobs: `BENCH_*` variables, see bench/README.md.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { StartupError, requireReachable } from '@ledger/shared';
 import { createBenchDatabase, type BenchDatabase } from './bench-database.js';
 import { deleteKeysWithPrefix } from './bench-redis.js';
 import { loadBenchConfig } from './config.js';
@@ -28,6 +30,18 @@ import { runWorkerBenchmark } from './worker-throughput.js';
 const RESULTS_FILE = path.resolve('bench/results.json');
 
 const config = loadBenchConfig();
+try {
+  await requireReachable({ postgres: config.adminDatabaseUrl, redis: config.redisUrl });
+} catch (error) {
+  if (!(error instanceof StartupError)) throw error;
+  console.error(`bench cannot start: ${error.message}`);
+  process.exit(1);
+}
+// The receiver and the worker run as in production, compiled: from the code as it is now.
+if (config.runtime === 'compiled' && spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' }).status !== 0) {
+  console.error('bench: npm run build failed');
+  process.exit(1);
+}
 const runId = randomBytes(4).toString('hex');
 const runPrefix = `bench-${runId}`;
 const logDir = path.join(os.tmpdir(), `ledger-bench-${runId}`);
@@ -96,7 +110,7 @@ try {
     }
   }
 
-  const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };
+  const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, runtime: config.runtime, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };
   const complete = { ...results, machine };
   const report: BenchResults = { ...complete, targets: checkTargets(complete) };
   writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);

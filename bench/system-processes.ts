@@ -15,7 +15,12 @@ export interface RunContext {
 }
 
 /** Variables that would point a child at something other than the bench's own services. */
-const NEUTRAL_ENV = { STRIPE_SECRET_KEY: '', STRIPE_API_BASE: '', ADMIN_TOKEN: '', WORKER_METRICS_PORT: '' };
+const NEUTRAL_ENV = { STRIPE_SECRET_KEY: '', STRIPE_API_BASE: '', ADMIN_TOKEN: '', WORKER_METRICS_PORT: '', WORKER_HEALTH_PORT: '', LOG_FORMAT: 'json' };
+
+/** The entry point of a system process in the run's runtime: compiled (as in production) or source. */
+function entryPoint(context: RunContext, app: 'webhook-receiver/src/server' | 'order-worker/src/main'): string {
+  return context.config.runtime === 'compiled' ? `apps/${app.replace('/src/', '/dist/')}.js` : `apps/${app}.ts`;
+}
 
 function track(context: RunContext, child: BenchChild): BenchChild {
   context.children.add(child);
@@ -23,11 +28,11 @@ function track(context: RunContext, child: BenchChild): BenchChild {
   return child;
 }
 
-/** The real receiver (`apps/webhook-receiver/src/server.ts`), listening on `port`. */
+/** The real receiver (`apps/webhook-receiver`), listening on `port`. */
 export async function startReceiver(context: RunContext, name: string, options: { port: number; prefix: string }): Promise<BenchChild> {
   const child = track(
     context,
-    startChild(name, 'apps/webhook-receiver/src/server.ts', {
+    startChild(name, entryPoint(context, 'webhook-receiver/src/server'), {
       logDir: context.logDir,
       cpuProfile: context.config.cpuProfile.has('receiver'),
       env: {
@@ -54,11 +59,11 @@ export async function startBareFastify(context: RunContext, name: string, port: 
   return child;
 }
 
-/** The real order worker (`apps/order-worker/src/main.ts`), reconciliation off, ready to take jobs. */
+/** The real order worker (`apps/order-worker`), reconciliation off, ready to take jobs. */
 export async function startOrderWorker(context: RunContext, name: string, prefix: string): Promise<BenchChild> {
   const child = track(
     context,
-    startChild(name, 'apps/order-worker/src/main.ts', {
+    startChild(name, entryPoint(context, 'order-worker/src/main'), {
       logDir: context.logDir,
       cpuProfile: context.config.cpuProfile.has('worker'),
       env: {
