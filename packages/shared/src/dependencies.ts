@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { withTimeout } from './timeout.js';
 
 /**
  * A start-up failure the operator can act on (a dependency unreachable, a port taken): the process
@@ -81,8 +82,13 @@ export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Pro
   let lastError: unknown;
   client.on('error', (error) => (lastError = error));
   try {
-    await client.connect();
-    await client.ping();
+    // connectTimeout covers the TCP connect only; a server that accepts and never answers would
+    // hold the ready check forever.
+    await withTimeout(
+      client.connect().then(() => client.ping()),
+      timeoutMs,
+      'timed out',
+    );
   } catch (error) {
     const cause = lastError ?? error;
     const timedOut = cause instanceof Error && /timed? ?out/i.test(cause.message);

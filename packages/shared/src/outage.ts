@@ -44,7 +44,8 @@ export class OutageLog {
     if (!isOutage(error)) return false;
     if (this.since === undefined) {
       this.since = Date.now();
-      const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      // Prisma's messages open with a code frame; the cause is on the last line.
+      const reason = error instanceof Error ? (error.message.split('\n').filter((line) => line.trim()).at(-1)?.trim() ?? error.name) : String(error);
       this.logger.error({ service: this.service, endpoint: this.endpoint }, `${this.service} unreachable at ${this.endpoint} (${reason}); retrying`);
       if (this.probe) this.scheduleProbe();
     }
