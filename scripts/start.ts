@@ -74,13 +74,13 @@ try {
   if (error instanceof StartupError) fail(error.message);
   throw error;
 }
-const ports: [string, number, string][] = [[host, port, 'PORT']];
-if (useEmulator) ports.push([emulatorUrl.hostname, Number(emulatorUrl.port || 80), 'STRIPE_API_BASE (where the emulator listens)']);
+const ports: { host: string; port: number; fix: string }[] = [{ host, port, fix: 'set PORT to a free port' }];
+if (useEmulator) ports.push({ host: emulatorUrl.hostname, port: Number(emulatorUrl.port || 80), fix: 'the emulator listens there: set STRIPE_API_BASE to a URL with a free port' });
 for (const name of ['WORKER_HEALTH_PORT', 'WORKER_METRICS_PORT']) {
-  if (process.env[name]) ports.push([process.env.WORKER_HTTP_HOST || '127.0.0.1', Number(process.env[name]), name]);
+  if (process.env[name]) ports.push({ host: process.env.WORKER_HTTP_HOST || '127.0.0.1', port: Number(process.env[name]), fix: `set ${name} to a free port` });
 }
-for (const [portHost, portNumber, variable] of ports) {
-  if (!(await portFree(portHost, portNumber))) fail(`port ${portNumber} on ${portHost} is already in use: set ${variable} to a free one`);
+for (const taken of ports) {
+  if (!(await portFree(taken.host, taken.port))) fail(`port ${taken.port} on ${taken.host} is already in use: ${taken.fix}`);
 }
 
 const migrate = spawnSync(process.execPath, ['tools/migrate.mjs'], { stdio: 'inherit' });
