@@ -38,6 +38,11 @@ export const commonEnvSchema = z.object({
     .regex(/^(sk|rk)_[A-Za-z0-9_]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)')
     .optional(),
   STRIPE_API_BASE: url(['http:', 'https:']).optional(),
+  /**
+   * Where the emulator is when STRIPE_SECRET_KEY is unset and STRIPE_API_BASE too; ignored with a
+   * key. docker-compose sets it, so that setting a key never leaves the system pointed at the emulator.
+   */
+  STRIPE_EMULATOR_URL: url(['http:', 'https:']).optional(),
 });
 
 /**

@@ -29,10 +29,15 @@ export const EMULATOR_API_BASE = 'http://127.0.0.1:12111';
 
 /**
  * The Stripe client the environment asks for: the real API (or `STRIPE_API_BASE`) with
- * `STRIPE_SECRET_KEY`, else the built-in emulator.
+ * `STRIPE_SECRET_KEY`, else the built-in emulator (at `STRIPE_API_BASE`, `STRIPE_EMULATOR_URL` or
+ * its default address).
  */
-export function stripeClientFromEnv(env: { STRIPE_SECRET_KEY?: string | undefined; STRIPE_API_BASE?: string | undefined }): Stripe {
+export function stripeClientFromEnv(env: {
+  STRIPE_SECRET_KEY?: string | undefined;
+  STRIPE_API_BASE?: string | undefined;
+  STRIPE_EMULATOR_URL?: string | undefined;
+}): Stripe {
   return env.STRIPE_SECRET_KEY
     ? createStripeClient(env.STRIPE_SECRET_KEY, env.STRIPE_API_BASE)
-    : createStripeClient(EMULATOR_SECRET_KEY, env.STRIPE_API_BASE ?? EMULATOR_API_BASE);
+    : createStripeClient(EMULATOR_SECRET_KEY, env.STRIPE_API_BASE ?? env.STRIPE_EMULATOR_URL ?? EMULATOR_API_BASE);
 }
