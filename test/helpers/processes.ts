@@ -15,7 +15,13 @@ export interface RunningProcess {
 
 /** Starts `node --import tsx <script>` with `env` added to this process's environment. */
 export function startProcess(script: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  return startCommand(process.execPath, ['--import', 'tsx', script], env);
+}
+
+/** Starts `command args…` (an npm script, a compiled entry point) with `env` added to this process's environment. */
+export function startCommand(command: string, args: string[], env: Record<string, string>): RunningProcess {
+  const script = [command, ...args].join(' ');
+  const child = spawn(command, args, {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -59,4 +65,29 @@ export function startProcess(script: string, env: Record<string, string>): Runni
       return stopChild(child, exited, signal, graceMs);
     },
   };
+}
+
+/** What a command printed, how it exited and how long it took. */
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs `command args…` to its exit with `env` added to this environment (npm scripts, compiled
+ * entry points, `node --import tsx` scripts); SIGKILL after `timeoutMs`, so a hang fails the test.
+ */
+export async function runCommand(command: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CommandResult> {
+  const started = performance.now();
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr, ms: performance.now() - started };
 }

@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
+import { Writable } from 'node:stream';
+import { createLogger } from '@ledger/shared';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts } from '../scripts/chaos/processes.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { startProcess, type RunningProcess } from './helpers/processes.js';
+import { eventually } from './helpers/queues.js';
+import { buildTestReceiver } from './helpers/receiver.js';
+import { uniquePrefix } from './helpers/redis.js';
+
+// After a successful start, PostgreSQL or Redis going away must cost one log line per outage (and one
+// when it is back), never hang a scrape, and turn requests into 503s that tell the client to retry.
+
+/** A redis-server of this test's own on `port`, so that it can be taken away and brought back. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await eventually(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
+  } finally {
+    probe.disconnect();
+  }
+  return server;
+}
+
+async function stopRedis(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null || server.signalCode !== null) return;
+  server.kill('SIGKILL');
+  await once(server, 'exit');
+}
+
+/**
+ * Stands on a dead Redis' port and resets every connection: each reconnect attempt of a client is
+ * counted here and fails at once with ECONNRESET, as many times as the test wants to see.
+ */
+async function refuseConnections(port: number): Promise<{ attempts: () => number; close(): Promise<void> }> {
+  let attempts = 0;
+  const server: Server = createServer((socket) => {
+    attempts += 1;
+    socket.resetAndDestroy();
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return { attempts: () => attempts, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Log lines of an in-process receiver. */
+function captureLogs() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, logger: createLogger('webhook-receiver', 'info', stream) };
+}
+
+const messages = (lines: string[]) => lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+
+let db: TestDatabase;
+let app: FastifyInstance | undefined;
+let redis: ChildProcess | undefined;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  if (redis) await stopRedis(redis);
+  redis = undefined;
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('receiver during a Redis outage', () => {
+  it('answers /metrics within a second with the queue depth marked stale, and logs the outage once', async () => {
+    const [port] = await freePorts(1);
+    redis = await startRedis(port!);
+    const logs = captureLogs();
+    app = await buildTestReceiver({ databaseUrl: db.url, prefix: uniquePrefix(), redisUrl: `redis://127.0.0.1:${port}`, logger: logs.logger });
+    const scrape = async () => {
+      const started = performance.now();
+      const response = await app!.inject({ method: 'GET', url: '/metrics' });
+      return { status: response.statusCode, text: response.body, ms: performance.now() - started };
+    };
+    const healthy = await scrape();
+    expect(healthy.text).toMatch(/^ledger_queue_jobs_scrape_ok 1$/m);
+    expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
+
+    await stopRedis(redis);
+    const refuser = await refuseConnections(port!);
+    cleanups.push(() => refuser.close());
+    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+
+    const during = await scrape();
+    expect(during.status).toBe(200);
+    expect(during.ms).toBeLessThan(1_000);
+    expect(during.text).toMatch(/^ledger_queue_jobs_scrape_ok 0$/m);
+    expect(during.text).not.toMatch(/^ledger_queue_jobs\{/m);
+    expect(during.text).toMatch(/^ledger_webhooks_received_total 0$/m);
+
+    const unreachable = messages(logs.lines).filter((msg) => msg.startsWith('Redis unreachable'));
+    expect(unreachable).toEqual([expect.stringMatching(new RegExp(`^Redis unreachable at 127\\.0\\.0\\.1:${port} \\(.+\\); retrying$`))]);
+    expect(messages(logs.lines).filter((msg) => msg === 'redis connection error' || msg === 'queue error')).toEqual([]);
+
+    await refuser.close();
+    redis = await startRedis(port!);
+    await eventually(async () => messages(logs.lines).some((msg) => msg.startsWith('Redis reachable again')), 20_000, 'the recovery line');
+    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((await scrape()).text), 10_000, 'queue depths again');
+    expect(messages(logs.lines).filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);
+  });
+});
+
+describe('receiver with PostgreSQL down', () => {
+  it('answers 503 database_unavailable to POST /orders and GET /orders/:id, and logs the outage once', async () => {
+    // Port 1 refuses connections everywhere (a port found free may meanwhile be another test's).
+    const deadPort = 1;
+    const logs = captureLogs();
+    app = await buildTestReceiver({ databaseUrl: `postgresql://postgres@127.0.0.1:${deadPort}/ledger`, prefix: uniquePrefix(), logger: logs.logger });
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/orders',
+        headers: { 'idempotency-key': `outage-${attempt}` },
+        payload: { accountId: 'acct_outage', amount: 1_000, currency: 'usd' },
+      });
+      expect(created.statusCode).toBe(503);
+      expect(created.json()).toEqual({ error: 'database_unavailable', message: expect.stringMatching(/retry later/i), requestId: expect.any(String) });
+    }
+    const read = await app.inject({ method: 'GET', url: '/orders/ord_aaaaaaaaaaaaaaaaaaaaaa' });
+    expect(read.statusCode).toBe(503);
+    expect(read.json().error).toBe('database_unavailable');
+    const outage = messages(logs.lines).filter((msg) => msg.startsWith('PostgreSQL unreachable'));
+    expect(outage).toHaveLength(1);
+    expect(outage[0]).toMatch(new RegExp(`^PostgreSQL unreachable at 127\\.0\\.0\\.1:${deadPort} \\(.+\\); retrying$`));
+    expect(messages(logs.lines)).not.toContain('request failed');
+  });
+});
+
+describe('worker during a Redis outage', () => {
+  let worker: RunningProcess | undefined;
+  afterEach(async () => {
+    await worker?.stop('SIGKILL');
+  });
+
+  it('reports not ready, logs the outage once and its end once, and keeps working after it', async () => {
+    const [port, healthPort] = await freePorts(2);
+    redis = await startRedis(port!);
+    worker = startProcess('apps/order-worker/src/main.ts', {
+      DATABASE_URL: db.url,
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      QUEUE_PREFIX: uniquePrefix(),
+      RECONCILE_INTERVAL_SECONDS: '0',
+      WORKER_HEALTH_PORT: String(healthPort),
+      LOG_FORMAT: 'json',
+    });
+    await worker.waitFor(/order worker started/);
+    const readiness = async () => {
+      const started = performance.now();
+      const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
+      return { status: response.status, body: (await response.json()) as { checks: Record<string, string> }, ms: performance.now() - started };
+    };
+    expect((await readiness()).status).toBe(200);
+
+    await stopRedis(redis);
+    const refuser = await refuseConnections(port!);
+    cleanups.push(() => refuser.close());
+    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    const down = await readiness();
+    expect(down.status).toBe(503);
+    expect(down.body.checks).toEqual({ postgres: 'ok', redis: 'down', workers: 'ok' });
+    expect(down.ms).toBeLessThan(1_500);
+
+    await refuser.close();
+    redis = await startRedis(port!);
+    await worker.waitFor(/Redis reachable again/, 20_000);
+    await eventually(async () => (await readiness()).status === 200, 10_000, 'ready again');
+
+    const logged = worker.lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(logged.filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);
+    expect(logged.filter((msg) => msg === 'worker error' || msg === 'redis connection error')).toEqual([]);
+    expect(await worker.stop('SIGTERM')).toBe(0);
+  });
+});
