@@ -63,7 +63,7 @@ function serve(options: HealthServerOptions, routes: Set<WorkerRoute>): Server {
  * and Prometheus metrics (`WORKER_METRICS_PORT`), on `WORKER_HTTP_HOST`. Resolves once every port
  * listens; rejects with the listen error (it names the port) after closing the others.
  */
-export async function startHealthServer(options: HealthServerOptions): Promise<{ servers: Server[]; close(): Promise<void> }> {
+export async function startHealthServer(options: HealthServerOptions): Promise<{ close(): Promise<void> }> {
   const servers: Server[] = [];
   const close = async () => {
     await Promise.allSettled(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
@@ -79,5 +79,5 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     await close();
     throw error;
   }
-  return { servers, close };
+  return { close };
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 
 /** Exit code for a bad option or argument (sysexits' EX_USAGE, as `npm run replay` always used). */
-export const EXIT_USAGE = 64;
+const EXIT_USAGE = 64;
 
 /** One option of a command: how `parseArgs` reads it and how `--help` shows it. */
 export interface OptionSpec {
@@ -31,7 +31,7 @@ type Values<O extends Record<string, OptionSpec>> = {
 };
 
 /** The `--help` text of a command. */
-export function helpText(spec: CommandSpec<Record<string, OptionSpec>>): string {
+function helpText(spec: CommandSpec<Record<string, OptionSpec>>): string {
   const lines = [`Usage: ${spec.usage}`, '', spec.summary];
   const options = Object.entries(spec.options ?? {}).map(([name, option]) => {
     const flag = `${option.short ? `-${option.short}, ` : ''}--${name}${option.value ? ` ${option.value}` : ''}`;

@@ -11,7 +11,7 @@ export class StartupError extends Error {
 }
 
 /** How long a start-up probe waits for PostgreSQL or Redis before calling it unreachable. */
-export const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_TIMEOUT_MS = 3_000;
 
 /** `host:port` of a service URL, without user or password: safe to print. */
 export function endpointOf(url: string, defaultPort: number): string {
