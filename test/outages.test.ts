@@ -94,8 +94,9 @@ describe('receiver during a Redis outage', () => {
       const response = await app!.inject({ method: 'GET', url: '/metrics' });
       return { status: response.statusCode, text: response.body, ms: performance.now() - started };
     };
-    const healthy = await scrape();
-    expect(healthy.text).toMatch(/^ledger_queue_jobs_scrape_ok 1$/m);
+    // Until its connection is ready the receiver reports the depths as unknown too.
+    let healthy = await scrape();
+    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
     await stopRedis(redis);
@@ -171,7 +172,7 @@ describe('worker during a Redis outage', () => {
       const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
       return { status: response.status, body: (await response.json()) as { checks: Record<string, string> }, ms: performance.now() - started };
     };
-    expect((await readiness()).status).toBe(200);
+    await eventually(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 
     await stopRedis(redis);
     const refuser = await refuseConnections(port!);
