@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HANDLED_EVENT_TYPES, QUEUES } from '@ledger/shared';
 import { Queue } from 'bullmq';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
@@ -67,17 +68,21 @@ async function drained() {
 
 describe('when Redis loses what it acknowledged', () => {
   it('a later pass applies every acknowledged event, because the checkpoint never passes an event the inbox lacks', async () => {
-    // Every webhook is acknowledged (queued), but no worker runs yet.
+    // Every webhook is acknowledged (queued), but no worker runs yet. The payments happen in an
+    // earlier second than the refund, so a checkpoint at the newest event would pass them.
     await start({ workers: false });
     const orders = await createOrders(6);
     for (const order of orders) system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
+    const paidSecond = Math.floor(Date.now() / 1000);
+    await eventually(async () => Math.floor(Date.now() / 1000) > paidSecond, 3_000, 'the next second');
     const refundable = orders[0]!;
     system.emulator.controller.refundPaymentIntent(refundable.paymentIntentId, { amount: 100 });
     await system.emulator.controller.idle();
     expect(await queues.eventsQueue.getWaitingCount()).toBeGreaterThanOrEqual(7);
 
     // A pass sees them all still queued: it queues nothing and keeps its checkpoint behind them.
-    const first = await reconcile();
+    // No overlap: the checkpoint alone decides what the next pass lists.
+    const first = await reconcile({ overlapSeconds: 0 });
     expect(first.eventsEnqueued).toBe(0);
     expect(first.eventsInFlight).toBeGreaterThanOrEqual(7);
     const oldest = Math.min(...(await system.stripe.events.list({ limit: 100, types: [...HANDLED_EVENT_TYPES] })).data.map((event) => event.created));
@@ -87,7 +92,7 @@ describe('when Redis loses what it acknowledged', () => {
     await deleteKeysWithPrefix(system.prefix);
     const workers = startTestWorkers({ prisma: db.prisma, prefix: system.prefix, stripe: system.stripe });
     try {
-      const second = await reconcile();
+      const second = await reconcile({ overlapSeconds: 0 });
       expect(second.eventsEnqueued).toBeGreaterThanOrEqual(7);
       await eventually(drained, 20_000, 'the queues to drain');
     } finally {
@@ -102,6 +107,66 @@ describe('when Redis loses what it acknowledged', () => {
     expect(third.eventsEnqueued).toBe(0);
     expect(third.checkpoint).toBeGreaterThanOrEqual(first.checkpoint);
     expect(third.uncredited).toEqual([]);
+  });
+});
+
+describe('a property: Redis loses every queued job at a random moment', () => {
+  it('then reconciliation brings the ledger to exactly what Stripe did', { timeout: 240_000 }, async () => {
+    await start({ emulator: { duplicateRate: 0.2, delayMs: [0, 40], concurrency: 4, seed: 5 } });
+    expect(system.workers).toBeDefined();
+    const plan = fc.record({
+      payments: fc.array(
+        fc.record({ refund: fc.option(fc.record({ amount: fc.integer({ min: 1, max: 500 }), fails: fc.boolean() }), { nil: undefined }), dispute: fc.boolean() }),
+        { minLength: 2, maxLength: 5 },
+      ),
+      flushAfter: fc.nat({ max: 12 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(plan, async ({ payments, flushAfter }) => {
+        const orders = await createOrders(payments.length, 600);
+        const expected = new Map<string, string[]>();
+        const actions: (() => void)[] = [];
+        orders.forEach((order, index) => {
+          const payment = payments[index]!;
+          const entries = [`topup:${order.amount}`];
+          actions.push(() => system.emulator.controller.succeedPaymentIntent(order.paymentIntentId));
+          if (payment.refund) {
+            const { amount, fails } = payment.refund;
+            actions.push(() => {
+              const { refund } = system.emulator.controller.refundPaymentIntent(order.paymentIntentId, { amount });
+              if (fails) system.emulator.controller.failRefund(refund!.id);
+            });
+            entries.push(`refund:${-amount}`, ...(fails ? [`refund_reversal:${amount}`] : []));
+          }
+          if (payment.dispute) {
+            actions.push(() => {
+              const { dispute } = system.emulator.controller.disputePaymentIntent(order.paymentIntentId, { amount: 50 });
+              system.emulator.controller.closeDispute(dispute!.id, { status: 'lost' });
+            });
+            entries.push('dispute:-50');
+          }
+          expected.set(order.id, entries.sort());
+        });
+        // Each order's actions keep their order (pay before refund); Redis forgets everything
+        // (a flush, not a restart) after `flushAfter` of them, wherever the deliveries then are.
+        actions.forEach((action, index) => {
+          if (index === flushAfter) void deleteKeysWithPrefix(system.prefix);
+          action();
+        });
+        if (flushAfter >= actions.length) await deleteKeysWithPrefix(system.prefix);
+        await system.emulator.controller.idle();
+        await eventually(drained, 20_000, 'the queues to drain');
+        for (let pass = 0; pass < 5 && (await reconcile()).eventsEnqueued > 0; pass++) await eventually(drained, 20_000, 'the reconciled jobs');
+
+        const ledger = await db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
+        for (const order of orders) {
+          const entries = ledger.filter((entry) => entry.orderId === order.id).map((entry) => `${entry.entryType}:${entry.amount}`);
+          expect(entries.sort(), order.id).toEqual(expected.get(order.id));
+        }
+        expect((await auditLedger(db.prisma)).problems).toEqual([]);
+      }),
+      { numRuns: 4, seed: 1130 },
+    );
   });
 });
 
