@@ -343,39 +343,69 @@ async function paymentCredited(tx: Tx, order: OrderRow, paymentIntentId: string)
   return order.payment_intent_id === paymentIntentId;
 }
 
+/** A debit that can come back: a refund (failed or canceled afterwards), a dispute (won). */
+interface ReversibleDebit {
+  debit: 'refund' | 'dispute';
+  reversal: 'refund_reversal' | 'dispute_reversal';
+  /** The refund or dispute id: both entries carry it. */
+  reference: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  /** The money came back (refund failed or canceled, dispute won). */
+  reversed: boolean;
+  /** Only what is left to refund can be refunded (disputes are not limited this way). */
+  limitToLeft: boolean;
+}
+
+/**
+ * Posts a debit and, when it came back, its reversal, each once under its own entry type and the
+ * same reference. Held instead when the payment behind it was never credited, or the currency is
+ * not the order's, or (refunds) it is more than is left to refund. A debit we never saw is
+ * recorded with its reversal, so any arrival order nets to zero; a debit that is held keeps its
+ * reversal held too, so an operator's resolution nets them and never posts the debit alone.
+ */
+async function applyReversibleDebit(
+  tx: Tx,
+  located: { id: string; account_id: string },
+  item: ReversibleDebit,
+  eventId: string | null,
+): Promise<{ result: FactResult; order: OrderRow; debited: boolean; reversed: boolean }> {
+  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
+  const done = (result: FactResult, debited = false, reversed = false) => ({ result, order, debited, reversed });
+  const hold = async (reason: string) => done(await holdFact(tx, order, item.debit, item.reference, -item.amount, item.currency, reason, eventId));
+  if (!(await paymentCredited(tx, order, item.paymentIntentId))) {
+    return hold(`${item.debit} ${item.reference} of ${item.paymentIntentId}, a payment that was never credited`);
+  }
+  if (item.currency !== order.currency) return hold(`${item.debit} ${item.reference} in ${item.currency}, the order is in ${order.currency}`);
+  if (item.reversed && (await isHeld(tx, order.id, item.debit, item.reference))) {
+    const reason = `${item.debit} ${item.reference} came back; its debit is held`;
+    return done(await holdFact(tx, order, item.reversal, item.reference, item.amount, item.currency, reason, eventId));
+  }
+  if (!item.reversed && item.limitToLeft && !(await hasEntry(tx, order.account_id, item.debit, item.reference))) {
+    const left = order.amount - order.amount_refunded;
+    if (item.amount > left) return hold(`${item.debit} ${item.reference} of ${item.amount} is more than the ${left} left to refund`);
+  }
+  const debited = await insertLedgerEntry(tx, order, item.debit, item.reference, -item.amount, eventId);
+  const reversed = item.reversed ? await insertLedgerEntry(tx, order, item.reversal, item.reference, item.amount, eventId) : false;
+  return done({ outcome: debited || reversed ? 'applied' : 'already_applied' }, debited, reversed);
+}
+
 async function applyRefund(
   tx: Tx,
   fact: Extract<PaymentFact, { kind: 'refund' }>,
   located: { id: string; account_id: string },
   eventId: string | null,
 ): Promise<FactResult> {
-  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
-  const holdDebit = (reason: string) => holdFact(tx, order, 'refund', fact.refundId, -fact.amount, fact.currency, reason, eventId);
-  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
-    return holdDebit(`refund ${fact.refundId} of ${fact.paymentIntentId}, a payment that was never credited`);
-  }
-  if (fact.currency !== order.currency) return holdDebit(`refund ${fact.refundId} in ${fact.currency}, the order is in ${order.currency}`);
-
-  if (fact.status === 'debited') {
-    if (await hasEntry(tx, order.account_id, 'refund', fact.refundId)) return { outcome: 'already_applied' };
-    const left = order.amount - order.amount_refunded;
-    if (fact.amount > left) return holdDebit(`refund ${fact.refundId} of ${fact.amount} is more than the ${left} left to refund`);
-    await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
-    await moveOrder(tx, order, { kind: 'refunded', amount: fact.amount });
-    return { outcome: 'applied' };
-  }
-
-  // Failed or canceled: the money comes back. A debit we never saw is recorded with its reversal
-  // (they net to zero); a debit that is held keeps its reversal held too, so an operator's
-  // resolution nets them and never posts the debit alone.
-  if (await isHeld(tx, order.id, 'refund', fact.refundId)) {
-    return holdFact(tx, order, 'refund_reversal', fact.refundId, fact.amount, fact.currency, `refund ${fact.refundId} failed; its debit is held`, eventId);
-  }
-  const debited = await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
-  const reversed = await insertLedgerEntry(tx, order, 'refund_reversal', fact.refundId, fact.amount, eventId);
+  const { result, order, debited, reversed } = await applyReversibleDebit(
+    tx,
+    located,
+    { debit: 'refund', reversal: 'refund_reversal', reference: fact.refundId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.status === 'reversed', limitToLeft: true },
+    eventId,
+  );
   const delta = (debited ? fact.amount : 0) - (reversed ? fact.amount : 0);
   if (delta !== 0) await moveOrder(tx, order, { kind: 'refunded', amount: delta });
-  return { outcome: debited || reversed ? 'applied' : 'already_applied' };
+  return result;
 }
 
 async function applyDispute(
@@ -384,23 +414,18 @@ async function applyDispute(
   located: { id: string; account_id: string },
   eventId: string | null,
 ): Promise<FactResult> {
-  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
-  const holdDebit = (reason: string) => holdFact(tx, order, 'dispute', fact.disputeId, -fact.amount, fact.currency, reason, eventId);
-  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
-    return holdDebit(`dispute ${fact.disputeId} of ${fact.paymentIntentId}, a payment that was never credited`);
-  }
-  if (fact.currency !== order.currency) return holdDebit(`dispute ${fact.disputeId} in ${fact.currency}, the order is in ${order.currency}`);
   // Stripe takes the disputed amount when the dispute opens and gives it back if it is won, so
   // the debit is keyed by the dispute id and a won close adds a reversal under the same id.
   // A dispute we first hear of as closed still gets its debit (events can arrive in any order).
-  if (fact.to === 'won' && (await isHeld(tx, order.id, 'dispute', fact.disputeId))) {
-    return holdFact(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, fact.currency, `dispute ${fact.disputeId} won; its debit is held`, eventId);
-  }
-  const debited = await insertLedgerEntry(tx, order, 'dispute', fact.disputeId, -fact.amount, eventId);
-  const reversed = fact.to === 'won' ? await insertLedgerEntry(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, eventId) : false;
+  const { result, order } = await applyReversibleDebit(
+    tx,
+    located,
+    { debit: 'dispute', reversal: 'dispute_reversal', reference: fact.disputeId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.to === 'won', limitToLeft: false },
+    eventId,
+  );
+  if (result.outcome === 'held') return result;
   const moved = await moveOrder(tx, order, { kind: 'dispute', to: fact.to });
-  if (debited || reversed) return { outcome: 'applied' };
-  return { outcome: moved ? 'status_only' : 'already_applied' };
+  return result.outcome === 'already_applied' && moved ? { outcome: 'status_only' } : result;
 }
 
 async function hasEntry(tx: Tx, accountId: string, entryType: LedgerEntryType, reference: string): Promise<boolean> {
