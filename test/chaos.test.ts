@@ -52,6 +52,8 @@ describe('chaos run (short mode)', () => {
     expect(summary.workerRestarts, context).toBe(summary.kills);
     expect(summary.redisRestarts, context).toBe(1);
     expect(summary.redisFlushes, context).toBe(1);
+    expect(summary.eventJobsFlushed, context).toBeGreaterThan(0);
+    expect(summary.reconcileQueued, context).toBeGreaterThanOrEqual(summary.dropped + 1);
     expect(summary.refundReversals, context).toBeGreaterThan(10);
     expect(summary.foreignPayments, context).toBeGreaterThan(100);
     expect(summary.foreignEventsNotOurs, context).toBeGreaterThan(100);
