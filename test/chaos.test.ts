@@ -30,6 +30,8 @@ describe('chaos run (short mode)', () => {
       // The system's processes yield the CPU to whatever test file runs beside this one.
       niceness: 10,
       quiescenceTimeoutMs: 150_000,
+      // Stop, and stop every process the run started, before vitest's own timeout would leave them.
+      signal: AbortSignal.timeout(280_000),
       log: (line) => lines.push(line),
     });
     // The run's own account of what went wrong, shown when an assertion fails.
