@@ -44,7 +44,7 @@ USER node
 
 # Applies the migrations and exits (also: `npm run migrate` in any runtime container).
 FROM runtime AS migrate
-CMD ["node", "tools/migrate.mjs"]
+CMD ["node", "tools/migrate/migrate.mjs"]
 
 FROM runtime AS stripe-emulator
 ENV STRIPE_EMULATOR_HOST=0.0.0.0 STRIPE_EMULATOR_PORT=12111

@@ -83,7 +83,7 @@ for (const taken of ports) {
   if (!(await portFree(taken.host, taken.port))) fail(`port ${taken.port} on ${taken.host} is already in use: ${taken.fix}`);
 }
 
-const migrate = spawnSync(process.execPath, ['tools/migrate.mjs'], { stdio: 'inherit' });
+const migrate = spawnSync(process.execPath, ['tools/migrate/migrate.mjs'], { stdio: 'inherit' });
 if (migrate.status !== 0) fail('migrations failed (see above)');
 
 const children = new Map<string, ChildProcess>();

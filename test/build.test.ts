@@ -62,6 +62,6 @@ describe('compiled commands', () => {
     expect(help.stdout).toMatch(/^Exit codes:$/m);
     const bad = await npm(script, ['--no-such-option']);
     expect(bad.code).toBe(64);
-    expect(bad.stderr.trim()).toMatch(/^[\w-]+: Unknown option '--no-such-option' \(see --help\)$/);
+    expect(bad.stderr.trim()).toMatch(/^[\w-]+: Unknown option '--no-such-option'; usage: npm run \S+.* \(see --help\)$/);
   });
 });

@@ -6,6 +6,7 @@ import {
   listenError,
   runService,
   stripeClientFromEnv,
+  stripeScopeFromEnv,
 } from '@ledger/shared';
 import { loadWorkerEnv, workerEnvSchema, type WorkerEnv } from './env.js';
 import { startHealthServer, type WorkerRoute } from './health-server.js';
@@ -30,8 +31,9 @@ function httpRoutes(env: WorkerEnv): Map<number, Set<WorkerRoute>> {
 await runService({
   name: 'order-worker',
   help: {
-    usage: 'npm run worker   (node apps/order-worker/dist/main.js once built; npm start runs it from source)',
-    summary: 'One order-worker process: applies queued Stripe events and payment syncs, and runs the scheduled reconciliation. Run it N times to scale out; configured by the environment only.',
+    usage: 'npm run worker',
+    summary:
+      'One order-worker process: applies queued Stripe events and payment syncs, and runs the scheduled reconciliation. Run it N times to scale out; configured by the environment only. Runs compiled (npm run build first: node apps/order-worker/dist/main.js); npm start runs it from source.',
     environment: Object.keys(workerEnvSchema.shape),
     exitCodes: [
       [0, 'stopped by SIGTERM or SIGINT after finishing active jobs'],
@@ -44,11 +46,7 @@ await runService({
   // Active jobs finish before the worker exits; docker-compose gives it 60 s before SIGKILL.
   graceMs: 50_000,
   async start({ env, logger, onClose }) {
-    const prisma = createPrismaClient(env.DATABASE_URL, {
-      // One connection per concurrent job of each queue, plus one spare for inbox bookkeeping.
-      poolSize: env.WORKER_CONCURRENCY * 2 + 1,
-      applicationName: 'order-worker',
-    });
+    const prisma = createPrismaClient(env.DATABASE_URL, { poolSize: env.WORKER_DB_POOL_SIZE, applicationName: 'order-worker' });
     onClose('postgres', () => prisma.$disconnect());
     const checkPostgres = () => prisma.$queryRaw`SELECT 1`;
     const outages = {
@@ -72,10 +70,13 @@ await runService({
       connection,
       prefix: env.QUEUE_PREFIX,
       stripe,
+      scope: stripeScopeFromEnv(env),
       logger,
       metrics,
       outages,
       concurrency: env.WORKER_CONCURRENCY,
+      batchSize: env.WORKER_BATCH_SIZE,
+      batchWaitMs: env.WORKER_BATCH_WAIT_MS,
       lockDurationMs: env.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
       stripeRequestsPerSecond: env.STRIPE_MAX_RPS,
@@ -93,7 +94,7 @@ await runService({
         logger,
         outages,
         intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
-        options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+        options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
       });
       onClose('reconciler', () => reconciler.close());
     }

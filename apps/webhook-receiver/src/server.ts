@@ -1,12 +1,13 @@
-import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv } from '@ledger/shared';
+import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv, receiverEnvSchema } from './env.js';
 
 await runService({
   name: 'webhook-receiver',
   help: {
-    usage: 'npm run receiver   (node apps/webhook-receiver/dist/server.js once built; npm start runs it from source)',
-    summary: 'Serves the webhook endpoint, the orders API, health, metrics and Bull Board; configured by the environment only.',
+    usage: 'npm run receiver',
+    summary:
+      'Serves the webhook endpoint, the orders API, health, metrics and Bull Board; configured by the environment only. Runs compiled (npm run build first: node apps/webhook-receiver/dist/server.js); npm start runs it from source.',
     environment: Object.keys(receiverEnvSchema.shape),
     exitCodes: [
       [0, 'stopped by SIGTERM or SIGINT after finishing requests in flight'],
@@ -24,6 +25,7 @@ await runService({
       redisUrl: env.REDIS_URL,
       queuePrefix: env.QUEUE_PREFIX,
       stripe: stripeClientFromEnv(env),
+      stripeScope: stripeScopeFromEnv(env),
       // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
       webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
       adminToken: env.ADMIN_TOKEN,

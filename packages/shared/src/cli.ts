@@ -46,9 +46,9 @@ function helpText(spec: CommandSpec<Record<string, OptionSpec>>): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Prints one line naming the problem and exits with {@link EXIT_USAGE}. */
-export function usageError(command: string, problem: string): never {
-  process.stderr.write(`${command}: ${problem} (see --help)\n`);
+/** Prints one line naming the problem (and the usage, when given) and exits with {@link EXIT_USAGE}. */
+export function usageError(command: string, problem: string, usage?: string): never {
+  process.stderr.write(`${command}: ${problem}${usage ? `; usage: ${usage}` : ''} (see --help)\n`);
   process.exit(EXIT_USAGE);
 }
 
@@ -76,7 +76,7 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
     const code = (error as { code?: string }).code;
     if (!code?.startsWith('ERR_PARSE_ARGS')) throw error;
     // Node's message goes on about how to pass a positional starting with "-": the first sentence says it.
-    usageError(command, (error as Error).message.split('. ')[0]!);
+    usageError(command, (error as Error).message.split('. ')[0]!, spec.usage);
   }
   if (parsed.values.help) {
     process.stdout.write(helpText(spec));

@@ -12,6 +12,8 @@ export const QUEUES = {
   paymentSync: 'payment-sync',
   /** The reconciliation scheduler. */
   reconcile: 'reconcile',
+  /** Operators' review resolutions from the admin API (the worker writes the money, not the receiver). */
+  reviews: 'reviews',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -31,6 +33,7 @@ export const HANDLED_EVENT_TYPES = [
   'charge.refunded',
   'refund.created',
   'refund.updated',
+  'refund.failed',
   'charge.refund.updated',
   'charge.dispute.created',
   'charge.dispute.closed',
@@ -55,13 +58,15 @@ export const stripeEventEnvelopeSchema = z.object({
   type: z.string().min(1).max(100),
   created: unixSeconds,
   livemode: z.boolean().default(false),
+  /** Set on events of a connected account (Stripe Connect). */
+  account: z.string().max(255).nullish(),
   data: z.object({ object: stripeObject }),
 });
 export type StripeEventEnvelope = z.infer<typeof stripeEventEnvelopeSchema>;
 
 /**
- * A Stripe event as queued: what the worker needs and nothing secret (client secrets are removed
- * by {@link stripeEventJobData}; the signature never leaves the receiver).
+ * A Stripe event as queued: what the worker needs and nothing else ({@link compactStripeObject};
+ * the signature never leaves the receiver).
  */
 export const stripeEventJobSchema = z.object({
   id: eventId,
@@ -69,21 +74,61 @@ export const stripeEventJobSchema = z.object({
   /** Stripe's `created`, unix seconds. */
   created: unixSeconds,
   livemode: z.boolean(),
+  account: z.string().optional(),
   object: stripeObject,
 });
 export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
 
-/** Keys whose values are secrets wherever they appear in a Stripe object. */
-const SECRET_KEYS = new Set(['client_secret']);
+/** Deepest nesting of a Stripe event we accept; real ones stay far below (expanded objects included). */
+export const MAX_EVENT_DEPTH = 64;
 
-function withoutSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutSecrets);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).filter(([key]) => !SECRET_KEYS.has(key)).map(([key, inner]) => [key, withoutSecrets(inner)]),
-    );
+/**
+ * Whether `value` nests objects or arrays deeper than `maxDepth`. Iterative: a signed body nested
+ * thousands of levels deep must be answered 400, not overflow the stack of a recursive walk (the
+ * job's JSON serialization is recursive too).
+ */
+export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
+  const stack: { node: unknown; depth: number }[] = [{ node: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= maxDepth) return true;
+    for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });
   }
-  return value;
+  return false;
+}
+
+/** Fields of a Stripe object the worker reads (event-facts.ts); a test checks nothing else is needed. */
+const OBJECT_FIELDS = ['id', 'object', 'amount', 'amount_received', 'amount_total', 'currency', 'status', 'mode', 'payment_status'] as const;
+/** Metadata the worker reads: the order and account this system wrote when it created the PaymentIntent. */
+const METADATA_FIELDS = ['order_id', 'account_id'] as const;
+
+function pick(source: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const field of fields) if (field in source) picked[field] = source[field];
+  return picked;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+/** An expandable field (an id, or the expanded object) as its id. */
+const idOf = (value: unknown) => (isObject(value) && 'id' in value ? value.id : value);
+
+/**
+ * What a job keeps of a Stripe object: the fields the worker reads, nothing else. Jobs stay small
+ * (Redis memory follows the backlog times the job size), and nothing the worker does not need —
+ * client secrets, customer details — is ever written to Redis.
+ */
+export function compactStripeObject(object: Record<string, unknown>): Record<string, unknown> {
+  const compact = pick(object, OBJECT_FIELDS);
+  if ('payment_intent' in object) compact.payment_intent = idOf(object.payment_intent);
+  if (isObject(object.metadata)) compact.metadata = pick(object.metadata, METADATA_FIELDS);
+  const refunds = isObject(object.refunds) ? object.refunds.data : undefined;
+  if (Array.isArray(refunds)) {
+    compact.refunds = {
+      data: refunds.filter(isObject).map((refund) => ({ ...pick(refund, OBJECT_FIELDS), ...('payment_intent' in refund ? { payment_intent: idOf(refund.payment_intent) } : {}) })),
+    };
+  }
+  return compact;
 }
 
 /** The job payload for a verified event. */
@@ -92,6 +137,7 @@ export function stripeEventJobData(event: {
   type: string;
   created: number;
   livemode: boolean;
+  account?: string | null;
   data: { object: object };
 }): StripeEventJob {
   return {
@@ -99,13 +145,15 @@ export function stripeEventJobData(event: {
     type: event.type,
     created: event.created,
     livemode: event.livemode,
-    object: withoutSecrets(event.data.object) as Record<string, unknown>,
+    ...(event.account ? { account: event.account } : {}),
+    object: compactStripeObject(event.data.object as Record<string, unknown>),
   };
 }
 
 export const paymentSyncJobSchema = z.object({
   paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]+$/),
-  reason: z.enum(['confirm', 'reconcile', 'replay']),
+  /** `expire`: the order outlived ORDER_TTL; cancel the PaymentIntent unless it is paid. */
+  reason: z.enum(['confirm', 'reconcile', 'replay', 'expire']),
 });
 export type PaymentSyncJob = z.infer<typeof paymentSyncJobSchema>;
 
@@ -122,15 +170,20 @@ export function paymentSyncJobId(paymentIntentId: string, now = Date.now()): str
 const DAY_SECONDS = 24 * 3600;
 
 /**
- * Event jobs: completed ones stay 3 days so their ids dedupe Stripe's retries cheaply (the ledger is
- * the guarantee either way); failed ones stay until an operator acts: money must stay visible.
+ * Completed jobs stay only as long as an operator looks at them in Bull Board: minutes, and never
+ * more than a few thousand. The PostgreSQL inbox is the permanent dedupe, so Redis memory follows the
+ * backlog, not the traffic history (at ~0.5 KB a job, 1,000 events/s kept for days would be
+ * hundreds of GB).
  */
+const COMPLETED_RETENTION = { age: 15 * 60, count: 5_000 };
+
+/** Event jobs: failed ones stay until an operator acts: money must stay visible. */
 export function stripeEventJobOptions(eventId: string, backoffMs = 1_000): JobsOptions & { jobId: string } {
   return {
     jobId: eventId,
     attempts: 10,
     backoff: { type: 'exponential', delay: backoffMs },
-    removeOnComplete: { age: 3 * DAY_SECONDS },
+    removeOnComplete: COMPLETED_RETENTION,
     removeOnFail: false,
   };
 }
@@ -140,7 +193,22 @@ export function paymentSyncJobOptions(jobId: string, backoffMs = 1_000): JobsOpt
     jobId,
     attempts: 8,
     backoff: { type: 'exponential', delay: backoffMs },
-    removeOnComplete: { age: DAY_SECONDS },
+    removeOnComplete: COMPLETED_RETENTION,
     removeOnFail: { age: 7 * DAY_SECONDS },
   };
+}
+
+export const reviewResolutionJobSchema = z.object({
+  orderId: z.string().min(1).max(100),
+  decision: z.enum(['credit', 'dismiss']),
+  note: z.string().trim().min(1).max(2_000),
+  /** Signed minor units instead of the sum of what is held (credit only). */
+  amount: z.number().int().refine((value) => value !== 0, 'must not be 0').optional(),
+  resolvedBy: z.string().min(1).max(200),
+});
+export type ReviewResolutionJob = z.infer<typeof reviewResolutionJobSchema>;
+
+/** Resolution jobs: an operator waits for the answer, so no retries; kept a while for Bull Board. */
+export function reviewResolutionJobOptions(jobId: string): JobsOptions & { jobId: string } {
+  return { jobId, attempts: 1, removeOnComplete: { age: DAY_SECONDS }, removeOnFail: { age: 7 * DAY_SECONDS } };
 }

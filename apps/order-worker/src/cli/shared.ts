@@ -50,7 +50,7 @@ export async function runCli<O extends Record<string, OptionSpec>>(
     ].sort(([a], [b]) => a - b),
   });
   const problem = definition.check?.({ values, positionals });
-  if (problem) usageError(name, `${problem}; usage: ${definition.usage}`);
+  if (problem) usageError(name, problem, definition.usage);
   let env: WorkerEnv;
   try {
     env = loadWorkerEnv();
