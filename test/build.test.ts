@@ -55,7 +55,7 @@ describe('compiled commands', () => {
     expect(audit.stdout).toMatch(/^OK: every balance equals the sum of its ledger/m);
   });
 
-  it.concurrent.each(['receiver', 'worker', 'stripe:emulator', 'reconcile', 'replay', 'audit'])('npm run %s answers --help and refuses an unknown option', async (script) => {
+  it.concurrent.each(['receiver', 'worker', 'stripe:emulator', 'reconcile', 'replay', 'audit', 'review'])('npm run %s answers --help and refuses an unknown option', async (script) => {
     const help = await npm(script, ['--help']);
     expect(help.code, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^Usage: /);
