@@ -54,11 +54,14 @@ export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: Lo
   }
   const logger = createLogger(service.name, env.LOG_LEVEL, undefined, env.LOG_FORMAT);
   const steps: { name: string; close: () => unknown }[] = [];
+  /** The step being closed, named when the grace period runs out. */
+  let closing: string | undefined;
 
   /** Runs every close step, last registered first; true when all succeeded. */
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
     for (const step of steps.splice(0).reverse()) {
+      closing = step.name;
       try {
         await step.close();
       } catch (error) {
@@ -74,7 +77,7 @@ export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: Lo
     {
       delay: service.graceMs,
       logger: false,
-      onTimeout: (delay) => logger.error(`shutdown took longer than ${delay} ms; exiting anyway`),
+      onTimeout: (delay) => logger.error({ step: closing }, `shutdown took longer than ${delay} ms (still closing "${closing}"); exiting anyway`),
       onSecondSignal: (signal) => logger.error({ signal }, 'second signal during shutdown; exiting now'),
     },
     async ({ signal, err }) => {
