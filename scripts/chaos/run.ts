@@ -84,6 +84,8 @@ export interface ChaosSummary {
   /** Worker processes SIGKILLed. */
   kills: number;
   workerRestarts: number;
+  /** Workers restarted while Redis or PostgreSQL was down, which refused to start (and were started again). */
+  refusedStarts: number;
   redisRestarts: number;
   /** Times Redis lost everything it held (FLUSHALL during the load), and the event jobs it held then. */
   redisFlushes: number;
@@ -147,6 +149,8 @@ class WorkerPool {
   private closing = false;
   kills = 0;
   restartCount = 0;
+  /** Workers that refused to start because Redis or PostgreSQL was down at that moment (fail fast). */
+  refusedStarts = 0;
   stalled = 0;
   retried = 0;
   readonly crashes: string[] = [];
@@ -179,6 +183,14 @@ class WorkerPool {
     void entry.app.exited.then((code) => {
       this.live.delete(name);
       if (entry.killed || this.closing) return;
+      // Started while Redis or PostgreSQL was down, it stopped at once as it should: a supervisor
+      // starts it again a moment later.
+      if (entry.startedAt === undefined && entry.app.tail.some((line) => line.includes(' cannot start: '))) {
+        this.refusedStarts += 1;
+        this.log(`${name} refused to start (${entry.app.tail.at(-1)}); starting another in 1 s`);
+        this.later(1_000, () => this.spawn());
+        return;
+      }
       // Nobody killed it: a crash. Note it (it is a finding) and keep the pool at strength.
       this.crashes.push(`${name} exited (${code}): ${entry.app.tail.slice(-5).join(' | ')}`);
       this.log(`!! ${name} crashed (${code}); restarting it`);
@@ -196,13 +208,18 @@ class WorkerPool {
     await Promise.all(entries.map((entry) => entry.app.stop('SIGKILL', 0)));
     this.kills += entries.length;
     // Back after a moment, as a supervisor (systemd, Kubernetes) would bring it back.
-    const delay = this.rng.int(200, 1_500);
-    const restart = sleep(delay).then(() => {
-      if (this.closing) return;
+    this.later(this.rng.int(200, 1_500), () => {
       for (let i = 0; i < entries.length; i += 1) {
         this.spawn();
         this.restartCount += 1;
       }
+    });
+  }
+
+  /** Runs `start` after `delayMs` unless the pool is closing by then; close() waits for it. */
+  private later(delayMs: number, start: () => void): void {
+    const restart = sleep(delayMs).then(() => {
+      if (!this.closing) start();
     });
     this.restarts.add(restart);
     void restart.finally(() => this.restarts.delete(restart));
@@ -274,6 +291,7 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `dropped ${s.dropped}`,
     `kills ${s.kills}`,
     `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
+    `refused starts ${s.refusedStarts}`,
     `redis flushes ${s.redisFlushes} (${s.eventJobsFlushed} event jobs lost)`,
     `refund reversals ${s.refundReversals}`,
     `foreign payments ${s.foreignPayments} (events not ours ${s.foreignEventsNotOurs})`,
@@ -580,6 +598,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       rejectedDeliveries: stats.deliveries.failed,
       kills: workers.kills,
       workerRestarts: workers.restartCount,
+      refusedStarts: workers.refusedStarts,
       redisRestarts: redis.restarts,
       redisFlushes: redis.flushes,
       eventJobsFlushed,
