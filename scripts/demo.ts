@@ -1,12 +1,20 @@
 /**
  * `npm run demo`, against a running `npm start` with the emulator: creates an order, pays it
- * through the emulator, asks for a confirm, and polls until the order is credited.
+ * through the emulator, asks for a confirm, and long-polls until the order is credited. It calls the
+ * orders API as the merchant's backend, with the service key `npm start` made (or ORDERS_API_KEY).
  */
 import { randomUUID } from 'node:crypto';
 import { EMULATOR_API_BASE } from '@ledger/shared';
+import { demoOrdersKey } from './support/dev-orders-key.js';
 
 const receiver = process.env.DEMO_RECEIVER_URL || `http://127.0.0.1:${process.env.PORT || '3000'}`;
 const emulator = process.env.STRIPE_API_BASE || EMULATOR_API_BASE;
+const apiKey = demoOrdersKey(process.env);
+if (!apiKey) {
+  console.error('demo failed: no orders API key: run `npm start` first (it makes one in .dev/orders-api-key) or set ORDERS_API_KEY');
+  process.exit(1);
+}
+const asService = { authorization: `Bearer ${apiKey}` };
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(url, {
@@ -25,7 +33,7 @@ const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
 try {
   const accountId = `demo_${randomUUID().slice(0, 8)}`;
   step(1, `POST ${receiver}/orders — a 25.00 USD top-up for account ${accountId}`);
-  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { 'Idempotency-Key': randomUUID() });
+  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { ...asService, 'Idempotency-Key': randomUUID() });
   console.log(`   order ${order.id}: ${order.status}, PaymentIntent ${order.paymentIntentId}`);
 
   step(2, `the customer pays: emulator marks ${order.paymentIntentId} succeeded and sends signed webhooks`);
@@ -33,17 +41,18 @@ try {
   console.log('   payment_intent.succeeded and charge.succeeded emitted');
 
   step(3, `POST ${receiver}/orders/${order.id}/confirm — the client says it paid (no credit here, a check with Stripe)`);
-  const confirmed = await call('POST', `${receiver}/orders/${order.id}/confirm`);
+  const confirmed = await call('POST', `${receiver}/orders/${order.id}/confirm`, undefined, asService);
   console.log(`   202, order ${confirmed.status}`);
 
-  step(4, `GET ${receiver}/orders/${order.id} until credited`);
+  step(4, `GET ${receiver}/orders/${order.id}?wait=10&status=<last seen> until credited (long-poll: answers when the status changes)`);
   const deadline = Date.now() + 20_000;
+  let status = confirmed.status as string;
   for (;;) {
-    const current = await call('GET', `${receiver}/orders/${order.id}`);
+    const current = await call('GET', `${receiver}/orders/${order.id}?wait=10&status=${status}`, undefined, asService);
     console.log(`   ${new Date().toISOString()}  ${current.status}`);
-    if (current.status === 'credited') break;
+    status = current.status;
+    if (status === 'credited') break;
     if (Date.now() > deadline) throw new Error('the order was not credited within 20 s: is the worker running?');
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
   if (process.env.ADMIN_TOKEN) {
     const auth = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };

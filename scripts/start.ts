@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EMULATOR_API_BASE, EMULATOR_WEBHOOK_SECRET } from '@ledger/shared';
+import { developmentOrdersKey, hasOrdersAuth } from './support/dev-orders-key.js';
 
 const host = process.env.HOST || '127.0.0.1';
 const port = process.env.PORT || '3000';
@@ -18,6 +19,10 @@ if (useEmulator) {
   shared.STRIPE_API_BASE = emulatorBase;
   shared.STRIPE_WEBHOOK_SECRET = process.env.STRIPE_WEBHOOK_SECRET || EMULATOR_WEBHOOK_SECRET;
 }
+// No orders credentials configured: a development service key, so `npm run demo` works with no setup
+// (production refuses to start instead).
+const devOrdersKey = hasOrdersAuth(process.env) || process.env.NODE_ENV === 'production' ? undefined : developmentOrdersKey();
+if (devOrdersKey) shared.ORDERS_API_KEYS = devOrdersKey;
 
 const children = new Map<string, ChildProcess>();
 let stopping = false;
@@ -70,6 +75,7 @@ console.log(
     useEmulator
       ? `  stripe       emulator at ${emulatorBase} (set STRIPE_SECRET_KEY to use Stripe itself)`
       : `  stripe       ${process.env.STRIPE_API_BASE || 'api.stripe.com'}`,
+    ...(devOrdersKey ? [`  orders key   ${devOrdersKey}  (development service key, kept in .dev/orders-api-key; set ORDERS_API_KEYS for your own)`] : []),
     `  demo         npm run demo`,
     '',
   ].join('\n'),

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reconcileOnce } from '../apps/order-worker/src/reconcile.js';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { eventually } from './helpers/queues.js';
@@ -41,7 +42,7 @@ async function payOrders(count: number) {
     const response = await system.receiver.inject({
       method: 'POST',
       url: '/orders',
-      headers: { 'idempotency-key': randomUUID() },
+      headers: { ...serviceAuth(), 'idempotency-key': randomUUID() },
       payload: { accountId, amount: 100 + i, currency: 'usd' },
     });
     expect(response.statusCode).toBe(201);

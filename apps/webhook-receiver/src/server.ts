@@ -1,6 +1,7 @@
 import { EMULATOR_WEBHOOK_SECRET, createLogger, runMain, stripeClientFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv } from './env.js';
+import { ordersAuthFromEnv, rateLimitsFromEnv } from './orders-env.js';
 
 await runMain(async () => {
   const env = loadReceiverEnv();
@@ -13,6 +14,10 @@ await runMain(async () => {
     // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
     webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
     adminToken: env.ADMIN_TOKEN,
+    ordersAuth: ordersAuthFromEnv(env),
+    rateLimits: rateLimitsFromEnv(env),
+    bullBoardWrite: env.BULL_BOARD_WRITE,
+    trustProxy: env.TRUST_PROXY,
     webhookBodyLimit: env.WEBHOOK_BODY_LIMIT,
     logger,
   });

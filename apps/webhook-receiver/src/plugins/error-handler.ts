@@ -20,6 +20,7 @@ export default fp(
   async function errorHandler(app: FastifyInstance) {
     app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+      if (error instanceof HttpError) reply.headers(error.headers);
       if (statusCode >= 500) {
         request.log.error({ err: error }, 'request failed');
         const code = error instanceof HttpError ? error.code : 'internal_error';
