@@ -1,3 +1,4 @@
+import { withTimeout } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -53,7 +54,8 @@ function createReceiverMetrics(app: FastifyInstance) {
         await Promise.all(
           Object.values(app.queues).map(async (queue) => {
             // With Redis down the depth is unknown: leave it out rather than fail the whole scrape.
-            const counts = await queue.getJobCounts(...states).catch(() => undefined);
+            // BullMQ waits for a connection that is not ready rather than failing: bound the wait.
+            const counts = await withTimeout(queue.getJobCounts(...states), 1_000).catch(() => undefined);
             if (!counts) return;
             for (const state of states) this.set({ queue: queue.name, state }, counts[state] ?? 0);
           }),
