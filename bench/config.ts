@@ -1,7 +1,7 @@
 import { DEFAULT_REDIS_URL } from '@ledger/shared';
 
 /** Which benchmarks a run includes (`BENCH_ONLY`). */
-export type BenchmarkName = 'ingest' | 'worker' | 'e2e';
+export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll';
 
 /** Every knob of `npm run bench`, read once from `BENCH_*` variables (defaults keep a run under ~5 min). */
 export interface BenchConfig {
@@ -32,6 +32,9 @@ export interface BenchConfig {
   e2eDrainTimeoutSeconds: number;
   /** How often the end-to-end benchmark looks for new ledger entries; bounds its time resolution. */
   e2ePollMs: number;
+  /** Concurrent long-poll clients, and the rate (updates/s) of the status changes they wait for. */
+  longPollWaiters: number;
+  longPollRate: number;
   /** Child processes (`receiver`, `worker`) started with `--cpu-prof`; profiles go to bench/profiles. */
   cpuProfile: Set<'receiver' | 'worker'>;
   keepLogs: boolean;
@@ -59,7 +62,7 @@ function listVar<T extends string>(name: string, allowed: readonly T[], fallback
 /** Reads the `BENCH_*` knobs; an invalid one stops the run with a line naming it. */
 export function loadBenchConfig(): BenchConfig {
   return {
-    only: listVar('BENCH_ONLY', ['ingest', 'worker', 'e2e'] as const, ['ingest', 'worker', 'e2e']),
+    only: listVar('BENCH_ONLY', ['ingest', 'worker', 'e2e', 'long-poll'] as const, ['ingest', 'worker', 'e2e', 'long-poll']),
     adminDatabaseUrl: process.env.BENCH_ADMIN_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
     logLevel: process.env.BENCH_LOG_LEVEL || 'info',
@@ -75,6 +78,8 @@ export function loadBenchConfig(): BenchConfig {
     e2eWarmupSeconds: numberVar('BENCH_E2E_WARMUP_SECONDS', 2),
     e2eDrainTimeoutSeconds: numberVar('BENCH_E2E_DRAIN_TIMEOUT_SECONDS', 45, { min: 1 }),
     e2ePollMs: numberVar('BENCH_E2E_POLL_MS', 5, { min: 1 }),
+    longPollWaiters: numberVar('BENCH_LONG_POLL_WAITERS', 1_000, { min: 1 }),
+    longPollRate: numberVar('BENCH_LONG_POLL_RATE', 200, { min: 1 }),
     cpuProfile: listVar('BENCH_CPU_PROF', ['receiver', 'worker'] as const, []),
     keepLogs: process.env.BENCH_KEEP_LOGS === '1',
   };

@@ -20,6 +20,7 @@ import { deleteKeysWithPrefix } from './bench-redis.js';
 import { loadBenchConfig } from './config.js';
 import { runEndToEndBenchmark } from './end-to-end.js';
 import { runIngestBenchmark } from './ingest.js';
+import { runLongPollBenchmark } from './long-poll.js';
 import { sampleMachineLoad } from './machine-load.js';
 import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './report.js';
 import type { RunContext } from './system-processes.js';
@@ -94,6 +95,11 @@ try {
       log(`   credits reached ${Math.round(endToEnd.creditsPerSecond)}/s only: again at ${fallbackRate} events/s`);
       results.endToEndFallback = await stage('endToEndFallback', () => runEndToEndBenchmark(runContext, database, runPrefix, fallbackRate));
     }
+  }
+
+  if (config.only.has('long-poll')) {
+    log(`long-poll: ${config.longPollWaiters} waiting clients, changes at ${config.longPollRate}/s, then all in one commit`);
+    results.longPoll = await stage('longPoll', () => runLongPollBenchmark(runContext, database, runPrefix));
   }
 
   const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };
