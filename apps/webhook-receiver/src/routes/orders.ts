@@ -131,6 +131,9 @@ function clientGone(reply: FastifyReply): AbortSignal {
 export default async function orderRoutes(app: FastifyInstance, options: OrderRouteOptions) {
   const { prisma } = app;
   const authenticate = createOrdersAuthenticator(options.auth);
+  if (options.auth.apiKeys.length === 0 && !options.auth.jwt) {
+    app.log.warn('orders API closed (every request 401): no ORDERS_API_KEYS or ORDERS_JWT_* configured');
+  }
 
   app.decorateRequest('ordersCaller', null);
   app.addHook('onRequest', async (request) => {
