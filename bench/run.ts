@@ -5,7 +5,8 @@
  * 1. receiver ingest vs. a bare Fastify route (autocannon, full speed);
  * 2. worker drain vs. a plain-pg implementation of the same credit transaction;
  * 3. end-to-end latency at a fixed rate, webhook sent → credit visible;
- * 4. peak RSS of the receiver and the worker under that load.
+ * 4. peak RSS of the receiver and the worker under that load;
+ * 5. long-poll: 1,000 waiting clients, time from a status change's commit to each answer, RSS.
  *
  * Prints a table with each target's PASS / MISS and writes bench/results.json. Runs on a fresh
  * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
