@@ -91,10 +91,7 @@ function zodMessage(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`).join('; ');
 }
 
-/**
- * The caller a request was authenticated as (the hook below runs before every route here). Not
- * the 401 itself: a bad credential still counts against the address's rate limit first.
- */
+/** The caller the onRequest hook below authenticated (it answers 401 before any route here runs). */
 function callerOf(request: FastifyRequest): OrdersCaller {
   if (!request.ordersCaller) throw new Error('orders route reached without an authenticated caller');
   return request.ordersCaller;
