@@ -51,6 +51,10 @@ describe('chaos run (short mode)', () => {
     expect(summary.kills, context).toBeGreaterThanOrEqual(2);
     expect(summary.workerRestarts, context).toBe(summary.kills);
     expect(summary.redisRestarts, context).toBe(1);
+    expect(summary.redisFlushes, context).toBe(1);
+    expect(summary.refundReversals, context).toBeGreaterThan(10);
+    expect(summary.foreignPayments, context).toBeGreaterThan(100);
+    expect(summary.foreignEventsNotOurs, context).toBeGreaterThan(100);
     expect(summary.pgKills, context).toBe(1);
     expect(summary.pgConnectionsKilled, context).toBeGreaterThan(0);
     expect(summary.duplicates, context).toBeGreaterThan(summary.handledEvents * 0.15);

@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { stripeEventJobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { createOrderFixture, events, insertOrderFixture, jobOf, newOrderFixture } from './helpers/fixtures.js';
-import { testQueue, waitForFinished } from './helpers/queues.js';
+import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
+import { eventually, testQueue } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestWorkers } from './helpers/workers.js';
 
@@ -48,23 +48,24 @@ describe('npm run replay', () => {
   });
 
   it('replays failed jobs with --failed once their cause is fixed', async () => {
-    // The order is missing when the event arrives: the job fails for good after its retries.
-    const order = newOrderFixture({ amount: 4_321 });
+    // PostgreSQL refuses the credit while the event's job runs: it fails for good after its retries.
+    const order = await createOrderFixture(db.prisma, { amount: 4_321 });
     const job = jobOf(events.paymentIntent('succeeded', order));
+    const allowLedger = await refuseLedgerInserts(db.prisma);
     await queue.add(job.type, job, stripeEventJobOptions(job.id, 1));
     const workers = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1 });
     try {
-      await waitForFinished(queue, 2); // the job above (completed) and this one (failed)
+      await eventually(async () => (await queue.getJobState(job.id)) === 'failed', 30_000, 'the job to fail for good');
     } finally {
       await workers.close();
+      await allowLedger();
     }
     expect((await queue.getFailed()).map((failed) => failed.id)).toEqual([job.id]);
 
-    await insertOrderFixture(db.prisma, order);
     const replay = command('replay', '--failed');
     expect(replay.code, replay.err).toBe(0);
     expect(replay.out).toContain(`${job.id}: newly applied`);
-    expect(replay.out).toContain('1 newly applied, 0 already applied, 0 failed');
+    expect(replay.out).toContain('1 newly applied, 0 already applied, 0 held for review, 0 not ours, 0 failed');
     expect(await queue.getFailed()).toEqual([]);
     expect((await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status).toBe('credited');
   });

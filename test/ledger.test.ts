@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
+import { resolveReview } from '../apps/order-worker/src/review.js';
 import { processStripeEvent } from '../apps/order-worker/src/worker.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { createOrderFixture, events, jobOf, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
@@ -207,4 +208,66 @@ describe('order of arrival', () => {
       { numRuns: 25 },
     );
   });
+
+  it('any shuffle of a story with failing refunds, a second PaymentIntent and a review resolution ends in the ledger Stripe implies', async () => {
+    // A random story per run: the order is paid; maybe a second PaymentIntent pays it too (held);
+    // up to three refunds that each may fail (never more than was paid in all); maybe a dispute,
+    // won or lost. Each fact is reported by one to three event types, some twice, in any order,
+    // sequentially or concurrently; then an operator settles the review, if any.
+    const storyArbitrary = fc.record({
+      secondPayment: fc.boolean(),
+      refunds: fc.array(fc.record({ amount: fc.integer({ min: 1, max: 300 }), fails: fc.boolean() }), { maxLength: 3 }),
+      dispute: fc.option(fc.constantFrom('won' as const, 'lost' as const), { nil: undefined }),
+      extraCopies: fc.array(fc.nat({ max: 40 }), { maxLength: 6 }),
+      seed: fc.nat(),
+      concurrently: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(storyArbitrary, async (story) => {
+        const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+        const tag = order.id.slice(4, 14);
+        const deliveries: StripeEventFixture[] = [events.paymentIntent('succeeded', order), events.checkoutCompleted(order)];
+        const expected: string[] = ['topup:1000'];
+        if (story.secondPayment) deliveries.push(events.paymentIntent('succeeded', { ...order, paymentIntentId: `pi_2nd${tag}` }));
+        story.refunds.forEach((refund, index) => {
+          const id = `re_${index}${tag}`;
+          deliveries.push(events.refund('refund.created', order, { id, amount: refund.amount, status: 'pending' }));
+          if (refund.fails) {
+            deliveries.push(events.refund('refund.failed', order, { id, amount: refund.amount }), events.refund('charge.refund.updated', order, { id, amount: refund.amount, status: 'failed' }));
+            expected.push(`refund:${-refund.amount}`, `refund_reversal:${refund.amount}`);
+          } else {
+            deliveries.push(events.refund('refund.updated', order, { id, amount: refund.amount, status: 'succeeded' }));
+            expected.push(`refund:${-refund.amount}`);
+          }
+        });
+        if (story.dispute) {
+          const dispute = { id: `dp_${tag}`, status: 'needs_response', amount: 100 };
+          deliveries.push(events.dispute('created', order, dispute), events.dispute('closed', order, { ...dispute, status: story.dispute }));
+          expected.push('dispute:-100', ...(story.dispute === 'won' ? ['dispute_reversal:100'] : []));
+        }
+        for (const copy of story.extraCopies) deliveries.push(deliveries[copy % deliveries.length]!);
+        const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), { seed: story.seed, numRuns: 1 })[0]!;
+        if (story.concurrently) await Promise.all(shuffled.map(apply));
+        else for (const stripeEvent of shuffled) await apply(stripeEvent);
+
+        const ledger = (await ledgerOf(order)).map((entry) => `${entry.entryType}:${entry.amount}`);
+        expect(ledger.sort()).toEqual([...expected].sort());
+        const net = expected.reduce((sum, entry) => sum + Number(entry.split(':')[1]), 0);
+        expect(await balanceOf(order.accountId)).toBe(net);
+        const refunded = story.refunds.filter((refund) => !refund.fails).reduce((sum, refund) => sum + refund.amount, 0);
+        const settled = refunded >= 1_000 ? 'refunded' : refunded > 0 ? 'partially_refunded' : 'credited';
+        const expectedStatus = story.dispute === 'lost' ? 'disputed' : settled;
+        if (story.secondPayment) {
+          expect(await statusOf(order)).toBe('needs_review');
+          // The operator refunds the duplicate payment at Stripe and dismisses the review.
+          const resolution = await resolveReview(db.prisma, { orderId: order.id, decision: 'dismiss', note: 'refunded the duplicate', resolvedBy: 'property' });
+          expect(resolution.outcome).toBe('resolved');
+        }
+        expect(await statusOf(order)).toBe(expectedStatus);
+        expect(await ledgerOf(order)).toHaveLength(expected.length);
+      }),
+      { numRuns: 30 },
+    );
+  });
 });
+

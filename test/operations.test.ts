@@ -65,7 +65,7 @@ describe('admin routes and Bull Board', () => {
     const basic = { authorization: `Basic ${Buffer.from(`ops:${ADMIN_TOKEN}`).toString('base64')}` };
     const queues = await app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: basic });
     expect(queues.statusCode).toBe(200);
-    expect(queues.json().queues.map((queue: { name: string }) => queue.name).sort()).toEqual(['payment-sync', 'reconcile', 'stripe-events']);
+    expect(queues.json().queues.map((queue: { name: string }) => queue.name).sort()).toEqual(['payment-sync', 'reconcile', 'reviews', 'stripe-events']);
   });
 
   it('show a balance and its ledger, oldest first', async () => {

@@ -1,10 +1,11 @@
 import { QUEUES } from '@ledger/shared';
-import type { Queue } from 'bullmq';
+import { UnrecoverableError, Worker, type Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { events, type OrderFixture } from './helpers/fixtures.js';
-import { testQueue } from './helpers/queues.js';
+import { TEST_REDIS_URL } from './helpers/env.js';
+import { eventually, testQueue } from './helpers/queues.js';
 import { buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -77,6 +78,47 @@ describe('POST /webhooks/stripe', () => {
     expect(response.statusCode).toBe(200);
   });
 
+  it('judges a header with several t= values by the one the signature was made with', async () => {
+    const payload = JSON.stringify(newEvent());
+    const timestamp = Math.floor(Date.now() / 1000);
+    const response = await deliver(payload, { 'stripe-signature': `t=${timestamp - 7_200},${signatureHeader(payload, WEBHOOK_SECRETS[0], timestamp)}` });
+    expect(response.statusCode).toBe(200);
+  });
+
+  it('acknowledges, never queues, events of another mode or of a connected account it does not serve', async () => {
+    const live = { ...newEvent(), livemode: true };
+    const connected = { ...newEvent(), account: 'acct_1SomeoneElse' };
+    for (const stripeEvent of [live, connected]) {
+      const response = await deliver(JSON.stringify(stripeEvent));
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toEqual({ received: true, ignored: true });
+      expect(await queue.getJob(stripeEvent.id)).toBeUndefined();
+    }
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('ledger_webhooks_not_ours_total{reason="live_event_in_test_mode"} 1');
+    expect(metrics).toContain('ledger_webhooks_not_ours_total{reason="connected_account"} 1');
+  });
+
+  it('runs an event again when Stripe resends it after its job failed for good', async () => {
+    const stripeEvent = newEvent();
+    const payload = JSON.stringify(stripeEvent);
+    expect((await deliver(payload)).json()).toEqual({ received: true });
+    // The job fails for good (as after its last retry).
+    const failing = new Worker(QUEUES.stripeEvents, async () => {
+      throw new UnrecoverableError('PostgreSQL was down for longer than the retries lasted');
+    }, { connection: { url: TEST_REDIS_URL }, prefix });
+    try {
+      await eventually(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
+    } finally {
+      await failing.close();
+    }
+    const resent = await deliver(payload);
+    expect(resent.statusCode).toBe(200);
+    expect(resent.json()).toEqual({ received: true, duplicate: true, requeued: true });
+    expect(await queue.getJobState(stripeEvent.id)).toBe('waiting');
+    expect((await queue.getJob(stripeEvent.id))?.attemptsMade).toBe(0);
+  });
+
   it('acknowledges event types the worker does not handle without queueing them', async () => {
     const stripeEvent = { ...newEvent(), type: 'customer.created' };
     const response = await deliver(JSON.stringify(stripeEvent));
@@ -106,6 +148,18 @@ describe('POST /webhooks/stripe', () => {
         const payload = JSON.stringify(newEvent());
         return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() + 600) } };
       }, 'timestamp_out_of_tolerance'],
+      ['a current timestamp in front of the future one the signature was made with', () => {
+        // The SDK verifies against the last t= of the header: that is the time to judge.
+        const payload = JSON.stringify(newEvent());
+        const future = signatureHeader(payload, undefined, now() + 3_600);
+        return { payload, headers: { 'stripe-signature': `t=${now()},${future}` } };
+      }, 'timestamp_out_of_tolerance'],
+      ['a signed event nested thousands of levels deep', () => {
+        const stripeEvent = newEvent();
+        const deep = `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`;
+        const payload = JSON.stringify({ ...stripeEvent, data: { object: { ...stripeEvent.data.object, nested: '__deep__' } } }).replace('"__deep__"', deep);
+        return { payload };
+      }, 'not_an_event'],
       ['a signed body that is not JSON', () => ({ payload: '{"id": "evt_1", trunc' }), 'invalid_json'],
       ['signed JSON that is not an event', () => ({ payload: JSON.stringify({ hello: 'world' }) }), 'not_an_event'],
       ['an event without data.object', () => ({ payload: JSON.stringify({ ...newEvent(), data: {} }) }), 'not_an_event'],

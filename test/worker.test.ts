@@ -2,7 +2,7 @@ import { stripeEventJobOptions, type StripeEventJob } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { balanceDrift, createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
 import { startProcess, type RunningProcess } from './helpers/processes.js';
@@ -129,7 +129,7 @@ describe('order workers, as separate processes', () => {
     }
   });
 
-  it('retry a payment whose order is unknown, then fail visibly with the reason', async () => {
+  it('record a payment naming an order this system does not have as not ours, without retries or a failed job', async () => {
     prefix = uniquePrefix();
     queue = testQueue(prefix);
     const worker = startWorkerProcess();
@@ -137,12 +137,34 @@ describe('order workers, as separate processes', () => {
     const ghost = { id: 'ord_doesnotexist0000000000', accountId: 'acct_ghost', amount: 100, currency: 'usd', paymentIntentId: 'pi_ghost0000' };
     const job = jobOf(events.paymentIntent('succeeded', ghost));
     await queue.add(job.type, job, { ...stripeEventJobOptions(job.id, 2) });
-    expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 0, failed: 1 });
-    const failed = (await queue.getFailed())[0]!;
-    expect(failed.attemptsMade).toBe(10);
-    expect(failed.failedReason).toMatch(/no order ord_doesnotexist/);
+    expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 1, failed: 0 });
+    expect((await queue.getJob(job.id))?.attemptsMade).toBe(1);
     const inbox = await db.prisma.stripeEvent.findUniqueOrThrow({ where: { id: job.id } });
-    expect(inbox).toMatchObject({ status: 'failed', attempts: 10 });
+    expect(inbox).toMatchObject({ status: 'not_ours', attempts: 1 });
+    expect(inbox.detail).toMatch(/ord_doesnotexist/);
+    expect(await db.prisma.ledgerEntry.count({ where: { reference: ghost.paymentIntentId } })).toBe(0);
+  });
+
+  it('retry a payment PostgreSQL refuses, then fail visibly with the reason', async () => {
+    prefix = uniquePrefix();
+    queue = testQueue(prefix);
+    const order = await createOrderFixture(db.prisma);
+    const allowLedger = await refuseLedgerInserts(db.prisma);
+    try {
+      const worker = startWorkerProcess();
+      await worker.waitFor(/order worker started/);
+      const job = jobOf(events.paymentIntent('succeeded', order));
+      await queue.add(job.type, job, { ...stripeEventJobOptions(job.id, 2) });
+      expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 0, failed: 1 });
+      const failed = (await queue.getFailed())[0]!;
+      expect(failed.attemptsMade).toBe(10);
+      expect(failed.failedReason).toMatch(/ledger closed by a test/);
+      const inbox = await db.prisma.stripeEvent.findUniqueOrThrow({ where: { id: job.id } });
+      expect(inbox).toMatchObject({ status: 'failed', attempts: 10 });
+      expect(await db.prisma.ledgerEntry.count({ where: { orderId: order.id } })).toBe(0);
+    } finally {
+      await allowLedger();
+    }
   });
 
   it('fail a malformed payload at once, without retries', async () => {

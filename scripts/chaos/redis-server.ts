@@ -10,6 +10,7 @@ export class ChaosRedis {
   private process: ChildApp | undefined;
   private starts = 0;
   restarts = 0;
+  flushes = 0;
 
   private constructor(
     readonly port: number,
@@ -72,6 +73,20 @@ export class ChaosRedis {
     await new Promise((resolve) => setTimeout(resolve, downMs));
     await this.launch();
     this.restarts += 1;
+  }
+
+  /**
+   * Redis forgets everything it held, jobs already acknowledged to Stripe included (an operator's
+   * FLUSHALL, a failover to an empty replica): only reconciliation can bring those events back.
+   */
+  async flush(): Promise<void> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 3 });
+    try {
+      await client.flushall();
+      this.flushes += 1;
+    } finally {
+      client.disconnect();
+    }
   }
 
   async stop(): Promise<void> {

@@ -85,6 +85,13 @@ export interface ChaosSummary {
   kills: number;
   workerRestarts: number;
   redisRestarts: number;
+  /** Times Redis lost everything it held (FLUSHALL during the load). */
+  redisFlushes: number;
+  /** Refunds that failed or were canceled after their debit. */
+  refundReversals: number;
+  /** Another integration's payments during the run, and their events the inbox recorded as not ours. */
+  foreignPayments: number;
+  foreignEventsNotOurs: number;
   /** Times every PostgreSQL connection of the run's database was terminated, and how many went. */
   pgKills: number;
   pgConnectionsKilled: number;
@@ -118,7 +125,7 @@ const ORDERS_API_KEY = `chaos_${randomBytes(24).toString('base64url')}`;
 const QUEUE_PREFIX = 'chaos';
 const WORKER_LOCK_DURATION_MS = 5_000;
 
-type ChaosAction = { at: number; kind: 'kill-worker' | 'kill-all-workers' | 'restart-redis' | 'kill-postgres' };
+type ChaosAction = { at: number; kind: 'kill-worker' | 'kill-all-workers' | 'restart-redis' | 'flush-redis' | 'kill-postgres' };
 
 /** Random moments of the load (as a share of orders played) for each act of violence. */
 function planActions(rng: Rng, workerKills: number, killAll: number): ChaosAction[] {
@@ -127,6 +134,7 @@ function planActions(rng: Rng, workerKills: number, killAll: number): ChaosActio
     ...Array.from({ length: workerKills }, () => ({ at: at(0.05, 0.95), kind: 'kill-worker' as const })),
     ...Array.from({ length: killAll }, () => ({ at: at(0.1, 0.9), kind: 'kill-all-workers' as const })),
     { at: at(0.25, 0.75), kind: 'restart-redis' },
+    { at: at(0.3, 0.8), kind: 'flush-redis' },
     { at: at(0.15, 0.85), kind: 'kill-postgres' },
   ];
   return actions.sort((a, b) => a.at - b.at);
@@ -267,6 +275,9 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `dropped ${s.dropped}`,
     `kills ${s.kills}`,
     `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
+    `redis flushes ${s.redisFlushes}`,
+    `refund reversals ${s.refundReversals}`,
+    `foreign payments ${s.foreignPayments} (events not ours ${s.foreignEventsNotOurs})`,
     `pg kills ${s.pgKills} (${s.pgConnectionsKilled} connections)`,
     `stalled ${s.stalledJobs}`,
     `job retries ${s.retriedJobs}`,
@@ -285,10 +296,12 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
 /**
  * The chaos run: the emulator, the receiver and worker processes on real PostgreSQL and a Redis of
  * the run's own; orders created through `POST /orders` and paid, refunded and disputed through the
- * emulator, which delivers duplicates, reordered and concurrently; workers SIGKILLed and restarted
- * at random moments, Redis crashed and restarted once, every PostgreSQL connection terminated once.
- * After the system goes quiet, one reconciliation pass (`npm run reconcile`) recovers what the Redis
- * crash lost, and the ledger is compared with what Stripe did. Every process it starts is stopped.
+ * emulator, which delivers duplicates, reordered and concurrently (some refunds fail afterwards, and
+ * another integration's payments on the same account send events that are not ours); workers
+ * SIGKILLed and restarted at random moments, Redis crashed and restarted once and flushed once
+ * (every job it held is gone, acknowledged or not), every PostgreSQL connection terminated once.
+ * After the system goes quiet, one reconciliation pass (`npm run reconcile`) recovers what Redis
+ * lost, and the ledger is compared with what Stripe did. Every process it starts is stopped.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const started = Date.now();
@@ -443,6 +456,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
             log(`[${done}/${plans.length}] redis-server back`);
             break;
           }
+          case 'flush-redis':
+            await redis.flush();
+            log(`[${at}] FLUSHALL: Redis lost every job it held, acknowledged or not`);
+            break;
           case 'kill-postgres': {
             const count = await terminateConnections(database.url);
             pgKills += 1;
@@ -506,7 +523,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
 
     const cliEnv = { ...common, LOG_LEVEL: 'warn', RECONCILE_STALE_AFTER_SECONDS: '0', STRIPE_MAX_RPS: '100' };
     const reconcileOutput = await runCli('reconcile', ['apps/order-worker/src/cli/reconcile.ts'], cliEnv, logDir);
-    const reconcileQueued = Number(/queued (\d+) the inbox lacked/.exec(reconcileOutput)?.[1] ?? NaN);
+    const reconcileQueued = Number(/events the inbox lacked: (\d+) queued now/.exec(reconcileOutput)?.[1] ?? NaN);
     log(reconcileOutput.split('\n').filter((line) => !line.startsWith('{')).join(' / '));
     await quiet('after reconciliation');
 
@@ -563,6 +580,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       kills: workers.kills,
       workerRestarts: workers.restartCount,
       redisRestarts: redis.restarts,
+      redisFlushes: redis.flushes,
+      refundReversals: records.reduce((sum, record) => sum + record.refunds.filter((refund) => refund.reversed).length, 0),
+      foreignPayments: records.filter((record) => record.foreignPayment).length,
+      foreignEventsNotOurs: verify.foreignEventsNotOurs,
       pgKills,
       pgConnectionsKilled,
       crashes: [...workers.crashes, ...[emulator, receiver].filter((app) => app.done).map((app) => `${app.name} exited: ${app.tail.slice(-5).join(' | ')}`)],
@@ -589,6 +610,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       verify.wrongStatuses === 0 &&
       verify.extraOrders === 0 &&
       verify.failedInboxEvents === 0 &&
+      verify.heldInboxEvents === 0 &&
+      verify.foreignEventsMisrecorded === 0 &&
       unexplainedFailedJobs === 0 &&
       partial.crashes.length === 0 &&
       stats.deliveries.exhausted === 0;

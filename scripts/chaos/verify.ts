@@ -4,7 +4,7 @@ import type { OrderRecord } from './workload.js';
 
 /** What the ledger should hold after the run, from what Stripe (the emulator) did. */
 interface ExpectedEntry {
-  type: 'topup' | 'refund' | 'dispute' | 'dispute_reversal';
+  type: 'topup' | 'refund' | 'refund_reversal' | 'dispute' | 'dispute_reversal';
   reference: string;
   amount: number;
   accountId: string;
@@ -15,7 +15,7 @@ interface ExpectedEntry {
 export function expectedStatus(record: OrderRecord): OrderStatus {
   if (!record.paid) return record.failedAttempt ? 'payment_failed' : 'awaiting_payment';
   if (record.dispute && record.dispute.status !== 'won') return 'disputed';
-  const refunded = record.refunds.reduce((sum, refund) => sum + refund.amount, 0);
+  const refunded = record.refunds.filter((refund) => !refund.reversed).reduce((sum, refund) => sum + refund.amount, 0);
   if (refunded >= record.amount) return 'refunded';
   if (refunded > 0) return 'partially_refunded';
   return 'credited';
@@ -26,7 +26,10 @@ function expectedEntries(records: OrderRecord[]): ExpectedEntry[] {
   for (const record of records) {
     const base = { accountId: record.accountId, orderId: record.orderId };
     if (record.paid) entries.push({ ...base, type: 'topup', reference: record.paymentIntentId, amount: record.amount });
-    for (const refund of record.refunds) entries.push({ ...base, type: 'refund', reference: refund.id, amount: -refund.amount });
+    for (const refund of record.refunds) {
+      entries.push({ ...base, type: 'refund', reference: refund.id, amount: -refund.amount });
+      if (refund.reversed) entries.push({ ...base, type: 'refund_reversal', reference: refund.id, amount: refund.amount });
+    }
     if (record.dispute) {
       entries.push({ ...base, type: 'dispute', reference: record.dispute.id, amount: -record.dispute.amount });
       if (record.dispute.status === 'won') entries.push({ ...base, type: 'dispute_reversal', reference: record.dispute.id, amount: record.dispute.amount });
@@ -53,6 +56,11 @@ export interface VerifyReport {
   extraOrders: number;
   /** Inbox rows left in `failed`. */
   failedInboxEvents: number;
+  /** Inbox rows left `held` (nothing in the run should need an operator). */
+  heldInboxEvents: number;
+  /** The other integration's events the inbox recorded as not ours, and those it did not. */
+  foreignEventsNotOurs: number;
+  foreignEventsMisrecorded: number;
   audit: { accounts: number; ledgerEntries: number; creditedOrders: number; problems: AuditProblem[] };
   /** The first problems found, one line each. */
   details: string[];
@@ -144,6 +152,15 @@ export async function verifyRun(prisma: PrismaClient, records: OrderRecord[]): P
   const failedInbox = await prisma.stripeEvent.findMany({ where: { status: 'failed' }, select: { id: true, type: true, lastError: true } });
   for (const event of failedInbox) note(`inbox: ${event.id} (${event.type}) failed: ${event.lastError ?? '?'}`);
 
+  const held = await prisma.stripeEvent.findMany({ where: { status: 'held' }, select: { id: true, type: true, detail: true } });
+  for (const event of held) note(`inbox: ${event.id} (${event.type}) held: ${event.detail ?? '?'}`);
+  // The other integration's events: every one the inbox has must say not ours (an unhandled type is
+  // never queued; a dropped delivery may be missing until reconciliation).
+  const foreignObjects = records.flatMap((record) => (record.foreignPayment ? [record.foreignPayment.paymentIntentId, ...(record.foreignPayment.refundId ? [record.foreignPayment.refundId] : [])] : []));
+  const foreignEvents = await prisma.stripeEvent.findMany({ where: { objectId: { in: foreignObjects } }, select: { id: true, status: true, type: true } });
+  const misrecorded = foreignEvents.filter((event) => event.status !== 'not_ours');
+  for (const event of misrecorded) note(`inbox: another integration's ${event.type} ${event.id} is ${event.status}, expected not_ours`);
+
   const audit = await auditLedger(prisma);
   for (const problem of audit.problems) note(`audit: ${problem.kind} ${problem.subject}: ${problem.detail}`);
 
@@ -157,6 +174,9 @@ export async function verifyRun(prisma: PrismaClient, records: OrderRecord[]): P
     wrongStatuses,
     extraOrders,
     failedInboxEvents: failedInbox.length,
+    heldInboxEvents: held.length,
+    foreignEventsNotOurs: foreignEvents.length - misrecorded.length,
+    foreignEventsMisrecorded: misrecorded.length,
     audit,
     details,
   };

@@ -10,6 +10,8 @@ export type Scenario =
   | 'refund_full'
   | 'refund_partial'
   | 'refund_twice'
+  | 'refund_failed'
+  | 'refund_canceled'
   | 'dispute_open'
   | 'dispute_won'
   | 'dispute_lost'
@@ -23,6 +25,8 @@ const SCENARIO_SHARES: [Scenario, number][] = [
   ['refund_full', 0.07],
   ['refund_partial', 0.05],
   ['refund_twice', 0.03],
+  ['refund_failed', 0.04],
+  ['refund_canceled', 0.02],
   ['dispute_open', 0.03],
   ['dispute_won', 0.04],
   ['dispute_lost', 0.04],
@@ -44,6 +48,8 @@ export interface PlannedOrder {
   confirm: boolean;
   /** The client sends POST /orders twice with one Idempotency-Key (a retry after a lost answer). */
   repeatCreate: boolean;
+  /** Another integration on the same Stripe account takes a payment meanwhile (its events are not ours). */
+  foreign: 'none' | 'no_metadata' | 'unknown_order';
   idempotencyKey: string;
 }
 
@@ -53,9 +59,15 @@ export interface OrderRecord extends PlannedOrder {
   paymentIntentId: string;
   paid: boolean;
   failedAttempt: boolean;
-  refunds: { id: string; amount: number }[];
+  /** `reversed`: the refund failed or was canceled afterwards, so its money came back. */
+  refunds: { id: string; amount: number; reversed: boolean }[];
   dispute: { id: string; amount: number; status: 'open' | 'won' | 'lost' } | undefined;
+  /** The other integration's PaymentIntent and refund, if any: never credited or debited here. */
+  foreignPayment: { paymentIntentId: string; refundId: string | undefined } | undefined;
 }
+
+/** Share of orders beside which another integration takes a payment (its events: ~10% of deliveries). */
+const FOREIGN_SHARE = 0.3;
 
 export function planOrders(rng: Rng, count: number, accounts: number, runId: string): PlannedOrder[] {
   const accountIds = Array.from({ length: accounts }, (_, i) => `chaos_acct_${String(i).padStart(4, '0')}`);
@@ -80,6 +92,7 @@ export function planOrders(rng: Rng, count: number, accounts: number, runId: str
       checkout: rng.chance(0.2),
       confirm: rng.chance(0.25),
       repeatCreate: rng.chance(0.05),
+      foreign: rng.chance(FOREIGN_SHARE) ? (rng.chance(0.5) ? 'no_metadata' : 'unknown_order') : 'none',
       idempotencyKey: `chaos-${runId}-${index}`,
     };
   });
@@ -125,14 +138,14 @@ export class Customers {
     private readonly signal: AbortSignal | undefined,
   ) {}
 
-  private async request(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  private async request(method: string, url: string, body?: unknown, headers: Record<string, string> = {}, rawBody?: string): Promise<Answer> {
     this.counters.requests += 1;
     const started = performance.now();
     const route = new URL(url).pathname.replace(/\/(ord|pi|dp)_[^/]+/g, '/:id');
     const response = await fetch(url, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)),
       signal: AbortSignal.timeout(20_000),
     });
     const text = await response.text();
@@ -215,6 +228,7 @@ export class Customers {
       failedAttempt: false,
       refunds: [],
       dispute: undefined,
+      foreignPayment: plan.foreign === 'none' ? undefined : await this.foreignPayment(plan),
     };
     const pi = encodeURIComponent(created.paymentIntentId);
     const { scenario } = plan;
@@ -231,10 +245,11 @@ export class Customers {
     record.paid = true;
     if (plan.confirm) await this.confirm(created.id);
 
-    const refund = async (amount?: number) => {
+    const refund = async (amount?: number, reverse?: 'failed' | 'canceled') => {
       const result = await this.control<{ refund?: { id: string; amount: number } }>(`/payment_intents/${pi}/refund`, amount === undefined ? {} : { amount });
       if (!result.refund) throw new Error(`refund of ${created.paymentIntentId} returned no refund`);
-      record.refunds.push({ id: result.refund.id, amount: result.refund.amount });
+      record.refunds.push({ id: result.refund.id, amount: result.refund.amount, reversed: reverse !== undefined });
+      if (reverse) await this.control(`/refunds/${encodeURIComponent(result.refund.id)}/fail`, { status: reverse });
     };
     const dispute = async (close: 'won' | 'lost' | undefined) => {
       const result = await this.control<{ dispute?: { id: string; amount: number } }>(`/payment_intents/${pi}/dispute`);
@@ -256,6 +271,13 @@ export class Customers {
         await refund(Math.max(1, Math.floor(plan.amount / 4)));
         await refund();
         break;
+      case 'refund_failed':
+        await refund(undefined, 'failed');
+        break;
+      case 'refund_canceled':
+        await refund(Math.max(1, Math.floor(plan.amount / 2)));
+        await refund(undefined, 'canceled');
+        break;
       case 'dispute_open':
         await dispute(undefined);
         break;
@@ -273,6 +295,25 @@ export class Customers {
         break;
     }
     return record;
+  }
+
+  /**
+   * Another integration's payment on the same Stripe account, created through the API like any
+   * integration would (no order metadata, or an order id this system never had), paid, and
+   * sometimes refunded: its events reach the endpoint and must be recorded as not ours.
+   */
+  private async foreignPayment(plan: PlannedOrder): Promise<OrderRecord['foreignPayment']> {
+    const metadata = plan.foreign === 'unknown_order' ? `&metadata[order_id]=ord_elsewhere_${plan.index}` : '&metadata[shop]=another-integration';
+    const answer = await this.request('POST', `${this.emulatorUrl}/v1/payment_intents`, undefined, {
+      authorization: 'Bearer sk_test_another_integration',
+      'content-type': 'application/x-www-form-urlencoded',
+    }, `amount=${plan.amount}&currency=${plan.currency}${metadata}`);
+    const id = (answer.body as { id?: string }).id;
+    if (answer.status !== 200 || !id) throw new HttpFailure(`creating a foreign PaymentIntent answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
+    await this.control(`/payment_intents/${encodeURIComponent(id)}/succeed`);
+    if (plan.index % 3 !== 0) return { paymentIntentId: id, refundId: undefined };
+    const refunded = await this.control<{ refund?: { id: string } }>(`/payment_intents/${encodeURIComponent(id)}/refund`);
+    return { paymentIntentId: id, refundId: refunded.refund?.id };
   }
 
   /** Plays every plan with `concurrency` customers at once; `onDone` after each order. */

@@ -34,7 +34,7 @@ export interface MigratedDatabase {
 
 /**
  * Creates database `name` on the server of `adminUrl` and migrates it the way `npm run migrate`
- * does (the offline Prisma bridge), so tests, benchmarks and chaos runs start from the real schema.
+ * does (pre-flight checks, then the offline Prisma bridge), so tests, benchmarks and chaos runs start from the real schema.
  * A database whose migration fails is dropped again.
  */
 export async function createMigratedDatabase(adminUrl: string, name: string): Promise<MigratedDatabase> {
@@ -43,7 +43,7 @@ export async function createMigratedDatabase(adminUrl: string, name: string): Pr
   const drop = async () => {
     await withPgClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
   };
-  const migrate = spawnSync(process.execPath, ['tools/prisma-offline/prisma.mjs', 'migrate', 'deploy'], {
+  const migrate = spawnSync(process.execPath, ['tools/migrate/migrate.mjs'], {
     cwd: REPO_ROOT,
     env: { ...process.env, DATABASE_URL: url },
     encoding: 'utf8',

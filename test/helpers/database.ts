@@ -40,3 +40,17 @@ export async function balanceDrift(prisma: PrismaClient): Promise<{ id: string; 
     GROUP BY a.id, a.balance
     HAVING a.balance <> COALESCE(SUM(l.amount), 0)`;
 }
+
+/**
+ * Makes PostgreSQL itself refuse every new ledger entry (a trigger raising an error: a real
+ * failure of the real database, not a mock) until the returned function lifts it.
+ */
+export async function refuseLedgerInserts(prisma: PrismaClient): Promise<() => Promise<void>> {
+  await prisma.$executeRawUnsafe(`
+    CREATE OR REPLACE FUNCTION test_refuse_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'ledger closed by a test'; END $$`);
+  await prisma.$executeRawUnsafe(`CREATE TRIGGER test_refuse_ledger BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION test_refuse_ledger()`);
+  return async () => {
+    await prisma.$executeRawUnsafe(`DROP TRIGGER IF EXISTS test_refuse_ledger ON ledger_entries`);
+  };
+}

@@ -55,14 +55,20 @@ function event(type: string, object: Record<string, unknown>, id = `evt_${rand(1
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
     type,
-  };
+  } as { id: string; object: string; api_version: string; created: number; data: { object: Record<string, unknown> }; livemode: boolean; account?: string; pending_webhooks: number; request: { id: null; idempotency_key: null }; type: string };
 }
+
+export type RefundEventType = 'refund.created' | 'refund.updated' | 'refund.failed' | 'charge.refund.updated' | 'charge.refunded';
 
 export type StripeEventFixture = ReturnType<typeof event>;
 
 /** Events as Stripe sends them (shapes from Stripe's own example objects). */
 export const events = {
-  paymentIntent(type: 'succeeded' | 'processing' | 'payment_failed' | 'canceled', order: OrderFixture, overrides: { amount?: number; currency?: string } = {}) {
+  paymentIntent(
+    type: 'succeeded' | 'processing' | 'payment_failed' | 'canceled',
+    order: OrderFixture,
+    overrides: { amount?: number; currency?: string; status?: string; metadata?: Record<string, string> } = {},
+  ) {
     const amount = overrides.amount ?? order.amount;
     return event(`payment_intent.${type}`, {
       id: order.paymentIntentId,
@@ -71,8 +77,10 @@ export const events = {
       amount_received: type === 'succeeded' ? amount : 0,
       currency: overrides.currency ?? order.currency,
       client_secret: `${order.paymentIntentId}_secret_x`,
-      metadata: { order_id: order.id, account_id: order.accountId },
-      status: type === 'succeeded' ? 'succeeded' : type === 'canceled' ? 'canceled' : type === 'processing' ? 'processing' : 'requires_payment_method',
+      metadata: overrides.metadata ?? { order_id: order.id, account_id: order.accountId },
+      status:
+        overrides.status ??
+        (type === 'succeeded' ? 'succeeded' : type === 'canceled' ? 'canceled' : type === 'processing' ? 'processing' : 'requires_payment_method'),
       livemode: false,
     });
   },
@@ -89,17 +97,17 @@ export const events = {
       metadata: { order_id: order.id },
     });
   },
-  refund(type: 'refund.created' | 'charge.refunded', order: OrderFixture, refund: { id: string; amount: number }) {
+  refund(type: RefundEventType, order: OrderFixture, refund: { id: string; amount: number; status?: string; currency?: string }) {
     const refundObject = {
       id: refund.id,
       object: 'refund',
       amount: refund.amount,
-      currency: order.currency,
+      currency: refund.currency ?? order.currency,
       charge: `ch_${order.paymentIntentId.slice(3)}`,
       payment_intent: order.paymentIntentId,
-      status: 'succeeded',
+      status: refund.status ?? (type === 'refund.failed' ? 'failed' : 'succeeded'),
     };
-    if (type === 'refund.created') return event(type, refundObject);
+    if (type !== 'charge.refunded') return event(type, refundObject);
     return event(type, {
       id: `ch_${order.paymentIntentId.slice(3)}`,
       object: 'charge',
@@ -111,12 +119,12 @@ export const events = {
       refunds: { object: 'list', data: [refundObject] },
     });
   },
-  dispute(type: 'created' | 'closed', order: OrderFixture, dispute: { id: string; status: string }) {
+  dispute(type: 'created' | 'closed', order: OrderFixture, dispute: { id: string; status: string; amount?: number; currency?: string }) {
     return event(`charge.dispute.${type}`, {
       id: dispute.id,
       object: 'dispute',
-      amount: order.amount,
-      currency: order.currency,
+      amount: dispute.amount ?? order.amount,
+      currency: dispute.currency ?? order.currency,
       charge: `ch_${order.paymentIntentId.slice(3)}`,
       payment_intent: order.paymentIntentId,
       status: dispute.status,

@@ -1,29 +1,43 @@
-import type { PrismaClient } from '@ledger/shared';
+import { withTransaction, type PrismaClient } from '@ledger/shared';
 
 /** One inconsistency the audit found. */
 export interface AuditProblem {
-  kind: 'balance_drift' | 'credited_without_topup' | 'topup_count';
+  kind: 'balance_drift' | 'credited_without_topup' | 'topup_count' | 'refunded_amount_drift';
   subject: string;
   detail: string;
+}
+
+/** What waits for an operator: not drift, but money that has not reached the ledger yet. */
+export interface HeldReport {
+  /** Held facts not resolved yet, and the orders they are on. */
+  facts: number;
+  orders: string[];
+  /** Inbox events recorded as held. */
+  events: number;
 }
 
 export interface AuditReport {
   accounts: number;
   ledgerEntries: number;
   creditedOrders: number;
+  reviewOrders: number;
+  held: HeldReport;
   problems: AuditProblem[];
 }
 
-/** Statuses that say the order's top-up was credited. */
+/** Statuses that say the order's payment was credited. */
 const CREDITED_STATUSES = ['credited', 'partially_refunded', 'refunded', 'disputed'];
 
 /**
- * Checks the money invariants: every balance equals the sum of its ledger entries, and every
- * credited order has exactly one top-up entry (a disputed or refunded order was credited first).
- * Reads in one REPEATABLE READ snapshot so concurrent credits cannot show as drift.
+ * Checks the money invariants over every order, those under review included: every balance equals
+ * the sum of its ledger entries; a credited order has a credit (its top-up, or an operator's
+ * adjustment) and an unpaid one has no top-up; no order has two top-ups; each order's refunded
+ * amount equals its refund entries. Also reports what is held for operators. Reads in one
+ * REPEATABLE READ snapshot so concurrent credits cannot show as drift.
  */
 export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
-  return prisma.$transaction(
+  return withTransaction(
+    prisma,
     async (tx) => {
       const drift = await tx.$queryRaw<{ id: string; balance: bigint; ledger: bigint }[]>`
         SELECT a.id, a.balance, COALESCE(SUM(l.amount), 0)::bigint AS ledger
@@ -31,36 +45,61 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
         GROUP BY a.id, a.balance
         HAVING a.balance <> COALESCE(SUM(l.amount), 0)
         ORDER BY a.id`;
-      const topups = await tx.$queryRaw<{ id: string; status: string; topups: bigint }[]>`
-        SELECT o.id, o.status::text AS status, COUNT(l.id)::bigint AS topups
-        FROM orders o LEFT JOIN ledger_entries l ON l.order_id = o.id AND l.entry_type = 'topup'
+      const credits = await tx.$queryRaw<{ id: string; status: string; topups: bigint; credits: bigint }[]>`
+        SELECT o.id, o.status::text AS status,
+               COUNT(l.id) FILTER (WHERE l.entry_type = 'topup')::bigint AS topups,
+               COUNT(l.id) FILTER (WHERE l.entry_type = 'topup' OR (l.entry_type = 'adjustment' AND l.amount > 0))::bigint AS credits
+        FROM orders o LEFT JOIN ledger_entries l ON l.order_id = o.id AND l.entry_type IN ('topup', 'adjustment')
         WHERE o.status::text = ANY(${CREDITED_STATUSES}) OR l.id IS NOT NULL
         GROUP BY o.id, o.status
-        HAVING (o.status::text = ANY(${CREDITED_STATUSES}) AND COUNT(l.id) <> 1)
+        HAVING COUNT(l.id) FILTER (WHERE l.entry_type = 'topup') > 1
+            OR (o.status::text = ANY(${CREDITED_STATUSES}) AND COUNT(l.id) FILTER (WHERE l.entry_type = 'topup' OR (l.entry_type = 'adjustment' AND l.amount > 0)) = 0)
             -- A top-up on an order still unpaid means a credit moved money but not its order.
-            -- Orders under review are the operators' to settle and are left out.
-            OR (NOT (o.status::text = ANY(${CREDITED_STATUSES})) AND o.status <> 'needs_review' AND COUNT(l.id) > 0)
+            OR (o.status::text <> ALL(${CREDITED_STATUSES}) AND o.status <> 'needs_review' AND COUNT(l.id) FILTER (WHERE l.entry_type = 'topup') > 0)
         ORDER BY o.id`;
-      const [counts] = await tx.$queryRaw<{ accounts: bigint; entries: bigint; credited: bigint }[]>`
+      const refunds = await tx.$queryRaw<{ id: string; recorded: number; ledger: bigint }[]>`
+        SELECT o.id, o.amount_refunded AS recorded, COALESCE(-SUM(l.amount), 0)::bigint AS ledger
+        FROM orders o JOIN ledger_entries l ON l.order_id = o.id AND l.entry_type IN ('refund', 'refund_reversal')
+        GROUP BY o.id, o.amount_refunded
+        HAVING o.amount_refunded <> COALESCE(-SUM(l.amount), 0)
+        ORDER BY o.id`;
+      const heldOrders = await tx.$queryRaw<{ order_id: string; facts: bigint }[]>`
+        SELECT order_id, COUNT(*)::bigint AS facts FROM held_facts WHERE resolution_id IS NULL GROUP BY order_id ORDER BY order_id`;
+      const [counts] = await tx.$queryRaw<{ accounts: bigint; entries: bigint; credited: bigint; review: bigint; held_events: bigint }[]>`
         SELECT (SELECT COUNT(*) FROM accounts) AS accounts,
                (SELECT COUNT(*) FROM ledger_entries) AS entries,
-               (SELECT COUNT(*) FROM orders WHERE status::text = ANY(${CREDITED_STATUSES})) AS credited`;
+               (SELECT COUNT(*) FROM orders WHERE status::text = ANY(${CREDITED_STATUSES})) AS credited,
+               (SELECT COUNT(*) FROM orders WHERE review_reason IS NOT NULL) AS review,
+               (SELECT COUNT(*) FROM stripe_events WHERE status = 'held') AS held_events`;
       const problems: AuditProblem[] = [
         ...drift.map((row) => ({
           kind: 'balance_drift' as const,
           subject: `account ${row.id}`,
           detail: `balance ${row.balance} but ledger sums to ${row.ledger} (difference ${row.balance - row.ledger})`,
         })),
-        ...topups.map((row) =>
-          row.topups === 0n
-            ? { kind: 'credited_without_topup' as const, subject: `order ${row.id}`, detail: `status ${row.status} but no top-up ledger entry` }
-            : { kind: 'topup_count' as const, subject: `order ${row.id}`, detail: `status ${row.status} with ${row.topups} top-up entries (expected ${CREDITED_STATUSES.includes(row.status) ? 1 : 0})` },
+        ...credits.map((row) =>
+          row.topups > 1n
+            ? { kind: 'topup_count' as const, subject: `order ${row.id}`, detail: `status ${row.status} with ${row.topups} top-up entries (at most 1; npm run review -- duplicates)` }
+            : row.credits === 0n
+              ? { kind: 'credited_without_topup' as const, subject: `order ${row.id}`, detail: `status ${row.status} but no top-up ledger entry` }
+              : { kind: 'topup_count' as const, subject: `order ${row.id}`, detail: `status ${row.status} with ${row.topups} top-up entries (expected 0)` },
         ),
+        ...refunds.map((row) => ({
+          kind: 'refunded_amount_drift' as const,
+          subject: `order ${row.id}`,
+          detail: `refunded amount ${row.recorded} but refund entries sum to ${row.ledger}`,
+        })),
       ];
       return {
         accounts: Number(counts?.accounts ?? 0),
         ledgerEntries: Number(counts?.entries ?? 0),
         creditedOrders: Number(counts?.credited ?? 0),
+        reviewOrders: Number(counts?.review ?? 0),
+        held: {
+          facts: heldOrders.reduce((sum, row) => sum + Number(row.facts), 0),
+          orders: heldOrders.map((row) => row.order_id),
+          events: Number(counts?.held_events ?? 0),
+        },
         problems,
       };
     },

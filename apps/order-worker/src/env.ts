@@ -1,4 +1,4 @@
-import { commonEnvSchema, parseEnv } from '@ledger/shared';
+import { commonEnvSchema, durationSeconds, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 
 const workerEnvSchema = commonEnvSchema.extend({
@@ -15,6 +15,8 @@ const workerEnvSchema = commonEnvSchema.extend({
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
   /** Orders awaiting payment longer than this are checked with Stripe by reconciliation. */
   RECONCILE_STALE_AFTER_SECONDS: z.coerce.number().int().min(0).default(900),
+  /** An order unpaid this long has its PaymentIntent canceled at Stripe and ends as expired. */
+  ORDER_TTL: durationSeconds.default(24 * 3600),
   /** Stripe API requests per second this process makes at most (Stripe: 25/s sandbox, 100/s live). */
   STRIPE_MAX_RPS: z.coerce.number().min(1).max(100).default(20),
 });

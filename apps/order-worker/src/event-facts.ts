@@ -24,6 +24,7 @@ const paymentIntent = z.object({
   amount,
   amount_received: amount,
   currency,
+  status: z.string(),
   metadata,
 });
 
@@ -73,8 +74,11 @@ function parse<T extends z.ZodType>(schema: T, event: StripeEventJob): z.infer<T
 
 const orderIdOf = (meta: Record<string, string> | null | undefined) => meta?.order_id || undefined;
 
-/** Refunds that moved money: Stripe debits pending refunds too; failed and canceled ones give it back. */
-const refundCounts = (status: string | null | undefined) => status !== 'failed' && status !== 'canceled';
+/**
+ * Stripe debits a refund when it is created (pending, requires_action or succeeded) and gives the
+ * money back when it fails or is canceled. https://docs.stripe.com/refunds#failed-refunds
+ */
+const refundStatus = (status: string | null | undefined) => (status === 'failed' || status === 'canceled' ? 'reversed' : 'debited');
 
 /**
  * Turns a Stripe event into the payment facts it reports. Several event types can report the same
@@ -85,6 +89,8 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
   switch (event.type) {
     case 'payment_intent.succeeded': {
       const pi = parse(paymentIntent, event);
+      // Only a PaymentIntent that says so has been paid (not an authorization awaiting capture).
+      if (pi.status !== 'succeeded') return [];
       return [{ kind: 'payment_succeeded', paymentIntentId: pi.id, orderId: orderIdOf(pi.metadata), amount: pi.amount_received, currency: pi.currency }];
     }
     case 'payment_intent.processing':
@@ -112,16 +118,22 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
     }
     case 'refund.created':
     case 'refund.updated':
+    case 'refund.failed':
     case 'charge.refund.updated': {
       const r = parse(refund, event);
-      if (!refundCounts(r.status)) return [];
-      return [{ kind: 'refund', refundId: r.id, paymentIntentId: r.payment_intent, amount: r.amount, currency: r.currency }];
+      return [{ kind: 'refund', refundId: r.id, paymentIntentId: r.payment_intent, amount: r.amount, currency: r.currency, status: refundStatus(r.status) }];
     }
     case 'charge.refunded': {
+      // The charge lists its refunds only where the API version still expands them; each is a fact.
       const c = parse(charge, event);
-      return (c.refunds?.data ?? [])
-        .filter((r) => refundCounts(r.status))
-        .map((r) => ({ kind: 'refund' as const, refundId: r.id, paymentIntentId: c.payment_intent, amount: r.amount, currency: r.currency }));
+      return (c.refunds?.data ?? []).map((r) => ({
+        kind: 'refund' as const,
+        refundId: r.id,
+        paymentIntentId: c.payment_intent,
+        amount: r.amount,
+        currency: r.currency,
+        status: refundStatus(r.status),
+      }));
     }
     case 'charge.dispute.created':
     case 'charge.dispute.closed': {

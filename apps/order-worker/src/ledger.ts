@@ -1,5 +1,5 @@
-import { Prisma, type LedgerEntryType, type PrismaClient } from '@ledger/shared';
-import { nextOrderState, type OrderChange, type OrderState } from './order-status.js';
+import { Prisma, postgresErrorOf, withTransaction, type LedgerEntryType, type PrismaClient } from '@ledger/shared';
+import { nextOrderState, orderStatusSql, type OrderChange, type OrderState } from './order-status.js';
 import type { PaymentFact } from './payment-facts.js';
 
 type Tx = Prisma.TransactionClient;
@@ -8,12 +8,22 @@ type Tx = Prisma.TransactionClient;
 export type FactOutcome =
   /** A ledger entry went in and the balance moved. */
   | 'applied'
-  /** The ledger already had this entry (or the event was already processed): nothing changed. */
+  /** The ledger already had it (or an operator already settled it): nothing changed. */
   | 'already_applied'
   /** The fact moves no money (a failed or canceled payment, a dispute lost): only the order moved. */
   | 'status_only'
-  /** Amount, currency or PaymentIntent do not match the order: flagged, no money moved. */
-  | 'needs_review';
+  /** Nothing to do: e.g. a failed attempt of a PaymentIntent that is not the order's own. */
+  | 'ignored'
+  /** Recorded as held for an operator (held_facts) and the order flagged `needs_review`; no money moved. */
+  | 'held'
+  /** About no order of this system (another integration's or deployment's PaymentIntent). */
+  | 'not_ours';
+
+export interface FactResult {
+  outcome: FactOutcome;
+  /** Why a fact was held or is not ours. */
+  detail?: string;
+}
 
 /** The Stripe event a set of facts came from; recorded in the inbox in the same transaction. */
 export interface EventSource {
@@ -24,21 +34,26 @@ export interface EventSource {
   created: number;
 }
 
+/** What the inbox says about an event once its facts were applied. */
+export type EventStatus = 'processed' | 'duplicate' | 'held' | 'not_ours';
+
 export interface ApplyResult {
   /** False when the event was already processed: nothing was looked at again. */
   eventIsNew: boolean;
   outcomes: FactOutcome[];
+  /** Reasons of held / not-ours facts. */
+  details: string[];
   /** Top-up credits this call made, for the created → credited histogram. */
   credited: number;
 }
 
-/**
- * No order matches the payment yet. Retryable: a webhook can beat the commit of the order it is
- * about, and an order created outside this system never appears (the job then fails visibly).
- */
-export class OrderNotFoundError extends Error {
-  override name = 'OrderNotFoundError';
-}
+/** Constraints whose violation by the one-statement credit means "let the general path decide". */
+const REFUSALS_FOR_THE_GENERAL_PATH = new Set([
+  'ledger_entries_one_topup_per_order',
+  'ledger_entries_account_id_currency_fkey',
+  // The PaymentIntent already belongs to another order (metadata and orders disagree).
+  'orders_payment_intent_id_key',
+]);
 
 interface OrderRow {
   id: string;
@@ -52,42 +67,51 @@ interface OrderRow {
   review_reason: string | null;
 }
 
+interface AccountRow {
+  id: string;
+  currency: string;
+}
+
 /**
  * Applies the facts of one event (or of one sync) in ONE PostgreSQL transaction:
  * 1. claim the event in the inbox (a processed event id means: already done, stop);
- * 2. per fact, insert the ledger entry with ON CONFLICT DO NOTHING — zero rows means already
- *    applied and nothing after it runs (the conflict check comes before the balance moves);
- * 3. move the balance (the account row lock serialises credits per account);
- * 4. move the order forward (always locked after the account: one lock order, no deadlocks).
- * A unique key in PostgreSQL is the guarantee; job ids only save work.
+ * 2. per fact, lock the account, then the order (one lock order everywhere: no deadlocks), decide,
+ *    and insert the ledger entry with ON CONFLICT DO NOTHING — zero rows means already applied and
+ *    nothing after it runs (the conflict check comes before the balance moves);
+ * 3. move the balance and the order; a fact that cannot be applied on its own is held for an
+ *    operator (held_facts), never dropped and never posted blindly;
+ * 4. record what happened to the event: processed, duplicate, held or not ours.
+ * Unique keys in PostgreSQL are the guarantee; job ids only save work.
  */
-export async function applyPaymentFacts(
-  prisma: PrismaClient,
-  facts: PaymentFact[],
-  source?: EventSource,
-): Promise<ApplyResult> {
+export async function applyPaymentFacts(prisma: PrismaClient, facts: PaymentFact[], source?: EventSource): Promise<ApplyResult> {
   const [only] = facts;
   if (facts.length === 1 && only?.kind === 'payment_succeeded') {
     const result = await creditInOneStatement(prisma, only, source);
     if (result) return result;
   }
-  return prisma.$transaction(async (tx) => {
+  return withTransaction(prisma, async (tx) => {
     if (source && !(await claimEvent(tx, source))) {
-      return { eventIsNew: false, outcomes: facts.map(() => 'already_applied' as const), credited: 0 };
+      return { eventIsNew: false, outcomes: facts.map(() => 'already_applied' as const), details: [], credited: 0 };
     }
-    const outcomes: FactOutcome[] = [];
-    let credited = 0;
-    for (const fact of facts) {
-      const outcome = await applyFact(tx, fact, source?.id ?? null);
-      if (outcome === 'applied' && fact.kind === 'payment_succeeded') credited += 1;
-      outcomes.push(outcome);
+    const results: FactResult[] = [];
+    for (const fact of facts) results.push(await applyFact(tx, fact, source?.id ?? null));
+    const status = eventStatusOf(results);
+    const details = results.flatMap((result) => (result.detail ? [result.detail] : []));
+    // The claim recorded the event as processed; anything else is written once here.
+    if (source && status !== 'processed') {
+      await tx.$executeRaw`UPDATE stripe_events SET status = ${status}::"StripeEventStatus", detail = ${details.join('; ') || null} WHERE id = ${source.id}`;
     }
-    // The claim recorded the event as processed; only an event that changed nothing is relabelled.
-    if (source && outcomes.length > 0 && outcomes.every((outcome) => outcome === 'already_applied')) {
-      await tx.stripeEvent.update({ where: { id: source.id }, data: { status: 'duplicate' } });
-    }
-    return { eventIsNew: true, outcomes, credited };
+    const credited = results.filter((result, index) => result.outcome === 'applied' && facts[index]?.kind === 'payment_succeeded').length;
+    return { eventIsNew: true, outcomes: results.map((result) => result.outcome), details, credited };
   });
+}
+
+/** The inbox status of an event whose facts had these results. Held beats everything: it is not done. */
+export function eventStatusOf(results: FactResult[]): EventStatus {
+  if (results.some((result) => result.outcome === 'held')) return 'held';
+  if (results.length > 0 && results.every((result) => result.outcome === 'not_ours')) return 'not_ours';
+  if (results.length > 0 && results.every((result) => result.outcome === 'already_applied')) return 'duplicate';
+  return 'processed';
 }
 
 interface OneStatementCredit {
@@ -97,15 +121,17 @@ interface OneStatementCredit {
 }
 
 /**
- * The common case — a payment that matches its order — as ONE statement, so one round trip and
- * no interactive transaction (a single statement is atomic on its own). Same steps and guarantee
- * as the general path: the ledger insert decides (ON CONFLICT DO NOTHING); the balance and the
- * order move only for a row that went in (`acct` runs before `ord`, which reads it: account, then
- * order); the event is recorded in the inbox as processed, or as duplicate when the ledger already
- * had the credit. The order's new status is `statusOf` for a paid order (order-status.ts).
+ * The common case — a payment that matches its order and its account's currency — as ONE
+ * statement, so one round trip and no interactive transaction (a single statement is atomic on its
+ * own). Same steps and guarantee as the general path: the ledger insert decides (ON CONFLICT DO
+ * NOTHING on the payment's reference); the balance and the order move only for a row that went in
+ * (`acct` runs before `ord`: account, then order); the event is recorded in the inbox as processed,
+ * or as duplicate when the ledger already had the credit. The order keeps the PaymentIntent that
+ * paid it. Its new status is `statusOf` for a paid order (order-status.ts).
  *
- * Returns undefined, having written nothing, when the order is missing, does not match the
- * payment or is under review: the general path then looks at it (retry, or needs_review).
+ * Returns undefined, having written nothing, when the order is missing or does not match, or when
+ * PostgreSQL refuses the entry (a second top-up for the order, an account in another currency):
+ * the general path then decides (not ours, or held for review).
  */
 async function creditInOneStatement(
   prisma: PrismaClient,
@@ -113,58 +139,62 @@ async function creditInOneStatement(
   source: EventSource | undefined,
 ): Promise<ApplyResult | undefined> {
   const eventId = source?.id ?? null;
-  const [row] = await prisma.$queryRaw<OneStatementCredit[]>`
-    WITH o AS (
-      SELECT id, account_id FROM orders
-      WHERE id = COALESCE(${fact.orderId ?? null}::text, (SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}))
-        AND amount = ${fact.amount}::int AND currency = ${fact.currency}::text
-        AND (payment_intent_id IS NULL OR payment_intent_id = ${fact.paymentIntentId}) AND review_reason IS NULL
-    ), entry AS (
-      INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
-      SELECT account_id, 'topup', ${fact.amount}::int, ${fact.currency}::text, ${fact.paymentIntentId}, id, ${eventId}::text FROM o
-      ON CONFLICT (account_id, entry_type, reference) DO NOTHING
-      RETURNING account_id, order_id
-    ), acct AS (
-      UPDATE accounts SET balance = balance + ${fact.amount}::int, updated_at = now()
-      WHERE id = (SELECT account_id FROM entry)
-      RETURNING id
-    ), ord AS (
-      UPDATE orders SET updated_at = now(), status = (CASE
-          WHEN review_reason IS NOT NULL THEN 'needs_review'
-          WHEN dispute_status IN ('open', 'lost') THEN 'disputed'
-          WHEN amount_refunded >= amount THEN 'refunded'
-          WHEN amount_refunded > 0 THEN 'partially_refunded'
-          ELSE 'credited' END)::"OrderStatus"
-      WHERE id = (SELECT order_id FROM entry) AND EXISTS (SELECT 1 FROM acct)
-      RETURNING id
-    ), inbox AS (
-      INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
-      SELECT ${eventId}::text, ${source?.type ?? null}::text, ${source?.objectId ?? null}::text,
-             (CASE WHEN EXISTS (SELECT 1 FROM ord) THEN 'processed' ELSE 'duplicate' END)::"StripeEventStatus",
-             1, to_timestamp(${source?.created ?? 0}::bigint), now(), now()
-      WHERE ${eventId}::text IS NOT NULL AND EXISTS (SELECT 1 FROM o)
-      ON CONFLICT (id) DO UPDATE
-        SET status = EXCLUDED.status, attempts = stripe_events.attempts + 1, last_error = NULL, processed_at = now()
-        WHERE stripe_events.status = 'failed'
-      RETURNING id
-    )
-    SELECT EXISTS (SELECT 1 FROM o) AS eligible, EXISTS (SELECT 1 FROM ord) AS inserted, EXISTS (SELECT 1 FROM inbox) AS event_new`;
+  let rows: OneStatementCredit[];
+  try {
+    rows = await prisma.$queryRaw<OneStatementCredit[]>`
+      WITH o AS (
+        SELECT o.id, o.account_id FROM orders o JOIN accounts a ON a.id = o.account_id AND a.currency = o.currency
+        WHERE o.id = COALESCE(${fact.orderId ?? null}::text, (SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}))
+          AND o.amount = ${fact.amount}::int AND o.currency = ${fact.currency}::text
+          AND (o.payment_intent_id IS NULL OR o.payment_intent_id = ${fact.paymentIntentId})
+      ), entry AS (
+        INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
+        SELECT account_id, 'topup', ${fact.amount}::int, ${fact.currency}::text, ${fact.paymentIntentId}, id, ${eventId}::text FROM o
+        ON CONFLICT (account_id, entry_type, reference) DO NOTHING
+        RETURNING account_id, order_id
+      ), acct AS (
+        UPDATE accounts SET balance = balance + ${fact.amount}::int, updated_at = now()
+        WHERE id = (SELECT account_id FROM entry)
+        RETURNING id
+      ), ord AS (
+        UPDATE orders SET updated_at = now(), payment_intent_id = ${fact.paymentIntentId}, status = ${Prisma.raw(orderStatusSql("'paid'"))}
+        WHERE id = (SELECT order_id FROM entry) AND EXISTS (SELECT 1 FROM acct)
+        RETURNING id
+      ), inbox AS (
+        INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
+        SELECT ${eventId}::text, ${source?.type ?? null}::text, ${source?.objectId ?? null}::text,
+               (CASE WHEN EXISTS (SELECT 1 FROM ord) THEN 'processed' ELSE 'duplicate' END)::"StripeEventStatus",
+               1, to_timestamp(${source?.created ?? 0}::bigint), now(), now()
+        WHERE ${eventId}::text IS NOT NULL AND EXISTS (SELECT 1 FROM o)
+        ON CONFLICT (id) DO UPDATE
+          SET status = EXCLUDED.status, attempts = stripe_events.attempts + 1, last_error = NULL, detail = NULL, processed_at = now()
+          WHERE stripe_events.status IN ('failed', 'held')
+        RETURNING id
+      )
+      SELECT EXISTS (SELECT 1 FROM o) AS eligible, EXISTS (SELECT 1 FROM ord) AS inserted, EXISTS (SELECT 1 FROM inbox) AS event_new`;
+  } catch (error) {
+    const refused = postgresErrorOf(error)?.constraint;
+    if (refused !== undefined && REFUSALS_FOR_THE_GENERAL_PATH.has(refused)) return undefined;
+    throw error;
+  }
+  const [row] = rows;
   if (!row?.eligible) return undefined;
   const eventIsNew = source ? row.event_new : true;
-  return { eventIsNew, outcomes: [row.inserted ? 'applied' : 'already_applied'], credited: row.inserted ? 1 : 0 };
+  return { eventIsNew, outcomes: [row.inserted ? 'applied' : 'already_applied'], details: [], credited: row.inserted ? 1 : 0 };
 }
 
 /**
- * Inserts the event into the inbox, or takes over a row a failed attempt left. Returns false when
- * the event was already processed. Concurrent claims of one id wait on the row and then see it done.
+ * Inserts the event into the inbox, or takes over a row a failed attempt left or a held event
+ * (held facts are looked at again: an operator may have fixed the cause). Returns false when the
+ * event was already done. Concurrent claims of one id wait on the row and then see it done.
  */
 async function claimEvent(tx: Tx, source: EventSource): Promise<boolean> {
   const rows = await tx.$queryRaw<{ id: string }[]>`
     INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
     VALUES (${source.id}, ${source.type}, ${source.objectId}, 'processed', 1, to_timestamp(${source.created}), now(), now())
     ON CONFLICT (id) DO UPDATE
-      SET status = 'processed', attempts = stripe_events.attempts + 1, last_error = NULL, processed_at = now()
-      WHERE stripe_events.status = 'failed'
+      SET status = 'processed', attempts = stripe_events.attempts + 1, last_error = NULL, detail = NULL, processed_at = now()
+      WHERE stripe_events.status IN ('failed', 'held')
     RETURNING id`;
   return rows.length > 0;
 }
@@ -179,135 +209,308 @@ export async function recordEventFailure(prisma: PrismaClient, source: EventSour
       WHERE stripe_events.status = 'failed'`;
 }
 
-async function findOrder(tx: Tx, paymentIntentId: string, orderId?: string): Promise<OrderRow> {
-  const rows = orderId
-    ? await tx.$queryRaw<OrderRow[]>`
-        SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
-        FROM orders WHERE id = ${orderId}`
-    : await tx.$queryRaw<OrderRow[]>`
-        SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
-        FROM orders WHERE payment_intent_id = ${paymentIntentId}`;
-  const order = rows[0];
-  if (!order) {
-    throw new OrderNotFoundError(
-      orderId ? `no order ${orderId} (PaymentIntent ${paymentIntentId})` : `no order for PaymentIntent ${paymentIntentId}`,
-    );
-  }
-  return order;
-}
-
-async function applyFact(tx: Tx, fact: PaymentFact, eventId: string | null): Promise<FactOutcome> {
-  const order = await findOrder(tx, fact.paymentIntentId, fact.kind === 'payment_succeeded' || fact.kind === 'payment_progress' ? fact.orderId : undefined);
-
-  // A payment through a PaymentIntent other than the order's own would carry another ledger
-  // reference and credit the order twice: never silently.
-  if (order.payment_intent_id !== null && order.payment_intent_id !== fact.paymentIntentId) {
-    await moveOrder(tx, order.id, { kind: 'review', reason: `payment ${fact.paymentIntentId} is not the order's PaymentIntent ${order.payment_intent_id}` });
-    return 'needs_review';
-  }
-
-  switch (fact.kind) {
-    case 'payment_progress':
-      await moveOrder(tx, order.id, { kind: 'progress', to: fact.to });
-      return 'status_only';
-
-    case 'payment_succeeded': {
-      if (fact.amount !== order.amount || fact.currency !== order.currency) {
-        await moveOrder(tx, order.id, {
-          kind: 'review',
-          reason: `paid ${fact.amount} ${fact.currency}, order is ${order.amount} ${order.currency}`,
-        });
-        return 'needs_review';
-      }
-      if (order.review_reason) return 'needs_review';
-      const inserted = await insertLedgerEntry(tx, order, 'topup', fact.paymentIntentId, fact.amount, eventId);
-      if (!inserted) return 'already_applied';
-      await moveOrder(tx, order.id, { kind: 'progress', to: 'paid' });
-      return 'applied';
-    }
-
-    case 'refund': {
-      if (fact.currency !== order.currency) {
-        await moveOrder(tx, order.id, { kind: 'review', reason: `refund ${fact.refundId} in ${fact.currency}` });
-        return 'needs_review';
-      }
-      // An order under review was never credited automatically; its refunds wait for an operator.
-      if (order.review_reason) return 'needs_review';
-      const inserted = await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
-      if (!inserted) return 'already_applied';
-      await moveOrder(tx, order.id, { kind: 'refunded', amount: fact.amount });
-      return 'applied';
-    }
-
-    case 'dispute': {
-      if (order.review_reason) return 'needs_review';
-      // Stripe takes the disputed amount when the dispute opens and gives it back if it is won, so
-      // the debit is keyed by the dispute id and a won close adds a reversal under the same id.
-      // A dispute we first hear of as closed still gets its debit (events can arrive in any order).
-      const debited = await insertLedgerEntry(tx, order, 'dispute', fact.disputeId, -fact.amount, eventId);
-      const reversed = fact.to === 'won'
-        ? await insertLedgerEntry(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, eventId)
-        : false;
-      await moveOrder(tx, order.id, { kind: 'dispute', to: fact.to });
-      if (debited || reversed) return 'applied';
-      return fact.to === 'lost' ? 'status_only' : 'already_applied';
-    }
-  }
+/** Records an event that is not this deployment's (another mode, a connected account) as such. */
+export async function recordEventNotOurs(prisma: PrismaClient, source: EventSource, reason: string): Promise<boolean> {
+  const inserted = await prisma.$executeRaw`
+    INSERT INTO stripe_events (id, type, object_id, status, attempts, detail, stripe_created_at, received_at, processed_at)
+    VALUES (${source.id}, ${source.type}, ${source.objectId}, 'not_ours', 1, ${reason}, to_timestamp(${source.created}), now(), now())
+    ON CONFLICT (id) DO NOTHING`;
+  return inserted > 0;
 }
 
 /**
- * Inserts one ledger entry and, only if it went in, moves the balance. Returns whether it went in.
- * ON CONFLICT DO NOTHING instead of catching P2002: an error aborts the whole PostgreSQL
- * transaction, a skipped insert does not.
+ * The order a fact is about, and its account. A payment names its order in metadata (an unknown
+ * order id is another deployment's: this system commits the order before creating its
+ * PaymentIntent); otherwise the PaymentIntent leads to it: the order that owns it, the order its
+ * top-up credited, or the order one of its payments is held for. Nothing found: not ours.
  */
-async function insertLedgerEntry(
+async function locateOrder(tx: Tx, fact: PaymentFact): Promise<{ id: string; account_id: string } | undefined> {
+  const orderId = fact.kind === 'payment_succeeded' || fact.kind === 'payment_progress' ? fact.orderId : undefined;
+  if (orderId) {
+    const [order] = await tx.$queryRaw<{ id: string; account_id: string }[]>`SELECT id, account_id FROM orders WHERE id = ${orderId}`;
+    return order;
+  }
+  const [order] = await tx.$queryRaw<{ id: string; account_id: string }[]>`
+    (SELECT id, account_id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId})
+    UNION ALL
+    (SELECT order_id, account_id FROM ledger_entries WHERE entry_type = 'topup' AND reference = ${fact.paymentIntentId} AND order_id IS NOT NULL)
+    UNION ALL
+    (SELECT order_id, account_id FROM held_facts WHERE entry_type = 'topup' AND reference = ${fact.paymentIntentId})
+    LIMIT 1`;
+  return order;
+}
+
+/**
+ * Locks the account, then the order: every money path takes them in this order. FOR NO KEY UPDATE,
+ * not FOR UPDATE: a ledger insert holds a KEY SHARE lock on both rows through its foreign keys,
+ * which FOR UPDATE would wait for — a deadlock with a concurrent fact (found by the shuffle
+ * property test). `forKeyUpdate` is for the rare currency change, which updates the account's key.
+ */
+async function lockAccountAndOrder(tx: Tx, accountId: string, orderId: string, forKeyUpdate = false): Promise<{ account: AccountRow; order: OrderRow }> {
+  const [account] = forKeyUpdate
+    ? await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR UPDATE`
+    : await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR NO KEY UPDATE`;
+  const [order] = await tx.$queryRaw<OrderRow[]>`
+    SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
+    FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`;
+  if (!account || !order) throw new Error(`order ${orderId} or its account ${accountId} vanished`);
+  return { account, order };
+}
+
+async function applyFact(tx: Tx, fact: PaymentFact, eventId: string | null): Promise<FactResult> {
+  const located = await locateOrder(tx, fact);
+  if (!located) return { outcome: 'not_ours', detail: notOursDetail(fact) };
+  switch (fact.kind) {
+    case 'payment_succeeded':
+      return applyPayment(tx, fact, located, eventId);
+    case 'payment_progress': {
+      // Progress alone moves no money: the order's lock is enough.
+      const [order] = await tx.$queryRaw<OrderRow[]>`
+        SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
+        FROM orders WHERE id = ${located.id} FOR NO KEY UPDATE`;
+      if (!order) throw new Error(`order ${located.id} vanished`);
+      // A failed or canceled attempt of some other PaymentIntent naming the order says nothing about it.
+      if (order.payment_intent_id !== null && order.payment_intent_id !== fact.paymentIntentId) return { outcome: 'ignored' };
+      return (await moveOrder(tx, order, { kind: 'progress', to: fact.to })) ? { outcome: 'status_only' } : { outcome: 'ignored' };
+    }
+    case 'refund':
+      return applyRefund(tx, fact, located, eventId);
+    case 'dispute':
+      return applyDispute(tx, fact, located, eventId);
+  }
+}
+
+function notOursDetail(fact: PaymentFact): string {
+  const orderId = fact.kind === 'payment_succeeded' || fact.kind === 'payment_progress' ? fact.orderId : undefined;
+  return orderId
+    ? `PaymentIntent ${fact.paymentIntentId} names order ${orderId}, which this system does not have`
+    : `PaymentIntent ${fact.paymentIntentId} belongs to no order of this system`;
+}
+
+async function applyPayment(
+  tx: Tx,
+  fact: Extract<PaymentFact, { kind: 'payment_succeeded' }>,
+  located: { id: string; account_id: string },
+  eventId: string | null,
+): Promise<FactResult> {
+  // An account whose currency may have to follow this first credit is locked FOR UPDATE: a
+  // concurrent credit's foreign-key lock then makes one of them wait instead of deadlocking.
+  const [peek] = await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${located.account_id}`;
+  const { account, order } = await lockAccountAndOrder(tx, located.account_id, located.id, peek?.currency !== fact.currency);
+  const hold = (reason: string) => holdFact(tx, order, 'topup', fact.paymentIntentId, fact.amount, fact.currency, reason, eventId);
+
+  if (await hasEntry(tx, account.id, 'topup', fact.paymentIntentId)) return { outcome: 'already_applied' };
+  if (fact.amount !== order.amount || fact.currency !== order.currency) {
+    return hold(`paid ${fact.amount} ${fact.currency} through ${fact.paymentIntentId}, the order is ${order.amount} ${order.currency}`);
+  }
+  const [topup] = await tx.$queryRaw<{ reference: string }[]>`
+    SELECT reference FROM ledger_entries WHERE order_id = ${order.id} AND entry_type = 'topup'`;
+  const orderPaymentIntent = topup?.reference ?? order.payment_intent_id;
+  if (orderPaymentIntent !== null && orderPaymentIntent !== fact.paymentIntentId) {
+    return hold(`a second PaymentIntent ${fact.paymentIntentId} paid the order (its own is ${orderPaymentIntent}): the customer paid twice, refund one`);
+  }
+  if (order.payment_intent_id === null) {
+    const [owner] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}`;
+    if (owner) return hold(`PaymentIntent ${fact.paymentIntentId} names this order but belongs to order ${owner.id}`);
+  }
+  if (account.currency !== order.currency) {
+    const [entry] = await tx.$queryRaw<{ id: bigint }[]>`SELECT id FROM ledger_entries WHERE account_id = ${account.id} LIMIT 1`;
+    if (entry) return hold(`account ${account.id} holds ${account.currency}; this payment is in ${order.currency}`);
+    // No entry yet: the first credited order fixes the account's currency (an unpaid order does not).
+    await tx.$executeRaw`UPDATE accounts SET currency = ${order.currency}, updated_at = now() WHERE id = ${account.id}`;
+  }
+  if (!(await insertLedgerEntry(tx, order, 'topup', fact.paymentIntentId, fact.amount, eventId))) {
+    return (await hasEntry(tx, account.id, 'topup', fact.paymentIntentId))
+      ? { outcome: 'already_applied' }
+      : hold(`a second PaymentIntent ${fact.paymentIntentId} paid the order: the customer paid twice, refund one`);
+  }
+  await moveOrder(tx, order, { kind: 'progress', to: 'paid' }, fact.paymentIntentId);
+  return { outcome: 'applied' };
+}
+
+/**
+ * Whether the PaymentIntent behind a refund or dispute credited the order: its top-up is in the
+ * ledger, an operator credited its held payment, or it is the order's own PaymentIntent and no
+ * payment of it was held (its success may simply not have arrived yet). Otherwise the debit would
+ * take back money the account never got.
+ */
+async function paymentCredited(tx: Tx, order: OrderRow, paymentIntentId: string): Promise<boolean> {
+  if (await hasEntry(tx, order.account_id, 'topup', paymentIntentId)) return true;
+  const [held] = await tx.$queryRaw<{ decision: string | null }[]>`
+    SELECT r.decision::text AS decision FROM held_facts h LEFT JOIN review_resolutions r ON r.id = h.resolution_id
+    WHERE h.order_id = ${order.id} AND h.entry_type = 'topup' AND h.reference = ${paymentIntentId}`;
+  if (held) return held.decision === 'credit';
+  return order.payment_intent_id === paymentIntentId;
+}
+
+async function applyRefund(
+  tx: Tx,
+  fact: Extract<PaymentFact, { kind: 'refund' }>,
+  located: { id: string; account_id: string },
+  eventId: string | null,
+): Promise<FactResult> {
+  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
+  const holdDebit = (reason: string) => holdFact(tx, order, 'refund', fact.refundId, -fact.amount, fact.currency, reason, eventId);
+  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
+    return holdDebit(`refund ${fact.refundId} of ${fact.paymentIntentId}, a payment that was never credited`);
+  }
+  if (fact.currency !== order.currency) return holdDebit(`refund ${fact.refundId} in ${fact.currency}, the order is in ${order.currency}`);
+
+  if (fact.status === 'debited') {
+    if (await hasEntry(tx, order.account_id, 'refund', fact.refundId)) return { outcome: 'already_applied' };
+    const left = order.amount - order.amount_refunded;
+    if (fact.amount > left) return holdDebit(`refund ${fact.refundId} of ${fact.amount} is more than the ${left} left to refund`);
+    await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
+    await moveOrder(tx, order, { kind: 'refunded', amount: fact.amount });
+    return { outcome: 'applied' };
+  }
+
+  // Failed or canceled: the money comes back. A debit we never saw is recorded with its reversal
+  // (they net to zero); a debit that is held keeps its reversal held too, so an operator's
+  // resolution nets them and never posts the debit alone.
+  if (await isHeld(tx, order.id, 'refund', fact.refundId)) {
+    return holdFact(tx, order, 'refund_reversal', fact.refundId, fact.amount, fact.currency, `refund ${fact.refundId} failed; its debit is held`, eventId);
+  }
+  const debited = await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
+  const reversed = await insertLedgerEntry(tx, order, 'refund_reversal', fact.refundId, fact.amount, eventId);
+  const delta = (debited ? fact.amount : 0) - (reversed ? fact.amount : 0);
+  if (delta !== 0) await moveOrder(tx, order, { kind: 'refunded', amount: delta });
+  return { outcome: debited || reversed ? 'applied' : 'already_applied' };
+}
+
+async function applyDispute(
+  tx: Tx,
+  fact: Extract<PaymentFact, { kind: 'dispute' }>,
+  located: { id: string; account_id: string },
+  eventId: string | null,
+): Promise<FactResult> {
+  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
+  const holdDebit = (reason: string) => holdFact(tx, order, 'dispute', fact.disputeId, -fact.amount, fact.currency, reason, eventId);
+  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
+    return holdDebit(`dispute ${fact.disputeId} of ${fact.paymentIntentId}, a payment that was never credited`);
+  }
+  if (fact.currency !== order.currency) return holdDebit(`dispute ${fact.disputeId} in ${fact.currency}, the order is in ${order.currency}`);
+  // Stripe takes the disputed amount when the dispute opens and gives it back if it is won, so
+  // the debit is keyed by the dispute id and a won close adds a reversal under the same id.
+  // A dispute we first hear of as closed still gets its debit (events can arrive in any order).
+  if (fact.to === 'won' && (await isHeld(tx, order.id, 'dispute', fact.disputeId))) {
+    return holdFact(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, fact.currency, `dispute ${fact.disputeId} won; its debit is held`, eventId);
+  }
+  const debited = await insertLedgerEntry(tx, order, 'dispute', fact.disputeId, -fact.amount, eventId);
+  const reversed = fact.to === 'won' ? await insertLedgerEntry(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, eventId) : false;
+  const moved = await moveOrder(tx, order, { kind: 'dispute', to: fact.to });
+  if (debited || reversed) return { outcome: 'applied' };
+  return { outcome: moved ? 'status_only' : 'already_applied' };
+}
+
+async function hasEntry(tx: Tx, accountId: string, entryType: LedgerEntryType, reference: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: bigint }[]>`
+    SELECT id FROM ledger_entries WHERE account_id = ${accountId} AND entry_type = ${entryType}::"LedgerEntryType" AND reference = ${reference}`;
+  return rows.length > 0;
+}
+
+async function isHeld(tx: Tx, orderId: string, entryType: LedgerEntryType, reference: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: bigint }[]>`
+    SELECT id FROM held_facts WHERE order_id = ${orderId} AND entry_type = ${entryType}::"LedgerEntryType" AND reference = ${reference}`;
+  return rows.length > 0;
+}
+
+/**
+ * Records a fact for an operator and flags the order. Idempotent per (order, entry type,
+ * reference): a fact already held stays held; one an operator already settled is done.
+ */
+async function holdFact(
   tx: Tx,
   order: OrderRow,
   entryType: LedgerEntryType,
   reference: string,
   amount: number,
+  currency: string,
+  reason: string,
+  eventId: string | null,
+): Promise<FactResult> {
+  const inserted = await tx.$queryRaw<{ id: bigint }[]>`
+    INSERT INTO held_facts (order_id, account_id, entry_type, reference, amount, currency, reason, stripe_event_id)
+    VALUES (${order.id}, ${order.account_id}, ${entryType}::"LedgerEntryType", ${reference}, ${amount}, ${currency}, ${reason}, ${eventId})
+    ON CONFLICT (order_id, entry_type, reference) DO NOTHING
+    RETURNING id`;
+  if (inserted.length > 0) {
+    await moveOrder(tx, order, { kind: 'review', reason });
+    return { outcome: 'held', detail: reason };
+  }
+  const [existing] = await tx.$queryRaw<{ resolution_id: string | null; reason: string }[]>`
+    SELECT resolution_id, reason FROM held_facts WHERE order_id = ${order.id} AND entry_type = ${entryType}::"LedgerEntryType" AND reference = ${reference}`;
+  return existing?.resolution_id ? { outcome: 'already_applied' } : { outcome: 'held', detail: existing?.reason ?? reason };
+}
+
+/**
+ * Inserts one ledger entry and, only if it went in, moves the balance. Returns whether it went in.
+ * ON CONFLICT DO NOTHING (any unique key) instead of catching P2002: an error aborts the whole
+ * PostgreSQL transaction, a skipped insert does not.
+ */
+export async function insertLedgerEntry(
+  tx: Tx,
+  order: Pick<OrderRow, 'id' | 'account_id' | 'currency'>,
+  entryType: LedgerEntryType,
+  reference: string,
+  amount: number,
   eventId: string | null,
 ): Promise<boolean> {
-  const { count } = await tx.ledgerEntry.createMany({
-    data: [{ accountId: order.account_id, entryType, amount, currency: order.currency, reference, orderId: order.id, stripeEventId: eventId }],
-    skipDuplicates: true,
-  });
-  if (count === 0) return false;
+  const inserted = await tx.$executeRaw`
+    INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
+    VALUES (${order.account_id}, ${entryType}::"LedgerEntryType", ${amount}, ${order.currency}, ${reference}, ${order.id}, ${eventId})
+    ON CONFLICT DO NOTHING`;
+  if (inserted === 0) return false;
   await tx.$executeRaw`UPDATE accounts SET balance = balance + ${amount}, updated_at = now() WHERE id = ${order.account_id}`;
   return true;
 }
 
+/** Whether the order has a credit: a top-up, or an operator's resolution that credited it. */
+async function orderCredited(tx: Tx, orderId: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: bigint }[]>`
+    SELECT id FROM ledger_entries WHERE order_id = ${orderId} AND (entry_type = 'topup' OR (entry_type = 'adjustment' AND amount > 0)) LIMIT 1`;
+  return rows.length > 0;
+}
+
 /**
- * Locks the order (after the account, if any), then writes its next state. FOR NO KEY UPDATE, not
- * FOR UPDATE: a ledger insert holds a KEY SHARE lock on its order through the foreign key, which
- * FOR UPDATE would wait for — a deadlock with a concurrent fact on the same order (found by the
- * shuffle property test).
+ * Writes the order's next state (the caller holds its lock and passes the row it read). Updates the
+ * row in place, so later facts of the same transaction start from it. Returns whether it changed.
  */
-async function moveOrder(tx: Tx, orderId: string, change: OrderChange): Promise<void> {
-  const rows = await tx.$queryRaw<OrderRow[]>`
-    SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
-    FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`;
-  const row = rows[0];
-  if (!row) throw new OrderNotFoundError(`order ${orderId} vanished`);
+export async function moveOrder(tx: Tx, order: OrderRow, change: OrderChange, paymentIntentId?: string): Promise<boolean> {
   const current: OrderState = {
-    status: row.status,
-    amount: row.amount,
-    amountRefunded: row.amount_refunded,
-    disputeStatus: row.dispute_status,
-    reviewReason: row.review_reason,
+    status: order.status,
+    amount: order.amount,
+    amountRefunded: order.amount_refunded,
+    disputeStatus: order.dispute_status,
+    reviewReason: order.review_reason,
   };
-  const next = nextOrderState(current, change);
+  const credited = order.status === 'needs_review' ? await orderCredited(tx, order.id) : false;
+  const next = nextOrderState(current, change, credited);
+  const newPaymentIntent = order.payment_intent_id === null && paymentIntentId !== undefined;
   if (
+    !newPaymentIntent &&
     next.status === current.status &&
     next.amountRefunded === current.amountRefunded &&
     next.disputeStatus === current.disputeStatus &&
     next.reviewReason === current.reviewReason
   ) {
-    return;
+    return false;
   }
+  const payment = newPaymentIntent ? paymentIntentId : order.payment_intent_id;
   await tx.$executeRaw`
     UPDATE orders
     SET status = ${next.status}::"OrderStatus", amount_refunded = ${next.amountRefunded},
-        dispute_status = ${next.disputeStatus}, review_reason = ${next.reviewReason}, updated_at = now()
-    WHERE id = ${orderId}`;
+        dispute_status = ${next.disputeStatus}, review_reason = ${next.reviewReason},
+        payment_intent_id = ${payment}, updated_at = now()
+    WHERE id = ${order.id}`;
+  Object.assign(order, {
+    status: next.status,
+    amount_refunded: next.amountRefunded,
+    dispute_status: next.disputeStatus,
+    review_reason: next.reviewReason,
+    payment_intent_id: payment,
+  });
+  return true;
 }
+
+export type { OrderRow };

@@ -5,6 +5,7 @@ import {
   createWorkerConnection,
   runMain,
   stripeClientFromEnv,
+  stripeScopeFromEnv,
 } from '@ledger/shared';
 import { loadWorkerEnv } from './env.js';
 import { createWorkerMetrics } from './metrics.js';
@@ -29,6 +30,7 @@ await runMain(async () => {
     connection,
     prefix: env.QUEUE_PREFIX,
     stripe,
+    scope: stripeScopeFromEnv(env),
     logger,
     metrics,
     concurrency: env.WORKER_CONCURRENCY,
@@ -46,7 +48,7 @@ await runMain(async () => {
           metrics,
           logger,
           intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
-          options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+          options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
         })
       : undefined;
 

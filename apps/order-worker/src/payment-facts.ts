@@ -15,9 +15,22 @@ export type PaymentFact =
       kind: 'payment_progress';
       paymentIntentId: string;
       orderId?: string;
-      to: 'processing' | 'payment_failed' | 'canceled';
+      /** `expired`: canceled by this system because the order outlived ORDER_TTL. */
+      to: 'processing' | 'payment_failed' | 'canceled' | 'expired';
     }
-  | { kind: 'refund'; refundId: string; paymentIntentId: string; amount: number; currency: string }
+  | {
+      kind: 'refund';
+      refundId: string;
+      paymentIntentId: string;
+      amount: number;
+      currency: string;
+      /**
+       * `debited`: Stripe took the money back from the merchant (pending, requires_action, succeeded).
+       * `reversed`: the refund failed or was canceled, so the money came back (its debit still counts
+       * if we never saw it: the two net to zero).
+       */
+      status: 'debited' | 'reversed';
+    }
   | {
       kind: 'dispute';
       disputeId: string;

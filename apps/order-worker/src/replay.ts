@@ -1,12 +1,13 @@
-import { stripeEventJobData, type Logger, type PrismaClient, type Stripe } from '@ledger/shared';
+import { stripeEventJobData, type Logger, type PrismaClient, type Stripe, type StripeScope } from '@ledger/shared';
 import type { Job, Queue } from 'bullmq';
+import type { ApplyResult } from './ledger.js';
 import type { WorkerMetrics } from './metrics.js';
 import { processStripeEvent } from './worker.js';
 
 /** What replaying one event did. */
 export interface ReplayResult {
   eventId: string;
-  result: 'newly applied' | 'already applied' | 'failed';
+  result: 'newly applied' | 'already applied' | 'held' | 'not ours' | 'failed';
   detail: string;
 }
 
@@ -15,15 +16,30 @@ export interface ReplayDeps {
   /** The events queue: where kept payloads and failed jobs are. */
   eventsQueue: Queue;
   stripe: Stripe;
+  scope?: StripeScope;
   metrics: WorkerMetrics;
   logger: Logger;
 }
 
+function replayResultOf(outcome: ApplyResult): ReplayResult['result'] {
+  if (outcome.outcomes.includes('held')) return 'held';
+  if (outcome.outcomes.length > 0 && outcome.outcomes.every((o) => o === 'not_ours')) return 'not ours';
+  const changed = outcome.eventIsNew && outcome.outcomes.some((o) => o === 'applied' || o === 'status_only');
+  return changed ? 'newly applied' : 'already applied';
+}
+
+function replayDetailOf(outcome: ApplyResult): string {
+  if (!outcome.eventIsNew) return 'event already processed';
+  const outcomes = outcome.outcomes.join(', ') || 'nothing to apply';
+  return outcome.details.length > 0 ? `${outcomes}: ${outcome.details.join('; ')}` : outcomes;
+}
+
 /**
  * Sends events back through the normal dedupe path: the same function and transaction as the
- * worker (inbox claim, ledger unique keys), so a replay can never credit twice. The payload comes
- * from the kept job, or from Stripe when the job is gone. A replayed failed job that now succeeds
- * leaves the failed list (its inbox row says processed).
+ * worker (inbox claim, ledger unique keys), so a replay can never credit twice. A held event is
+ * looked at again (its cause may be fixed), so replay never calls it "already applied". The payload
+ * comes from the kept job, or from Stripe when the job is gone. A replayed failed job that now
+ * succeeds leaves the failed list (its inbox row says what happened).
  */
 export async function replayEvents(deps: ReplayDeps, selection: { eventIds: string[] } | { failed: true }): Promise<ReplayResult[]> {
   const targets: { eventId: string; job?: Job }[] = [];
@@ -43,12 +59,7 @@ export async function replayEvents(deps: ReplayDeps, selection: { eventIds: stri
     try {
       const data = job?.data ?? stripeEventJobData(await deps.stripe.events.retrieve(eventId));
       const outcome = await processStripeEvent(deps, data, log);
-      const changed = outcome.eventIsNew && outcome.outcomes.some((o) => o !== 'already_applied');
-      results.push({
-        eventId,
-        result: changed ? 'newly applied' : 'already applied',
-        detail: outcome.eventIsNew ? outcome.outcomes.join(', ') || 'nothing to apply' : 'event already processed',
-      });
+      results.push({ eventId, result: replayResultOf(outcome), detail: replayDetailOf(outcome) });
       if (job && (await job.isFailed())) await job.remove();
     } catch (error) {
       results.push({ eventId, result: 'failed', detail: error instanceof Error ? error.message : String(error) });

@@ -1,19 +1,23 @@
 import {
   QUEUES,
+  Stripe,
+  eventOutOfScope,
   paymentSyncJobSchema,
+  reviewResolutionJobSchema,
   stripeEventJobSchema,
   type Logger,
   type PrismaClient,
-  type Stripe,
   type StripeEventJob,
+  type StripeScope,
 } from '@ledger/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { paymentFactsFromEvent, MalformedEventError } from './event-facts.js';
-import { applyPaymentFacts, recordEventFailure, type ApplyResult, type EventSource } from './ledger.js';
+import { applyPaymentFacts, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { PaymentFact } from './payment-facts.js';
 import { paymentFactsFromPaymentIntent } from './payment-sync.js';
+import { resolveReview, ReviewRequestError, type ResolveResult } from './review.js';
 
 /** What the order workers need; built by `main.ts` (or a test) and passed in. */
 export interface OrderWorkerDeps {
@@ -22,6 +26,8 @@ export interface OrderWorkerDeps {
   connection: Redis;
   prefix: string;
   stripe: Stripe;
+  /** Which events are this deployment's (mode, connected accounts); default: test mode, no connected accounts. */
+  scope?: StripeScope;
   logger: Logger;
   metrics: WorkerMetrics;
   /** Jobs one process runs at once, per queue. */
@@ -51,12 +57,22 @@ function countOutcomes(metrics: WorkerMetrics, facts: PaymentFact[], result: App
   });
 }
 
+const TEST_MODE_SCOPE: StripeScope = { livemode: false, connectedAccounts: new Set() };
+
 /** Applies one queued Stripe event. Exported for tests and replay; the worker calls it per job. */
-export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics'>, data: unknown, log: Logger) {
+export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope'>, data: unknown, log: Logger): Promise<ApplyResult> {
   const parsed = stripeEventJobSchema.safeParse(data);
   if (!parsed.success) throw new UnrecoverableError(`not a Stripe event job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const event = parsed.data;
   const source = eventSource(event);
+  // The receiver already answers these without queueing; replay and old jobs can still bring one.
+  const outOfScope = eventOutOfScope(event, deps.scope ?? TEST_MODE_SCOPE);
+  if (outOfScope) {
+    const eventIsNew = await recordEventNotOurs(deps.prisma, source, outOfScope);
+    deps.metrics.facts.inc({ kind: 'event', outcome: 'not_ours' });
+    log.warn({ eventId: event.id, reason: outOfScope }, 'event is not this deployment\'s; recorded, not applied');
+    return { eventIsNew, outcomes: ['not_ours'], details: [outOfScope], credited: 0 };
+  }
   let facts: PaymentFact[];
   try {
     facts = paymentFactsFromEvent(event);
@@ -76,23 +92,57 @@ export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 
   }
   countOutcomes(deps.metrics, facts, result);
   if (result.credited > 0) deps.metrics.eventToCredit.observe(Math.max(0, Date.now() / 1000 - event.created));
-  log.info({ eventIsNew: result.eventIsNew, outcomes: result.outcomes }, result.eventIsNew ? 'event applied' : 'event already processed');
+  const fields = { eventIsNew: result.eventIsNew, outcomes: result.outcomes, ...(result.details.length > 0 ? { details: result.details } : {}) };
+  if (result.outcomes.includes('held')) log.warn(fields, 'event held for an operator (npm run review -- list)');
+  else log.info(fields, result.eventIsNew ? 'event applied' : 'event already processed');
   return result;
 }
 
-/** Asks Stripe for a PaymentIntent and applies what it says (client confirm, reconciliation). */
-export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe'>, data: unknown, log: Logger) {
+/** PaymentIntent statuses Stripe lets us cancel. https://docs.stripe.com/api/payment_intents/cancel */
+const CANCELABLE = new Set<Stripe.PaymentIntent.Status>(['requires_payment_method', 'requires_confirmation', 'requires_action', 'requires_capture']);
+
+/**
+ * Asks Stripe for a PaymentIntent and applies what it says (client confirm, reconciliation). An
+ * `expire` job (the order outlived ORDER_TTL) cancels it first unless it is paid or on its way: a
+ * canceled PaymentIntent cannot be paid any more, so the order can end.
+ */
+export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe'>, data: unknown, log: Logger): Promise<ApplyResult> {
   const parsed = paymentSyncJobSchema.safeParse(data);
   if (!parsed.success) throw new UnrecoverableError(`not a payment sync job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const pi = await deps.stripe.paymentIntents.retrieve(parsed.data.paymentIntentId);
-  const facts = paymentFactsFromPaymentIntent(pi);
+  const { paymentIntentId, reason } = parsed.data;
+  let pi = await deps.stripe.paymentIntents.retrieve(paymentIntentId);
+  if (reason === 'expire' && CANCELABLE.has(pi.status)) {
+    try {
+      pi = await deps.stripe.paymentIntents.cancel(paymentIntentId, { cancellation_reason: 'abandoned' }, { idempotencyKey: `pi-cancel-${paymentIntentId}` });
+    } catch (error) {
+      // Paid or moved on meanwhile (payment_intent_unexpected_state): apply what Stripe says now.
+      if (!(error instanceof Stripe.errors.StripeInvalidRequestError)) throw error;
+      pi = await deps.stripe.paymentIntents.retrieve(paymentIntentId);
+    }
+  }
+  const facts = paymentFactsFromPaymentIntent(pi, { expiring: reason === 'expire' });
   const result = await applyPaymentFacts(deps.prisma, facts);
   countOutcomes(deps.metrics, facts, result);
-  log.info({ paymentIntentStatus: pi.status, outcomes: result.outcomes }, 'payment intent synced');
+  log.info({ paymentIntentStatus: pi.status, reason, outcomes: result.outcomes }, 'payment intent synced');
   return result;
 }
 
-/** Starts the event and sync workers of one process. */
+/** Applies an operator's resolution queued by the admin API (`npm run review` calls resolveReview itself). */
+export async function applyReviewResolution(deps: Pick<OrderWorkerDeps, 'prisma'>, data: unknown, log: Logger): Promise<ResolveResult> {
+  const parsed = reviewResolutionJobSchema.safeParse(data);
+  if (!parsed.success) throw new UnrecoverableError(`not a review resolution job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  try {
+    const result = await resolveReview(deps.prisma, parsed.data);
+    log.info({ orderId: parsed.data.orderId, decision: parsed.data.decision, resolvedBy: parsed.data.resolvedBy, result }, 'review resolution');
+    return result;
+  } catch (error) {
+    // The operator sees why at once; retrying the same request cannot help.
+    if (error instanceof ReviewRequestError) throw new UnrecoverableError(error.message);
+    throw error;
+  }
+}
+
+/** Starts the event, sync and review-resolution workers of one process. */
 export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
   const options = {
     connection: deps.connection,
@@ -113,7 +163,8 @@ export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
     ...options,
     limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
   });
-  const workers = [eventsWorker, syncWorker];
+  const reviewsWorker = new Worker(QUEUES.reviews, async (job) => applyReviewResolution(deps, job.data, jobLogger(job)), { ...options, concurrency: 1 });
+  const workers = [eventsWorker, syncWorker, reviewsWorker];
 
   for (const worker of workers) {
     // Without an 'error' listener a Redis hiccup is an unhandled error that kills the process.

@@ -7,6 +7,7 @@ import {
   closeDisputeInputSchema,
   disputeInputSchema,
   failInputSchema,
+  failRefundInputSchema,
   refundInputSchema,
   succeedInputSchema,
   type ControlResult,
@@ -23,6 +24,8 @@ export type FailInput = z.input<typeof failInputSchema>;
 export type CancelInput = z.input<typeof cancelInputSchema>;
 /** Body of {@link StripeEmulatorController.refundPaymentIntent}. */
 export type RefundInput = z.input<typeof refundInputSchema>;
+/** Body of {@link StripeEmulatorController.failRefund}. */
+export type FailRefundInput = z.input<typeof failRefundInputSchema>;
 /** Body of {@link StripeEmulatorController.disputePaymentIntent}. */
 export type DisputeInput = z.input<typeof disputeInputSchema>;
 /** Body of {@link StripeEmulatorController.closeDispute}. */
@@ -66,6 +69,8 @@ export interface StripeEmulatorController {
   markPaymentIntentProcessing(id: string): ControlResult;
   /** A (partial) refund: `refund.created`, `charge.refunded`. */
   refundPaymentIntent(id: string, input?: RefundInput): ControlResult;
+  /** The refund failed (default) or was canceled: `refund.updated`, `refund.failed`, `charge.refund.updated`. */
+  failRefund(id: string, input?: FailRefundInput): ControlResult;
   /** A chargeback: `charge.dispute.created`. */
   disputePaymentIntent(id: string, input?: DisputeInput): ControlResult;
   /** `charge.dispute.closed` with status `won` or `lost`. */
@@ -96,6 +101,7 @@ export function createController(parts: {
     cancelPaymentIntent: (id, input) => flows.cancel(id, parseParams(cancelInputSchema, input)),
     markPaymentIntentProcessing: (id) => flows.markProcessing(id),
     refundPaymentIntent: (id, input) => flows.refund(id, parseParams(refundInputSchema, input)),
+    failRefund: (id, input) => flows.failRefund(id, parseParams(failRefundInputSchema, input)),
     disputePaymentIntent: (id, input) => flows.dispute(id, parseParams(disputeInputSchema, input)),
     closeDispute: (id, input) => flows.closeDispute(id, parseParams(closeDisputeInputSchema, input)),
     async redeliverEvent(id) {

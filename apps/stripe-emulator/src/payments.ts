@@ -44,6 +44,13 @@ export const refundInputSchema = z.strictObject({
   amount: positiveAmount.optional(),
   reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
 });
+/** Body of the fail-refund control: a refund that failed (the bank returned it) or was canceled. */
+export const failRefundInputSchema = z.strictObject({
+  status: z.enum(['failed', 'canceled']).optional(),
+  failure_reason: z.enum(['lost_or_stolen_card', 'expired_or_canceled_card', 'unknown']).optional(),
+});
+/** Body of `POST /v1/payment_intents/:id/cancel`. */
+export type CancelParams = z.output<typeof cancelInputSchema>;
 /** Body of the `dispute` control; `amount` defaults to what is left after refunds. */
 export const disputeInputSchema = z.strictObject({
   amount: positiveAmount.optional(),
@@ -231,6 +238,45 @@ export class PaymentFlows {
       this.store.recordEvent('refund.created', refund),
       this.store.recordEvent('charge.refunded', charge, { previousAttributes }),
     ]);
+  }
+
+  /**
+   * A refund that failed or was canceled after it was created: the money goes back to the
+   * merchant's balance (`refund_failure`), the charge's refunded amount drops, and Stripe emits
+   * `refund.updated`, `refund.failed` (failures only) and `charge.refund.updated`.
+   * https://docs.stripe.com/refunds#failed-refunds
+   */
+  failRefund(id: string, input: z.output<typeof failRefundInputSchema>): ControlResult {
+    const refund = this.store.refunds.get(id);
+    if (!refund) throw resourceMissing('refund', id, 'refund');
+    if (refund.status === 'failed' || refund.status === 'canceled') {
+      throw invalidRequest(`Refund ${id} has already ${refund.status === 'failed' ? 'failed' : 'been canceled'}.`, { code: 'refund_unexpected_state' });
+    }
+    const status = input.status ?? 'failed';
+    const chargeId = typeof refund.charge === 'string' ? refund.charge : refund.charge?.id;
+    const charge = chargeId ? this.store.charges.get(chargeId) : undefined;
+    const previousAttributes: Partial<Stripe.Refund> = { status: refund.status };
+    const transaction = this.addBalanceTransaction({
+      amount: refund.amount,
+      currency: refund.currency,
+      source: refund.id,
+      type: 'refund_failure',
+      reportingCategory: 'refund_failure',
+      description: 'REFUND FAILURE',
+    });
+    Object.assign(refund, {
+      status,
+      ...(status === 'failed' ? { failure_reason: input.failure_reason ?? 'unknown', failure_balance_transaction: transaction.id } : {}),
+    } satisfies Partial<Stripe.Refund>);
+    if (charge) {
+      charge.amount_refunded -= refund.amount;
+      charge.refunded = false;
+      if (charge.refunds) charge.refunds.data = charge.refunds.data.map((listed) => (listed.id === refund.id ? refund : listed));
+    }
+    const events = [this.store.recordEvent('refund.updated', refund, { previousAttributes })];
+    if (status === 'failed') events.push(this.store.recordEvent('refund.failed', refund));
+    events.push(this.store.recordEvent('charge.refund.updated', refund, { previousAttributes }));
+    return snapshot({ refund, ...(charge ? { charge } : {}), events: [] }, events);
   }
 
   /** The cardholder disputed the charge: the funds are withdrawn, `charge.dispute.created`. */

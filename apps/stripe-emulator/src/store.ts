@@ -13,6 +13,9 @@ export type EmulatorEvent =
   | Stripe.ChargeSucceededEvent
   | Stripe.ChargeRefundedEvent
   | Stripe.RefundCreatedEvent
+  | Stripe.RefundUpdatedEvent
+  | Stripe.RefundFailedEvent
+  | Stripe.ChargeRefundUpdatedEvent
   | Stripe.ChargeDisputeCreatedEvent
   | Stripe.ChargeDisputeClosedEvent
   | Stripe.CheckoutSessionCompletedEvent;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger, Stripe } from '@ledger/shared';
+import type { Logger, Stripe, StripeScope } from '@ledger/shared';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -14,6 +14,7 @@ import rateLimits, { type RateLimitSettings } from './plugins/rate-limits.js';
 import adminRoutes from './routes/admin.js';
 import healthRoutes from './routes/health.js';
 import orderRoutes from './routes/orders.js';
+import reviewRoutes from './routes/reviews.js';
 import webhookRoutes from './routes/webhooks.js';
 
 /** Everything the receiver needs, parsed from the environment by `server.ts` or given by a test. */
@@ -22,6 +23,8 @@ export interface ReceiverConfig {
   redisUrl: string;
   queuePrefix: string;
   stripe: Stripe;
+  /** Which events are this deployment's (its key's mode, the connected accounts it serves). */
+  stripeScope?: StripeScope;
   /** One or more `whsec_…` secrets; a signature valid under any of them is accepted. */
   webhookSecrets: string[];
   adminToken: string | undefined;
@@ -77,11 +80,13 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
   await app.register(webhookRoutes, {
     stripe: config.stripe,
     webhookSecrets: config.webhookSecrets,
+    ...(config.stripeScope ? { scope: config.stripeScope } : {}),
     bodyLimit: config.webhookBodyLimit,
     jobBackoffMs: config.jobBackoffMs,
   });
   await app.register(orderRoutes, { stripe: config.stripe, auth: config.ordersAuth, jobBackoffMs: config.jobBackoffMs });
   await app.register(adminRoutes, { adminToken: config.adminToken, bullBoardWrite: config.bullBoardWrite });
+  await app.register(reviewRoutes, { adminToken: config.adminToken });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('request-id', request.id);

@@ -30,3 +30,21 @@ export async function addJobOnce(
     throw new HttpError(503, 'queue_unavailable', `The job could not be durably queued (${error instanceof Error ? error.message : 'unknown error'}); retry later.`);
   }
 }
+
+/**
+ * Moves a job that failed for good back to waiting, with fresh attempts. Returns whether it did.
+ * Throws a 503 {@link HttpError} when Redis does not answer in time.
+ */
+export async function requeueIfFailed(queue: Queue, jobId: string): Promise<boolean> {
+  const requeue = async () => {
+    const job = await queue.getJob(jobId);
+    if (!job || !(await job.isFailed())) return false;
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    return true;
+  };
+  try {
+    return await withTimeout(requeue(), ENQUEUE_TIMEOUT_MS, `requeue timed out after ${ENQUEUE_TIMEOUT_MS} ms`);
+  } catch (error) {
+    throw new HttpError(503, 'queue_unavailable', `The failed job could not be queued again (${error instanceof Error ? error.message : 'unknown error'}); retry later.`);
+  }
+}

@@ -1,4 +1,4 @@
-import { EMULATOR_WEBHOOK_SECRET, createLogger, runMain, stripeClientFromEnv } from '@ledger/shared';
+import { EMULATOR_WEBHOOK_SECRET, createLogger, runMain, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv } from './env.js';
 import { ordersAuthFromEnv, rateLimitsFromEnv } from './orders-env.js';
@@ -11,6 +11,7 @@ await runMain(async () => {
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
     stripe: stripeClientFromEnv(env),
+    stripeScope: stripeScopeFromEnv(env),
     // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
     webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
     adminToken: env.ADMIN_TOKEN,

@@ -45,3 +45,60 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
 export function isUniqueConstraintError(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }
+
+/** The PostgreSQL error behind a Prisma error (raw queries through the pg adapter), if any. */
+export function postgresErrorOf(error: unknown): { code: string; constraint?: string } | undefined {
+  if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return undefined;
+  const cause = (error.meta as { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown; constraint?: { index?: unknown } } } } | undefined)
+    ?.driverAdapterError?.cause;
+  const code = typeof cause?.originalCode === 'string' ? cause.originalCode : typeof cause?.code === 'string' ? cause.code : undefined;
+  if (!code) return undefined;
+  const constraint = typeof cause?.constraint?.index === 'string' ? cause.constraint.index : undefined;
+  return constraint ? { code, constraint } : { code };
+}
+
+/** PostgreSQL codes after which the whole transaction may simply run again. */
+const RETRYABLE_POSTGRES_CODES = new Set(['40001', '40P01']);
+/** Prisma's transaction errors: a write conflict or deadlock (P2034), a transaction that timed out or closed (P2028). */
+const RETRYABLE_PRISMA_CODES = new Set(['P2034', 'P2028']);
+
+function isRetryableTransactionError(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientKnownRequestError && RETRYABLE_PRISMA_CODES.has(error.code)) return true;
+  const postgres = postgresErrorOf(error);
+  return postgres !== undefined && RETRYABLE_POSTGRES_CODES.has(postgres.code);
+}
+
+export interface TransactionOptions {
+  /** Longest wait for a pooled connection (Prisma's default, 2 s, is short for a busy worker). */
+  maxWaitMs?: number;
+  /** Longest run of the transaction; credits can queue on one account's row lock. */
+  timeoutMs?: number;
+  isolationLevel?: Prisma.TransactionIsolationLevel;
+  /** Runs after a deadlock, a serialization failure or a transaction timeout. */
+  attempts?: number;
+}
+
+/**
+ * An interactive transaction with explicit limits, run again (up to `attempts` times) when
+ * PostgreSQL aborted it for a deadlock or a serialization failure, or Prisma for a timeout: each run
+ * starts from scratch, so the unique keys still decide what is applied.
+ */
+export async function withTransaction<T>(
+  prisma: PrismaClient,
+  work: (tx: Prisma.TransactionClient) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
+  const attempts = options.attempts ?? 3;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await prisma.$transaction(work, {
+        maxWait: options.maxWaitMs ?? 10_000,
+        timeout: options.timeoutMs ?? 30_000,
+        ...(options.isolationLevel ? { isolationLevel: options.isolationLevel } : {}),
+      });
+    } catch (error) {
+      if (attempt >= attempts || !isRetryableTransactionError(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20));
+    }
+  }
+}

@@ -13,6 +13,7 @@ export const ORDER_STATUSES = [
   'refunded',
   'disputed',
   'needs_review',
+  'expired',
 ] as const satisfies readonly OrderStatus[];
 
 /**

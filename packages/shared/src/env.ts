@@ -17,6 +17,24 @@ const url = (protocols: string[]) =>
       }
     }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
+/** Splits a comma-separated list, dropping blanks. */
+export const commaList = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in seconds, written as seconds (`86400`) or with a unit (`90s`, `30m`, `24h`, `2d`). */
+export const durationSeconds = z
+  .string()
+  .trim()
+  .regex(/^\d+\s*[smhd]?$/, 'must be a duration such as 86400, 30m, 24h or 2d')
+  .transform((value) => {
+    const unit = value.at(-1) ?? '';
+    return unit in DURATION_UNITS ? Number.parseInt(value, 10) * DURATION_UNITS[unit]! : Number.parseInt(value, 10);
+  })
+  .pipe(z.number().int().min(1, 'must be at least one second'));
+
 /** Variables both apps read. */
 export const commonEnvSchema = z.object({
   NODE_ENV: z.string().default('development'),
@@ -36,6 +54,10 @@ export const commonEnvSchema = z.object({
     .regex(/^(sk|rk)_[A-Za-z0-9_]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)')
     .optional(),
   STRIPE_API_BASE: url(['http:', 'https:']).optional(),
+  /** Connected accounts (Stripe Connect) whose events this deployment applies; others are not ours. */
+  STRIPE_CONNECTED_ACCOUNTS: commaList
+    .pipe(z.array(z.string().regex(/^acct_[A-Za-z0-9]+$/, 'must hold acct_… ids, comma separated')))
+    .optional(),
 });
 
 /**
@@ -75,8 +97,3 @@ export async function runMain(start: () => Promise<unknown>): Promise<void> {
     throw error;
   }
 }
-
-/** Splits a comma-separated list, dropping blanks. */
-export const commaList = z
-  .string()
-  .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));

@@ -4,5 +4,6 @@ export * from './env.js';
 export * from './jobs.js';
 export * from './logger.js';
 export * from './redis.js';
+export * from './reviews.js';
 export * from './stripe.js';
 export * from './timeout.js';

@@ -12,6 +12,8 @@ export const QUEUES = {
   paymentSync: 'payment-sync',
   /** The reconciliation scheduler. */
   reconcile: 'reconcile',
+  /** Operators' review resolutions from the admin API (the worker writes the money, not the receiver). */
+  reviews: 'reviews',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -31,6 +33,7 @@ export const HANDLED_EVENT_TYPES = [
   'charge.refunded',
   'refund.created',
   'refund.updated',
+  'refund.failed',
   'charge.refund.updated',
   'charge.dispute.created',
   'charge.dispute.closed',
@@ -55,6 +58,8 @@ export const stripeEventEnvelopeSchema = z.object({
   type: z.string().min(1).max(100),
   created: unixSeconds,
   livemode: z.boolean().default(false),
+  /** Set on events of a connected account (Stripe Connect). */
+  account: z.string().max(255).nullish(),
   data: z.object({ object: stripeObject }),
 });
 export type StripeEventEnvelope = z.infer<typeof stripeEventEnvelopeSchema>;
@@ -69,9 +74,29 @@ export const stripeEventJobSchema = z.object({
   /** Stripe's `created`, unix seconds. */
   created: unixSeconds,
   livemode: z.boolean(),
+  account: z.string().optional(),
   object: stripeObject,
 });
 export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
+
+/** Deepest nesting of a Stripe event we accept; real ones stay far below (expanded objects included). */
+export const MAX_EVENT_DEPTH = 64;
+
+/**
+ * Whether `value` nests objects or arrays deeper than `maxDepth`. Iterative: a signed body nested
+ * thousands of levels deep must be answered 400, not overflow the stack of a recursive walk (the
+ * job's JSON serialization is recursive too).
+ */
+export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
+  const stack: { node: unknown; depth: number }[] = [{ node: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= maxDepth) return true;
+    for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });
+  }
+  return false;
+}
 
 /** Keys whose values are secrets wherever they appear in a Stripe object. */
 const SECRET_KEYS = new Set(['client_secret']);
@@ -92,6 +117,7 @@ export function stripeEventJobData(event: {
   type: string;
   created: number;
   livemode: boolean;
+  account?: string | null;
   data: { object: object };
 }): StripeEventJob {
   return {
@@ -99,13 +125,15 @@ export function stripeEventJobData(event: {
     type: event.type,
     created: event.created,
     livemode: event.livemode,
+    ...(event.account ? { account: event.account } : {}),
     object: withoutSecrets(event.data.object) as Record<string, unknown>,
   };
 }
 
 export const paymentSyncJobSchema = z.object({
   paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]+$/),
-  reason: z.enum(['confirm', 'reconcile', 'replay']),
+  /** `expire`: the order outlived ORDER_TTL; cancel the PaymentIntent unless it is paid. */
+  reason: z.enum(['confirm', 'reconcile', 'replay', 'expire']),
 });
 export type PaymentSyncJob = z.infer<typeof paymentSyncJobSchema>;
 
@@ -143,4 +171,19 @@ export function paymentSyncJobOptions(jobId: string, backoffMs = 1_000): JobsOpt
     removeOnComplete: { age: DAY_SECONDS },
     removeOnFail: { age: 7 * DAY_SECONDS },
   };
+}
+
+export const reviewResolutionJobSchema = z.object({
+  orderId: z.string().min(1).max(100),
+  decision: z.enum(['credit', 'dismiss']),
+  note: z.string().trim().min(1).max(2_000),
+  /** Signed minor units instead of the sum of what is held (credit only). */
+  amount: z.number().int().refine((value) => value !== 0, 'must not be 0').optional(),
+  resolvedBy: z.string().min(1).max(200),
+});
+export type ReviewResolutionJob = z.infer<typeof reviewResolutionJobSchema>;
+
+/** Resolution jobs: an operator waits for the answer, so no retries; kept a while for Bull Board. */
+export function reviewResolutionJobOptions(jobId: string): JobsOptions & { jobId: string } {
+  return { jobId, attempts: 1, removeOnComplete: { age: DAY_SECONDS }, removeOnFail: { age: 7 * DAY_SECONDS } };
 }

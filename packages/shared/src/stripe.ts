@@ -36,3 +36,28 @@ export function stripeClientFromEnv(env: { STRIPE_SECRET_KEY?: string | undefine
     ? createStripeClient(env.STRIPE_SECRET_KEY, env.STRIPE_API_BASE)
     : createStripeClient(EMULATOR_SECRET_KEY, env.STRIPE_API_BASE ?? EMULATOR_API_BASE);
 }
+
+/** Which Stripe events this deployment applies: its key's mode, and the connected accounts it serves. */
+export interface StripeScope {
+  livemode: boolean;
+  connectedAccounts: ReadonlySet<string>;
+}
+
+/** The scope a key implies (`sk_live_…`/`rk_live_…` is live; the emulator and test keys are test mode). */
+export function stripeScopeFromEnv(env: { STRIPE_SECRET_KEY?: string | undefined; STRIPE_CONNECTED_ACCOUNTS?: string[] | undefined }): StripeScope {
+  return {
+    livemode: /^(sk|rk)_live_/.test(env.STRIPE_SECRET_KEY ?? ''),
+    connectedAccounts: new Set(env.STRIPE_CONNECTED_ACCOUNTS ?? []),
+  };
+}
+
+/**
+ * Why an event is not this deployment's, or undefined when it is: a live event reaching a test
+ * deployment (or the reverse), or an event of a connected account this deployment does not serve.
+ * https://docs.stripe.com/connect/webhooks
+ */
+export function eventOutOfScope(event: { livemode: boolean; account?: string | null }, scope: StripeScope): string | undefined {
+  if (event.livemode !== scope.livemode) return event.livemode ? 'live_event_in_test_mode' : 'test_event_in_live_mode';
+  if (event.account && !scope.connectedAccounts.has(event.account)) return 'connected_account';
+  return undefined;
+}

@@ -4,9 +4,16 @@ import { runCli } from './shared.js';
 /** `npm run audit`: every balance equals the sum of its ledger; non-zero exit on drift. */
 await runCli('audit', async ({ prisma }) => {
   const report = await auditLedger(prisma);
-  console.log(`audited ${report.accounts} accounts, ${report.ledgerEntries} ledger entries, ${report.creditedOrders} credited orders`);
+  console.log(
+    `audited ${report.accounts} accounts, ${report.ledgerEntries} ledger entries, ${report.creditedOrders} credited orders, ${report.reviewOrders} under review`,
+  );
+  if (report.held.facts > 0 || report.held.events > 0) {
+    console.log(
+      `HELD: ${report.held.facts} fact(s) on ${report.held.orders.length} order(s) and ${report.held.events} event(s) wait for an operator (npm run review -- list): ${report.held.orders.slice(0, 20).join(', ')}`,
+    );
+  }
   if (report.problems.length === 0) {
-    console.log('OK: every balance equals the sum of its ledger; every credited order has exactly one top-up');
+    console.log('OK: every balance equals the sum of its ledger; every credited order has its credit and no order two top-ups');
     return 0;
   }
   console.log(`DRIFT: ${report.problems.length} problem(s)`);

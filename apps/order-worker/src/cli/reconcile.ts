@@ -12,17 +12,25 @@ await runCli('reconcile', async ({ env, prisma, logger }) => {
   try {
     const report = await reconcileOnce(
       { prisma, stripe: stripeClientFromEnv(env), eventsQueue, syncQueue, logger },
-      { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+      { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+    );
+    const { payments } = report;
+    console.log(`listed ${report.eventsListed} Stripe events from ${new Date(report.checkpoint * 1000).toISOString()} (the next pass starts there)`);
+    console.log(`events the inbox lacked: ${report.eventsEnqueued} queued now, ${report.eventsInFlight} already queued and not applied yet`);
+    console.log(
+      `unpaid orders: ${report.staleOrdersChecked} checked with Stripe, ${report.ordersExpiring} past ORDER_TTL being canceled, ${report.ordersExpired} without a PaymentIntent expired`,
     );
     console.log(
-      `listed ${report.eventsListed} Stripe events, queued ${report.eventsEnqueued} the inbox lacked, ` +
-        `queued a check of ${report.staleOrdersChecked} stale order(s); checkpoint ${new Date(report.checkpoint * 1000).toISOString()}`,
+      `succeeded payments in the window: ${payments.credited} credited, ${payments.held.length} held for review, ${payments.notOurs} not ours, ${payments.uncredited.length} not credited yet`,
     );
-    if (report.uncredited.length > 0) {
-      console.log(`${report.uncredited.length} succeeded payment(s) not credited yet (queued; a worker applies them): ${report.uncredited.slice(0, 20).join(', ')}`);
-    } else {
-      console.log('Stripe and the ledger agree for the window');
+    if (payments.uncredited.length > 0) {
+      const queued = report.eventsEnqueued + report.eventsInFlight > 0;
+      console.log(
+        `not credited yet: ${payments.uncredited.slice(0, 20).join(', ')}${queued ? ' (their events are queued; a running worker applies them)' : ' (nothing was queued for them: check the failed jobs and npm run replay -- --failed)'}`,
+      );
     }
+    if (payments.held.length > 0) console.log(`held for review: ${payments.held.slice(0, 20).join(', ')} (npm run review -- list)`);
+    if (payments.uncredited.length === 0 && payments.held.length === 0) console.log('Stripe and the ledger agree for the window');
     return 0;
   } finally {
     await Promise.allSettled([eventsQueue.close(), syncQueue.close()]);

@@ -1,4 +1,4 @@
-import { QUEUES, createWorkerConnection, stripeClientFromEnv } from '@ledger/shared';
+import { QUEUES, createWorkerConnection, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { createWorkerMetrics } from '../metrics.js';
 import { replayEvents } from '../replay.js';
@@ -19,13 +19,15 @@ await runCli('replay', async ({ env, prisma, logger }) => {
   const eventsQueue = new Queue(QUEUES.stripeEvents, { connection, prefix: env.QUEUE_PREFIX });
   try {
     const results = await replayEvents(
-      { prisma, eventsQueue, stripe: stripeClientFromEnv(env), metrics: createWorkerMetrics(), logger },
+      { prisma, eventsQueue, stripe: stripeClientFromEnv(env), scope: stripeScopeFromEnv(env), metrics: createWorkerMetrics(), logger },
       failed ? { failed: true } : { eventIds },
     );
     if (results.length === 0) console.log('nothing to replay');
     for (const result of results) console.log(`${result.eventId}: ${result.result} (${result.detail})`);
     const count = (kind: string) => results.filter((result) => result.result === kind).length;
-    console.log(`${count('newly applied')} newly applied, ${count('already applied')} already applied, ${count('failed')} failed`);
+    console.log(
+      `${count('newly applied')} newly applied, ${count('already applied')} already applied, ${count('held')} held for review, ${count('not ours')} not ours, ${count('failed')} failed`,
+    );
     return count('failed') > 0 ? 1 : 0;
   } finally {
     await eventsQueue.close();

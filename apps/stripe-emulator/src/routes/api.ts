@@ -47,6 +47,11 @@ const createPaymentIntentSchema = z.strictObject({
 
 const retrieveSchema = z.strictObject({ expand: expandParam });
 
+const cancelPaymentIntentSchema = z.strictObject({
+  cancellation_reason: z.enum(['abandoned', 'duplicate', 'fraudulent', 'requested_by_customer']).optional(),
+  expand: expandParam,
+});
+
 const listEventsSchema = z
   .strictObject({
     limit: integerParam.pipe(z.int().min(1).max(100)).optional(),
@@ -84,8 +89,8 @@ const RETRIEVABLE: ReadonlyArray<{ path: string; object: string; param: string }
 ];
 
 /**
- * Stripe's `/v1` API, the part this system calls: create and retrieve PaymentIntents, list and
- * retrieve events, and retrieve the other objects events mention. Register with `prefix: '/v1'`.
+ * Stripe's `/v1` API, the part this system calls: create, retrieve and cancel PaymentIntents, list
+ * and retrieve events, and retrieve the other objects events mention. Register with `prefix: '/v1'`.
  */
 export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
   const { store, flows, idempotency, apiVersion } = options;
@@ -104,9 +109,25 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
     request.stripeApiKey = authenticate(request);
   });
 
-  app.post('/payment_intents', async (request, reply) => {
+  /**
+   * Runs a POST under Stripe's idempotency rules: the same key and parameters replay the stored
+   * response (Idempotent-Replayed), other parameters are refused. https://docs.stripe.com/api/idempotent_requests
+   */
+  function idempotent(request: FastifyRequest, reply: FastifyReply, endpoint: string, execute: () => StoredResponse): FastifyReply {
     const idempotencyKey = stringHeader(request, 'idempotency-key');
-    const execute = (): StoredResponse => {
+    if (idempotencyKey === undefined) return sendStored(reply, execute());
+    const response = idempotency.run(
+      { apiKey: request.stripeApiKey, idempotencyKey, endpoint, params: request.body ?? {}, requestId: request.id },
+      execute,
+    );
+    if (response.replayOf !== undefined) {
+      reply.header('Idempotent-Replayed', 'true').header('Original-Request', response.replayOf);
+    }
+    return sendStored(reply, response);
+  }
+
+  app.post('/payment_intents', async (request, reply) =>
+    idempotent(request, reply, `POST ${request.routeOptions.url ?? request.url}`, () => {
       const { expand, ...params } = parseParams(createPaymentIntentSchema, request.body);
       const paymentIntent = flows.createPaymentIntent(
         {
@@ -122,26 +143,20 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
           statement_descriptor_suffix: params.statement_descriptor_suffix ?? null,
           transfer_group: params.transfer_group ?? null,
         },
-        { id: request.id, idempotency_key: idempotencyKey ?? null },
+        { id: request.id, idempotency_key: stringHeader(request, 'idempotency-key') ?? null },
       );
       return { statusCode: 200, body: JSON.stringify(expandFields(paymentIntent, expand, store)) };
-    };
-    if (idempotencyKey === undefined) return sendStored(reply, execute());
-    const response = idempotency.run(
-      {
-        apiKey: request.stripeApiKey,
-        idempotencyKey,
-        endpoint: `POST ${request.routeOptions.url ?? request.url}`,
-        params: request.body ?? {},
-        requestId: request.id,
-      },
-      execute,
-    );
-    if (response.replayOf !== undefined) {
-      reply.header('Idempotent-Replayed', 'true').header('Original-Request', response.replayOf);
-    }
-    return sendStored(reply, response);
-  });
+    }),
+  );
+
+  // https://docs.stripe.com/api/payment_intents/cancel: only before the payment succeeded.
+  app.post<{ Params: { id: string } }>('/payment_intents/:id/cancel', async (request, reply) =>
+    idempotent(request, reply, `POST /v1/payment_intents/${request.params.id}/cancel`, () => {
+      const { expand, ...params } = parseParams(cancelPaymentIntentSchema, request.body ?? {});
+      const result = flows.cancel(request.params.id, params);
+      return { statusCode: 200, body: JSON.stringify(expandFields(result.payment_intent ?? {}, expand, store)) };
+    }),
+  );
 
   app.get('/events', async (request) => {
     const query = parseParams(listEventsSchema, request.query);

@@ -4,6 +4,7 @@ import type {
   CloseDisputeInput,
   DisputeInput,
   FailInput,
+  FailRefundInput,
   RefundInput,
   StripeEmulatorController,
   SucceedInput,
@@ -38,6 +39,7 @@ export async function controlRoutes(app: FastifyInstance, { controller }: Contro
   app.post<WithId<RefundInput>>('/payment_intents/:id/refund', async (request) =>
     controller.refundPaymentIntent(request.params.id, request.body),
   );
+  app.post<WithId<FailRefundInput>>('/refunds/:id/fail', async (request) => controller.failRefund(request.params.id, request.body));
   app.post<WithId<DisputeInput>>('/payment_intents/:id/dispute', async (request) =>
     controller.disputePaymentIntent(request.params.id, request.body),
   );

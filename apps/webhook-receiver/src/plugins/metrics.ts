@@ -25,6 +25,12 @@ function createReceiverMetrics(app: FastifyInstance) {
       labelNames: ['type'] as const,
       registers,
     }),
+    webhooksNotOurs: new Counter({
+      name: 'ledger_webhooks_not_ours_total',
+      help: "Verified webhooks of another mode or connected account than this deployment's (acknowledged, not applied), by reason.",
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     ordersCreated: new Counter({ name: 'ledger_orders_created_total', help: 'Orders created.', registers }),
     rateLimited: new Counter({
       name: 'ledger_rate_limited_total',

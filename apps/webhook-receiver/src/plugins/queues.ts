@@ -35,6 +35,7 @@ export default fp(
       stripeEvents: open(QUEUES.stripeEvents),
       paymentSync: open(QUEUES.paymentSync),
       reconcile: open(QUEUES.reconcile),
+      reviews: open(QUEUES.reviews),
     };
     app.decorate('queues', queues);
     app.decorate('redis', redis);

@@ -1,29 +1,30 @@
 import {
+  MAX_EVENT_DEPTH,
+  eventOutOfScope,
   isHandledEventType,
+  nestedDeeperThan,
   stripeEventEnvelopeSchema,
   stripeEventJobData,
   stripeEventJobOptions,
   type Stripe,
+  type StripeScope,
 } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
-import { addJobOnce } from '../enqueue.js';
+import { addJobOnce, requeueIfFailed } from '../enqueue.js';
 import { HttpError } from '../errors.js';
+import { verifyStripeSignature } from '../stripe-signature.js';
 
 export interface WebhookRouteOptions {
   stripe: Stripe;
   /** Any of them verifies (secret rotation). */
   webhookSecrets: string[];
   bodyLimit: number;
+  /** Which events are this deployment's; default: test mode, no connected accounts. */
+  scope?: StripeScope;
   /** Seconds a signature's timestamp may differ from now (Stripe's default: 300). */
   toleranceSeconds?: number;
   /** Base delay of the event jobs' exponential backoff. */
   jobBackoffMs?: number;
-}
-
-/** The signed timestamp (`t=`) of a Stripe-Signature header. */
-function signedTimestamp(header: string): number | undefined {
-  const match = /(?:^|,)\s*t=(\d+)/.exec(header);
-  return match?.[1] ? Number(match[1]) : undefined;
 }
 
 /**
@@ -32,6 +33,7 @@ function signedTimestamp(header: string): number | undefined {
  */
 export default async function webhookRoutes(app: FastifyInstance, options: WebhookRouteOptions) {
   const tolerance = options.toleranceSeconds ?? 300;
+  const scope = options.scope ?? { livemode: false, connectedAccounts: new Set<string>() };
   const { signature: signatureVerifier } = options.stripe.webhooks;
   if (!signatureVerifier) throw new Error('this stripe SDK build has no webhook signature verifier');
 
@@ -53,34 +55,11 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
 
     const header = request.headers['stripe-signature'];
     if (typeof header !== 'string' || header.length === 0) return reject('missing_signature', 'The Stripe-Signature header is missing.');
-    const signature = header;
     const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
     if (!raw || raw.length === 0) return reject('empty_body', 'The request has no body.');
 
-    let verified = false;
-    let stale = false;
-    let lastError = 'No signature matches any configured webhook secret.';
-    for (const secret of options.webhookSecrets) {
-      try {
-        signatureVerifier.verifyHeader(raw, signature, secret, tolerance);
-        verified = true;
-        break;
-      } catch (error) {
-        const message = error instanceof Error ? (error.message.split('\n')[0] ?? lastError) : lastError;
-        // The SDK checks the signature before the timestamp: this secret matched, the time did not.
-        if (/tolerance/i.test(message)) stale = true;
-        else lastError = message;
-      }
-    }
-    if (!verified) {
-      if (stale) reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
-      reject('invalid_signature', lastError.trim());
-    }
-    // The SDK only rejects old timestamps; a signature from the future is as suspect as a stale one.
-    const timestamp = signedTimestamp(signature);
-    if (timestamp === undefined || timestamp - Date.now() / 1000 > tolerance) {
-      reject('timestamp_out_of_tolerance', 'The signature timestamp is outside the tolerance window.');
-    }
+    const check = verifyStripeSignature(signatureVerifier, raw, header, options.webhookSecrets, tolerance, Date.now() / 1000);
+    if (!check.ok) return reject(check.reason, check.message);
     metrics.webhooksVerified.inc();
 
     let event: unknown;
@@ -89,6 +68,7 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     } catch {
       reject('invalid_json', 'The body is not valid JSON.');
     }
+    if (nestedDeeperThan(event, MAX_EVENT_DEPTH)) return reject('not_an_event', `The body nests more than ${MAX_EVENT_DEPTH} levels deep.`);
     // The envelope the worker will parse, checked with the same schema before anything is queued.
     const envelope = stripeEventEnvelopeSchema.safeParse(event);
     if (!envelope.success) {
@@ -99,21 +79,28 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     // Plain fields rather than a child logger per request: this is the hottest route.
     const logFields = { reqId: request.id, eventId: stripeEvent.id, eventType: stripeEvent.type };
 
+    // Another mode's or another connected account's event (a shared endpoint, a misrouted CLI
+    // forward): acknowledged so Stripe stops resending, never applied.
+    const outOfScope = eventOutOfScope(stripeEvent, scope);
+    if (outOfScope) {
+      metrics.webhooksNotOurs.inc({ reason: outOfScope });
+      app.log.warn({ ...logFields, reason: outOfScope, livemode: stripeEvent.livemode, account: stripeEvent.account }, 'event is not this deployment\'s; acknowledged, not applied');
+      return reply.code(200).send({ received: true, ignored: true });
+    }
+
     if (!isHandledEventType(stripeEvent.type)) {
       metrics.webhooksIgnored.inc({ type: stripeEvent.type });
       app.log.info(logFields, 'event type not handled; acknowledged');
       return reply.code(200).send({ received: true, ignored: true });
     }
 
-    const { duplicate } = await addJobOnce(
-      app.redis,
-      app.queues.stripeEvents,
-      stripeEvent.type,
-      stripeEventJobData(stripeEvent),
-      stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs),
-    );
+    const queue = app.queues.stripeEvents;
+    const { duplicate } = await addJobOnce(app.redis, queue, stripeEvent.type, stripeEventJobData(stripeEvent), stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs));
+    // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
+    // runs it again: the failed job is the only copy, and adding under its id does nothing.
+    const requeued = duplicate ? await requeueIfFailed(queue, stripeEvent.id) : false;
     if (duplicate) metrics.webhooksDuplicate.inc();
-    app.log.info({ ...logFields, duplicate }, 'event queued');
-    return reply.code(200).send(duplicate ? { received: true, duplicate: true } : { received: true });
+    app.log.info({ ...logFields, duplicate, ...(requeued ? { requeued } : {}) }, requeued ? 'failed event queued again' : 'event queued');
+    return reply.code(200).send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
   });
 }
