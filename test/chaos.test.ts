@@ -30,6 +30,8 @@ describe('chaos run (short mode)', () => {
       // The system's processes yield the CPU to whatever test file runs beside this one.
       niceness: 10,
       quiescenceTimeoutMs: 150_000,
+      // Stop, and stop every process the run started, before vitest's own timeout would leave them.
+      signal: AbortSignal.timeout(280_000),
       log: (line) => lines.push(line),
     });
     // The run's own account of what went wrong, shown when an assertion fails.
@@ -52,6 +54,8 @@ describe('chaos run (short mode)', () => {
     expect(summary.workerRestarts, context).toBe(summary.kills);
     expect(summary.redisRestarts, context).toBe(1);
     expect(summary.redisFlushes, context).toBe(1);
+    expect(summary.eventJobsFlushed, context).toBeGreaterThan(0);
+    expect(summary.reconcileQueued, context).toBeGreaterThanOrEqual(summary.dropped + 1);
     expect(summary.refundReversals, context).toBeGreaterThan(10);
     expect(summary.foreignPayments, context).toBeGreaterThan(100);
     expect(summary.foreignEventsNotOurs, context).toBeGreaterThan(100);

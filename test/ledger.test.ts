@@ -1,39 +1,20 @@
 import { isUniqueConstraintError } from '@ledger/shared';
 import fc from 'fast-check';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
-import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
 import { resolveReview } from '../apps/order-worker/src/review.js';
-import { processStripeEvent } from '../apps/order-worker/src/worker.js';
-import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { createOrderFixture, events, jobOf, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
+import { createOrderFixture, events, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
+import { useLedgerDatabase } from './helpers/ledger.js';
 
-let db: TestDatabase;
-const log = pino({ level: 'silent' });
-const metrics = createWorkerMetrics(new Registry());
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  expect(await balanceDrift(db.prisma)).toEqual([]);
-});
-afterAll(async () => {
-  await db?.drop();
-});
-
-const apply = (stripeEvent: StripeEventFixture) => processStripeEvent({ prisma: db.prisma, metrics }, jobOf(stripeEvent), log);
+const ledger = useLedgerDatabase();
+const db = { get prisma() { return ledger.prisma(); } };
+const { apply, balanceOf } = ledger;
 
 async function ledgerOf(order: OrderFixture) {
   return db.prisma.ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } });
 }
-async function balanceOf(accountId: string) {
-  return Number((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance);
-}
 async function statusOf(order: OrderFixture) {
-  return (await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status;
+  return (await ledger.orderOf(order)).status;
 }
 
 describe('the ledger schema', () => {
@@ -45,6 +26,7 @@ describe('the ledger schema', () => {
         await tx.ledgerEntry.create({
           data: { accountId: order.accountId, entryType: 'topup', amount: 700, currency: 'usd', reference: order.paymentIntentId, orderId: order.id },
         });
+        await tx.order.update({ where: { id: order.id }, data: { status: 'credited' } });
       });
     await credit();
     const second = await credit().catch((error: unknown) => error);
@@ -201,7 +183,7 @@ describe('order of arrival', () => {
         const order = await createOrderFixture(db.prisma, { amount: 1_000 });
         const all = story(order);
         const deliveries = indices.map((index) => all[index]!);
-        if (concurrently) await Promise.all(deliveries.map(apply));
+        if (concurrently) await Promise.all(deliveries.map((delivery) => apply(delivery)));
         else for (const stripeEvent of deliveries) await apply(stripeEvent);
         expect(await summary(order)).toEqual(expected);
       }),
@@ -247,7 +229,7 @@ describe('order of arrival', () => {
         }
         for (const copy of story.extraCopies) deliveries.push(deliveries[copy % deliveries.length]!);
         const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), { seed: story.seed, numRuns: 1 })[0]!;
-        if (story.concurrently) await Promise.all(shuffled.map(apply));
+        if (story.concurrently) await Promise.all(shuffled.map((delivery) => apply(delivery)));
         else for (const stripeEvent of shuffled) await apply(stripeEvent);
 
         const ledger = (await ledgerOf(order)).map((entry) => `${entry.entryType}:${entry.amount}`);

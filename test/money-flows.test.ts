@@ -1,43 +1,17 @@
 import { postgresErrorOf } from '@ledger/shared';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { describe, expect, it } from 'vitest';
 import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
-import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
 import { resolveReview } from '../apps/order-worker/src/review.js';
-import { processStripeEvent } from '../apps/order-worker/src/worker.js';
-import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { createOrderFixture, events, insertOrderFixture, jobOf, newOrderFixture, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
+import { createOrderFixture, events, insertOrderFixture, newOrderFixture } from './helpers/fixtures.js';
+import { useLedgerDatabase } from './helpers/ledger.js';
 
 // Money in the flows Stripe really produces, at the level of the ledger transaction: each case
-// asserts balances, ledger rows, statuses and the inbox, and the invariants after every test.
-let db: TestDatabase;
-const log = pino({ level: 'silent' });
-const metrics = createWorkerMetrics(new Registry());
+// asserts balances, ledger rows, statuses and the inbox; the invariants are checked after each.
+const ledger = useLedgerDatabase();
+const db = { get prisma() { return ledger.prisma(); } };
+const { apply, balanceOf, orderOf } = ledger;
+const ledgerOf = ledger.entriesOf;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  expect(await balanceDrift(db.prisma)).toEqual([]);
-  expect((await auditLedger(db.prisma)).problems).toEqual([]);
-});
-afterAll(async () => {
-  await db?.drop();
-});
-
-const apply = (stripeEvent: StripeEventFixture) => processStripeEvent({ prisma: db.prisma, metrics }, jobOf(stripeEvent), log);
-
-async function ledgerOf(order: OrderFixture) {
-  return (await db.prisma.ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } })).map((entry) => `${entry.entryType}:${entry.amount}`);
-}
-async function balanceOf(accountId: string) {
-  return Number((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance);
-}
-async function orderOf(order: OrderFixture) {
-  return db.prisma.order.findUniqueOrThrow({ where: { id: order.id } });
-}
 async function inboxStatus(eventId: string) {
   return (await db.prisma.stripeEvent.findUniqueOrThrow({ where: { id: eventId } })).status;
 }
@@ -179,7 +153,7 @@ describe('one top-up per order', () => {
     const order = await insertOrderFixture(db.prisma, newOrderFixture({ amount: 2_000 }));
     await db.prisma.order.update({ where: { id: order.id }, data: { paymentIntentId: null } });
     const payments = ['a', 'b', 'c'].map((suffix) => events.paymentIntent('succeeded', { ...order, paymentIntentId: `pi_${suffix}${order.id.slice(4, 16)}` }));
-    const results = await Promise.all(payments.map(apply));
+    const results = await Promise.all(payments.map((payment) => apply(payment)));
     expect(results.flatMap((result) => result.outcomes).sort()).toEqual(['applied', 'held', 'held']);
     expect(await ledgerOf(order)).toEqual(['topup:2000']);
     expect(await balanceOf(order.accountId)).toBe(2_000);
@@ -249,11 +223,7 @@ describe('facts Stripe would never send', () => {
     }
     expect(await ledgerOf(order)).toEqual([]);
     // A connected account this deployment serves is applied.
-    const served = await processStripeEvent(
-      { prisma: db.prisma, metrics, scope: { livemode: false, connectedAccounts: new Set(['acct_1ConnectedElse']) } },
-      jobOf(connected),
-      log,
-    );
+    const served = await apply(connected, { livemode: false, connectedAccounts: new Set(['acct_1ConnectedElse']) });
     expect(served.outcomes).toEqual(['applied']);
   });
 });

@@ -9,7 +9,7 @@ import { databaseUrl, testDatabaseName, withAdmin as admin } from './helpers/env
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
-const TIMEOUT = 30_000;
+const TIMEOUT = 90_000;
 
 interface Run {
   code: number | null;

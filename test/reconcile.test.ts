@@ -1,45 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { QUEUES } from '@ledger/shared';
-import { Queue } from 'bullmq';
-import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { reconcileOnce } from '../apps/order-worker/src/reconcile.js';
+import { describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
 import { serviceAuth } from './helpers/auth.js';
-import { createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
-import { TEST_REDIS_URL } from './helpers/env.js';
+import { refuseLedgerInserts } from './helpers/database.js';
 import { eventually } from './helpers/queues.js';
-import { startTestSystem, type TestSystem } from './helpers/system.js';
+import { useReconcileHarness } from './helpers/reconcile.js';
 import { startTestWorkers } from './helpers/workers.js';
 
-let db: TestDatabase;
-let system: TestSystem;
-let queues: { eventsQueue: Queue; syncQueue: Queue };
-
-async function start(options: Parameters<typeof startTestSystem>[1]) {
-  system = await startTestSystem(db, options);
-  const connection = { connection: { url: TEST_REDIS_URL }, prefix: system.prefix };
-  queues = { eventsQueue: new Queue(QUEUES.stripeEvents, connection), syncQueue: new Queue(QUEUES.paymentSync, connection) };
-}
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  await Promise.allSettled([queues?.eventsQueue.close(), queues?.syncQueue.close()]);
-  await system?.close();
-  await db?.drop();
-});
-
-const reconcile = (staleAfterSeconds = 3600) =>
-  reconcileOnce({ prisma: db.prisma, stripe: system.stripe, ...queues, logger: pino({ level: 'silent' }) }, { staleAfterSeconds, maxRequestsPerSecond: 100, jobBackoffMs: 5 });
+const h = useReconcileHarness();
+const reconcile = (staleAfterSeconds = 3600) => h.reconcile({ staleAfterSeconds });
 
 /** Creates `count` orders through the API and pays each through the emulator. */
 async function payOrders(count: number) {
   const orders: { id: string; accountId: string; paymentIntentId: string; amount: number }[] = [];
   for (let i = 0; i < count; i++) {
     const accountId = `acct_${i % 10}_${randomUUID().slice(0, 6)}`;
-    const response = await system.receiver.inject({
+    const response = await h.system.receiver.inject({
       method: 'POST',
       url: '/orders',
       headers: { ...serviceAuth(), 'idempotency-key': randomUUID() },
@@ -48,26 +24,21 @@ async function payOrders(count: number) {
     expect(response.statusCode).toBe(201);
     orders.push(response.json());
   }
-  for (const order of orders) system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: order.amount % 2 === 0 });
+  for (const order of orders) h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: order.amount % 2 === 0 });
   return orders;
 }
 
 async function creditsPerOrder(orderIds: string[]) {
-  const rows = await db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { entryType: 'topup', orderId: { in: orderIds } }, _count: true });
+  const rows = await h.db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { entryType: 'topup', orderId: { in: orderIds } }, _count: true });
   return new Map(rows.map((row) => [row.orderId, row._count]));
-}
-
-async function drained() {
-  const counts = await Promise.all([queues.eventsQueue, queues.syncQueue].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed')));
-  return counts.every((count) => (count.waiting ?? 0) + (count.active ?? 0) + (count.delayed ?? 0) === 0);
 }
 
 describe('reconciliation', () => {
   it('credits, exactly once, every payment whose webhooks were dropped (30%), after one run', async () => {
-    await start({ emulator: { dropRate: 0.3, seed: 7 } });
+    await h.start({ emulator: { dropRate: 0.3, seed: 7 } });
     const orders = await payOrders(80);
-    await system.emulator.controller.idle();
-    await eventually(drained, 20_000, 'queues to drain');
+    await h.system.emulator.controller.idle();
+    await eventually(() => h.drained(), 20_000, 'queues to drain');
     const before = await creditsPerOrder(orders.map((order) => order.id));
     const missing = orders.filter((order) => !before.has(order.id));
     // The seeded drop must have hit some payments (both their events), or this test proves nothing.
@@ -76,10 +47,10 @@ describe('reconciliation', () => {
     const report = await reconcile();
     expect(report.eventsListed).toBeGreaterThan(100); // more than one page of 100
     expect(report.eventsEnqueued).toBeGreaterThan(0);
-    await eventually(drained, 20_000, 'queues to drain');
+    await eventually(() => h.drained(), 20_000, 'queues to drain');
     const after = await creditsPerOrder(orders.map((order) => order.id));
     expect(orders.map((order) => after.get(order.id))).toEqual(orders.map(() => 1));
-    expect((await auditLedger(db.prisma)).problems).toEqual([]);
+    expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
 
     // A second run finds nothing left to do.
     const again = await reconcile();
@@ -88,42 +59,42 @@ describe('reconciliation', () => {
   });
 
   it('never double-credits when reconciliation runs while the webhooks arrive', async () => {
-    await start({ emulator: { delayMs: [0, 300], reorder: true, duplicateRate: 0.3, concurrency: 8, seed: 11 } });
+    await h.start({ emulator: { delayMs: [0, 300], reorder: true, duplicateRate: 0.3, concurrency: 8, seed: 11 } });
     const orders = await payOrders(40);
-    await Promise.all([reconcile(), reconcile(), system.emulator.controller.idle().then(() => reconcile())]);
-    await system.emulator.controller.idle();
-    await eventually(drained, 20_000, 'queues to drain');
+    await Promise.all([reconcile(), reconcile(), h.system.emulator.controller.idle().then(() => reconcile())]);
+    await h.system.emulator.controller.idle();
+    await eventually(() => h.drained(), 20_000, 'queues to drain');
     const credits = await creditsPerOrder(orders.map((order) => order.id));
     expect(orders.map((order) => credits.get(order.id))).toEqual(orders.map(() => 1));
-    expect((await auditLedger(db.prisma)).problems).toEqual([]);
+    expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
   });
 
   it('reports succeeded payments that are not credited, and asks Stripe about stale orders', async () => {
-    await start({ emulator: { dropRate: 1 }, workers: false });
+    await h.start({ emulator: { dropRate: 1 }, workers: false });
     const orders = await payOrders(3);
     const report = await reconcile(0);
     expect(new Set(report.uncredited)).toEqual(new Set(orders.map((order) => order.paymentIntentId)));
     expect(report.staleOrdersChecked).toBe(3);
-    const syncJobs = await queues.syncQueue.getJobs(['waiting', 'prioritized']);
+    const syncJobs = await h.queues.syncQueue.getJobs(['waiting', 'prioritized']);
     expect(new Set(syncJobs.map((job) => job.data.paymentIntentId))).toEqual(new Set(orders.map((order) => order.paymentIntentId)));
   });
 
   it('retries an event job that failed for good, which re-adding under its id could not do', async () => {
-    await start({ emulator: { dropRate: 1 }, workers: false });
+    await h.start({ emulator: { dropRate: 1 }, workers: false });
     const [order] = await payOrders(1);
-    const eventId = (await system.stripe.events.list({ type: 'payment_intent.succeeded', limit: 1 })).data[0]!.id;
+    const eventId = (await h.system.stripe.events.list({ type: 'payment_intent.succeeded', limit: 1 })).data[0]!.id;
     // PostgreSQL refuses the credit for longer than the job's retries last: the job fails for good.
-    const allowLedger = await refuseLedgerInserts(db.prisma);
+    const allowLedger = await refuseLedgerInserts(h.db.prisma);
     await reconcile();
-    const workers = startTestWorkers({ prisma: db.prisma, prefix: system.prefix, stripe: system.stripe });
+    const workers = startTestWorkers({ prisma: h.db.prisma, prefix: h.system.prefix, stripe: h.system.stripe });
     try {
       // Both of the payment's events (payment_intent.succeeded, checkout.session.completed) fail.
-      await eventually(async () => (await queues.eventsQueue.getFailedCount()) === 2, 20_000, 'the event jobs to fail');
-      expect(await queues.eventsQueue.getJobState(eventId)).toBe('failed');
+      await eventually(async () => (await h.queues.eventsQueue.getFailedCount()) === 2, 20_000, 'the event jobs to fail');
+      expect(await h.queues.eventsQueue.getJobState(eventId)).toBe('failed');
       await allowLedger();
       const report = await reconcile();
       expect(report.eventsEnqueued).toBe(2);
-      await eventually(async () => (await queues.eventsQueue.getJobState(eventId)) === 'completed', 20_000, 'the retried job to complete');
+      await eventually(async () => (await h.queues.eventsQueue.getJobState(eventId)) === 'completed', 20_000, 'the retried job to complete');
     } finally {
       await allowLedger();
       await workers.close();
@@ -133,11 +104,11 @@ describe('reconciliation', () => {
   });
 
   it('resumes from its checkpoint instead of re-reading all history', async () => {
-    await start({ workers: false });
+    await h.start({ workers: false });
     await payOrders(2);
     const first = await reconcile();
     expect(first.eventsListed).toBeGreaterThan(0);
-    const checkpoint = await db.prisma.checkpoint.findUniqueOrThrow({ where: { name: 'reconcile.events.created' } });
+    const checkpoint = await h.db.prisma.checkpoint.findUniqueOrThrow({ where: { name: 'reconcile.events.created' } });
     expect(Number(checkpoint.value)).toBe(first.checkpoint);
     expect(first.checkpoint).toBeGreaterThan(Date.now() / 1000 - 60);
   });

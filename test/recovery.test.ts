@@ -1,110 +1,60 @@
-import { randomUUID } from 'node:crypto';
-import { HANDLED_EVENT_TYPES, QUEUES } from '@ledger/shared';
-import { Queue } from 'bullmq';
+import { HANDLED_EVENT_TYPES } from '@ledger/shared';
 import fc from 'fast-check';
-import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
-import { reconcileOnce, type ReconcileOptions } from '../apps/order-worker/src/reconcile.js';
-import { serviceAuth } from './helpers/auth.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { TEST_REDIS_URL } from './helpers/env.js';
 import { eventually } from './helpers/queues.js';
+import { useReconcileHarness } from './helpers/reconcile.js';
 import { deleteKeysWithPrefix } from './helpers/redis.js';
-import { startTestSystem, type TestSystem } from './helpers/system.js';
 import { startTestWorkers } from './helpers/workers.js';
 
 // Reconciliation as the safety net behind Redis: what Redis forgets after Stripe got its 2xx is
 // found again, unpaid orders are looked at with a growing back-off and end at ORDER_TTL, and the
 // summary says what really happened. Real emulator, receiver, Redis and PostgreSQL.
-let db: TestDatabase;
-let system: TestSystem;
-let queues: { eventsQueue: Queue; syncQueue: Queue };
-
-async function start(options: Parameters<typeof startTestSystem>[1]) {
-  system = await startTestSystem(db, options);
-  const connection = { connection: { url: TEST_REDIS_URL }, prefix: system.prefix };
-  queues = { eventsQueue: new Queue(QUEUES.stripeEvents, connection), syncQueue: new Queue(QUEUES.paymentSync, connection) };
-}
-
-beforeEach(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  await Promise.allSettled([queues?.eventsQueue.close(), queues?.syncQueue.close()]);
-  await system?.close();
-  await db?.drop();
-});
-
-const reconcile = (options: Partial<ReconcileOptions> = {}) =>
-  reconcileOnce(
-    { prisma: db.prisma, stripe: system.stripe, ...queues, logger: pino({ level: 'silent' }) },
-    { staleAfterSeconds: 3600, maxRequestsPerSecond: 100, jobBackoffMs: 5, ...options },
-  );
-
-async function createOrders(count: number, amount = 500) {
-  const orders: { id: string; accountId: string; paymentIntentId: string; amount: number }[] = [];
-  for (let i = 0; i < count; i++) {
-    const response = await system.receiver.inject({
-      method: 'POST',
-      url: '/orders',
-      headers: { ...serviceAuth(), 'idempotency-key': randomUUID() },
-      payload: { accountId: `acct_${randomUUID().slice(0, 8)}`, amount: amount + i, currency: 'usd' },
-    });
-    expect(response.statusCode).toBe(201);
-    orders.push(response.json());
-  }
-  return orders;
-}
+const h = useReconcileHarness();
 
 async function statuses(orderIds: string[]) {
-  const rows = await db.prisma.order.findMany({ where: { id: { in: orderIds } }, select: { id: true, status: true } });
+  const rows = await h.db.prisma.order.findMany({ where: { id: { in: orderIds } }, select: { id: true, status: true } });
   return new Map(rows.map((row) => [row.id, row.status]));
-}
-
-async function drained() {
-  const counts = await Promise.all([queues.eventsQueue, queues.syncQueue].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed')));
-  return counts.every((count) => (count.waiting ?? 0) + (count.active ?? 0) + (count.delayed ?? 0) === 0);
 }
 
 describe('when Redis loses what it acknowledged', () => {
   it('a later pass applies every acknowledged event, because the checkpoint never passes an event the inbox lacks', async () => {
     // Every webhook is acknowledged (queued), but no worker runs yet. The payments happen in an
     // earlier second than the refund, so a checkpoint at the newest event would pass them.
-    await start({ workers: false });
-    const orders = await createOrders(6);
-    for (const order of orders) system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
+    await h.start({ workers: false });
+    const orders = await h.createOrders(6);
+    for (const order of orders) h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
     const paidSecond = Math.floor(Date.now() / 1000);
     await eventually(async () => Math.floor(Date.now() / 1000) > paidSecond, 3_000, 'the next second');
     const refundable = orders[0]!;
-    system.emulator.controller.refundPaymentIntent(refundable.paymentIntentId, { amount: 100 });
-    await system.emulator.controller.idle();
-    expect(await queues.eventsQueue.getWaitingCount()).toBeGreaterThanOrEqual(7);
+    h.system.emulator.controller.refundPaymentIntent(refundable.paymentIntentId, { amount: 100 });
+    await h.system.emulator.controller.idle();
+    expect(await h.queues.eventsQueue.getWaitingCount()).toBeGreaterThanOrEqual(7);
 
     // A pass sees them all still queued: it queues nothing and keeps its checkpoint behind them.
     // No overlap: the checkpoint alone decides what the next pass lists.
-    const first = await reconcile({ overlapSeconds: 0 });
+    const first = await h.reconcile({ overlapSeconds: 0 });
     expect(first.eventsEnqueued).toBe(0);
     expect(first.eventsInFlight).toBeGreaterThanOrEqual(7);
-    const oldest = Math.min(...(await system.stripe.events.list({ limit: 100, types: [...HANDLED_EVENT_TYPES] })).data.map((event) => event.created));
+    const oldest = Math.min(...(await h.system.stripe.events.list({ limit: 100, types: [...HANDLED_EVENT_TYPES] })).data.map((event) => event.created));
     expect(first.checkpoint).toBeLessThanOrEqual(oldest);
 
     // Redis forgets everything (a failover to a replica that missed the writes, a flush).
-    await deleteKeysWithPrefix(system.prefix);
-    const workers = startTestWorkers({ prisma: db.prisma, prefix: system.prefix, stripe: system.stripe });
+    await deleteKeysWithPrefix(h.system.prefix);
+    const workers = startTestWorkers({ prisma: h.db.prisma, prefix: h.system.prefix, stripe: h.system.stripe });
     try {
-      const second = await reconcile({ overlapSeconds: 0 });
+      const second = await h.reconcile({ overlapSeconds: 0 });
       expect(second.eventsEnqueued).toBeGreaterThanOrEqual(7);
-      await eventually(drained, 20_000, 'the queues to drain');
+      await eventually(() => h.drained(), 20_000, 'the queues to drain');
     } finally {
       await workers.close();
     }
     const after = await statuses(orders.map((order) => order.id));
     expect(orders.map((order) => after.get(order.id))).toEqual(orders.map((order) => (order === refundable ? 'partially_refunded' : 'credited')));
-    expect(await db.prisma.ledgerEntry.count({ where: { entryType: 'refund' } })).toBe(1);
-    expect((await auditLedger(db.prisma)).problems).toEqual([]);
+    expect(await h.db.prisma.ledgerEntry.count({ where: { entryType: 'refund' } })).toBe(1);
+    expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
     // With everything in the inbox, the checkpoint moves up to the newest event.
-    const third = await reconcile();
+    const third = await h.reconcile();
     expect(third.eventsEnqueued).toBe(0);
     expect(third.checkpoint).toBeGreaterThanOrEqual(first.checkpoint);
     expect(third.uncredited).toEqual([]);
@@ -113,8 +63,8 @@ describe('when Redis loses what it acknowledged', () => {
 
 describe('a property: Redis loses every queued job at a random moment', () => {
   it('then reconciliation brings the ledger to exactly what Stripe did', { timeout: 240_000 }, async () => {
-    await start({ emulator: { duplicateRate: 0.2, delayMs: [0, 40], concurrency: 4, seed: 5 } });
-    expect(system.workers).toBeDefined();
+    await h.start({ emulator: { duplicateRate: 0.2, delayMs: [0, 40], concurrency: 4, seed: 5 } });
+    expect(h.system.workers).toBeDefined();
     const plan = fc.record({
       payments: fc.array(
         fc.record({ refund: fc.option(fc.record({ amount: fc.integer({ min: 1, max: 500 }), fails: fc.boolean() }), { nil: undefined }), dispute: fc.boolean() }),
@@ -124,25 +74,25 @@ describe('a property: Redis loses every queued job at a random moment', () => {
     });
     await fc.assert(
       fc.asyncProperty(plan, async ({ payments, flushAfter }) => {
-        const orders = await createOrders(payments.length, 600);
+        const orders = await h.createOrders(payments.length, 600);
         const expected = new Map<string, string[]>();
         const actions: (() => void)[] = [];
         orders.forEach((order, index) => {
           const payment = payments[index]!;
           const entries = [`topup:${order.amount}`];
-          actions.push(() => system.emulator.controller.succeedPaymentIntent(order.paymentIntentId));
+          actions.push(() => h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId));
           if (payment.refund) {
             const { amount, fails } = payment.refund;
             actions.push(() => {
-              const { refund } = system.emulator.controller.refundPaymentIntent(order.paymentIntentId, { amount });
-              if (fails) system.emulator.controller.failRefund(refund!.id);
+              const { refund } = h.system.emulator.controller.refundPaymentIntent(order.paymentIntentId, { amount });
+              if (fails) h.system.emulator.controller.failRefund(refund!.id);
             });
             entries.push(`refund:${-amount}`, ...(fails ? [`refund_reversal:${amount}`] : []));
           }
           if (payment.dispute) {
             actions.push(() => {
-              const { dispute } = system.emulator.controller.disputePaymentIntent(order.paymentIntentId, { amount: 50 });
-              system.emulator.controller.closeDispute(dispute!.id, { status: 'lost' });
+              const { dispute } = h.system.emulator.controller.disputePaymentIntent(order.paymentIntentId, { amount: 50 });
+              h.system.emulator.controller.closeDispute(dispute!.id, { status: 'lost' });
             });
             entries.push('dispute:-50');
           }
@@ -151,20 +101,20 @@ describe('a property: Redis loses every queued job at a random moment', () => {
         // Each order's actions keep their order (pay before refund); Redis forgets everything
         // (a flush, not a restart) after `flushAfter` of them, wherever the deliveries then are.
         actions.forEach((action, index) => {
-          if (index === flushAfter) void deleteKeysWithPrefix(system.prefix);
+          if (index === flushAfter) void deleteKeysWithPrefix(h.system.prefix);
           action();
         });
-        if (flushAfter >= actions.length) await deleteKeysWithPrefix(system.prefix);
-        await system.emulator.controller.idle();
-        await eventually(drained, 20_000, 'the queues to drain');
-        for (let pass = 0; pass < 5 && (await reconcile()).eventsEnqueued > 0; pass++) await eventually(drained, 20_000, 'the reconciled jobs');
+        if (flushAfter >= actions.length) await deleteKeysWithPrefix(h.system.prefix);
+        await h.system.emulator.controller.idle();
+        await eventually(() => h.drained(), 20_000, 'the queues to drain');
+        for (let pass = 0; pass < 5 && (await h.reconcile()).eventsEnqueued > 0; pass++) await eventually(() => h.drained(), 20_000, 'the reconciled jobs');
 
-        const ledger = await db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
+        const ledger = await h.db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
         for (const order of orders) {
           const entries = ledger.filter((entry) => entry.orderId === order.id).map((entry) => `${entry.entryType}:${entry.amount}`);
           expect(entries.sort(), order.id).toEqual(expected.get(order.id));
         }
-        expect((await auditLedger(db.prisma)).problems).toEqual([]);
+        expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
       }),
       { numRuns: 4, seed: 1130 },
     );
@@ -173,19 +123,19 @@ describe('a property: Redis loses every queued job at a random moment', () => {
 
 describe('unpaid orders', () => {
   it('are checked with a growing back-off, so abandoned orders cannot hide newer ones', async () => {
-    await start({ workers: false });
-    const orders = await createOrders(3);
+    await h.start({ workers: false });
+    const orders = await h.createOrders(3);
     // One pass looks at two orders at most: the third is looked at by the next pass, not starved.
-    const first = await reconcile({ staleAfterSeconds: 0, orderBatchSize: 2 });
-    const second = await reconcile({ staleAfterSeconds: 0, orderBatchSize: 2 });
+    const first = await h.reconcile({ staleAfterSeconds: 0, orderBatchSize: 2 });
+    const second = await h.reconcile({ staleAfterSeconds: 0, orderBatchSize: 2 });
     expect(first.staleOrdersChecked).toBe(2);
     expect(second.staleOrdersChecked).toBe(1);
-    const rows = await db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } } });
+    const rows = await h.db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } } });
     expect(rows.map((row) => row.checks)).toEqual([1, 1, 1]);
     // Each waits before its next look, and the wait doubles with every look.
-    await db.prisma.$executeRaw`UPDATE orders SET next_check_at = now() - interval '1 second'`;
-    await reconcile({ staleAfterSeconds: 10 });
-    const later = await db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } } });
+    await h.db.prisma.$executeRaw`UPDATE orders SET next_check_at = now() - interval '1 second'`;
+    await h.reconcile({ staleAfterSeconds: 10 });
+    const later = await h.db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } } });
     for (const row of later) {
       expect(row.checks).toBe(2);
       const wait = (row.nextCheckAt!.getTime() - Date.now()) / 1000;
@@ -195,32 +145,32 @@ describe('unpaid orders', () => {
   });
 
   it('end at ORDER_TTL: the PaymentIntent is canceled at Stripe, unless it was paid, which is credited', async () => {
-    await start({});
-    const [abandoned, paidLate, processing] = await createOrders(3);
+    await h.start({});
+    const [abandoned, paidLate, processing] = await h.createOrders(3);
     // Paid at Stripe, but its webhooks never arrived.
-    system.emulator.controller.configure({ dropRate: 1 });
-    system.emulator.controller.succeedPaymentIntent(paidLate!.paymentIntentId);
-    system.emulator.controller.markPaymentIntentProcessing(processing!.paymentIntentId);
-    await db.prisma.$executeRaw`UPDATE orders SET created_at = now() - interval '2 days'`;
+    h.system.emulator.controller.configure({ dropRate: 1 });
+    h.system.emulator.controller.succeedPaymentIntent(paidLate!.paymentIntentId);
+    h.system.emulator.controller.markPaymentIntentProcessing(processing!.paymentIntentId);
+    await h.db.prisma.$executeRaw`UPDATE orders SET created_at = now() - interval '2 days'`;
 
-    const report = await reconcile({ orderTtlSeconds: 24 * 3600 });
+    const report = await h.reconcile({ orderTtlSeconds: 24 * 3600 });
     // The late payment may already be credited by the events this pass queued first.
     expect(report.ordersExpiring, JSON.stringify(report)).toBeGreaterThanOrEqual(2);
-    await eventually(drained, 20_000, 'the expiry jobs');
+    await eventually(() => h.drained(), 20_000, 'the expiry jobs');
     const after = await statuses([abandoned!.id, paidLate!.id, processing!.id]);
     expect(after.get(abandoned!.id)).toBe('expired');
     expect(after.get(paidLate!.id)).toBe('credited');
     // A payment on its way cannot be canceled: the order waits for it.
     expect(after.get(processing!.id)).toBe('processing');
-    expect((await system.stripe.paymentIntents.retrieve(abandoned!.paymentIntentId)).status).toBe('canceled');
-    expect((await system.stripe.paymentIntents.retrieve(paidLate!.paymentIntentId)).status).toBe('succeeded');
+    expect((await h.system.stripe.paymentIntents.retrieve(abandoned!.paymentIntentId)).status).toBe('canceled');
+    expect((await h.system.stripe.paymentIntents.retrieve(paidLate!.paymentIntentId)).status).toBe('succeeded');
   });
 
   it('without a PaymentIntent end at ORDER_TTL without calling Stripe', async () => {
-    await start({ workers: false });
-    const [order] = await createOrders(1);
-    await db.prisma.$executeRaw`UPDATE orders SET payment_intent_id = NULL, created_at = now() - interval '2 days' WHERE id = ${order!.id}`;
-    const report = await reconcile({ orderTtlSeconds: 3600 });
+    await h.start({ workers: false });
+    const [order] = await h.createOrders(1);
+    await h.db.prisma.$executeRaw`UPDATE orders SET payment_intent_id = NULL, created_at = now() - interval '2 days' WHERE id = ${order!.id}`;
+    const report = await h.reconcile({ orderTtlSeconds: 3600 });
     expect(report).toMatchObject({ ordersExpired: 1, ordersExpiring: 0 });
     expect((await statuses([order!.id])).get(order!.id)).toBe('expired');
   });
@@ -228,19 +178,19 @@ describe('unpaid orders', () => {
 
 describe('the reconciliation summary', () => {
   it('says which succeeded payments are held for review and which are not ours, and queues neither again', async () => {
-    await start({});
-    const [order] = await createOrders(1, 1_000);
+    await h.start({});
+    const [order] = await h.createOrders(1, 1_000);
     // Paid a different amount than the order (held), and a PaymentIntent of another integration.
-    system.emulator.controller.succeedPaymentIntent(order!.paymentIntentId, { amount_received: 999 });
-    const foreign = await system.stripe.paymentIntents.create({ amount: 700, currency: 'usd', metadata: { shop: 'another-integration' } });
-    system.emulator.controller.succeedPaymentIntent(foreign.id);
-    await system.emulator.controller.idle();
-    await eventually(drained, 20_000, 'the queues to drain');
+    h.system.emulator.controller.succeedPaymentIntent(order!.paymentIntentId, { amount_received: 999 });
+    const foreign = await h.system.stripe.paymentIntents.create({ amount: 700, currency: 'usd', metadata: { shop: 'another-integration' } });
+    h.system.emulator.controller.succeedPaymentIntent(foreign.id);
+    await h.system.emulator.controller.idle();
+    await eventually(() => h.drained(), 20_000, 'the queues to drain');
 
-    const report = await reconcile();
+    const report = await h.reconcile();
     expect(report.payments).toMatchObject({ credited: 0, held: [order!.paymentIntentId], notOurs: 1, uncredited: [] });
     expect(report.eventsEnqueued).toBe(0);
-    expect(await queues.eventsQueue.getFailedCount()).toBe(0);
+    expect(await h.queues.eventsQueue.getFailedCount()).toBe(0);
     expect((await statuses([order!.id])).get(order!.id)).toBe('needs_review');
   });
 });

@@ -80,7 +80,7 @@ async function indexState(url: string, index: string) {
 }
 
 describe('npm run migrate over data that breaks a new rule', () => {
-  it('refuses with a readable report and applies nothing; after the documented resolution it succeeds and the audit is clean', async () => {
+  it('refuses with a readable report and applies nothing; after the documented resolution it succeeds and the audit is clean', { timeout: 180_000 }, async () => {
     const db = await previousReleaseWithDuplicates();
 
     const refused = migrate(db.url);
@@ -112,7 +112,7 @@ describe('npm run migrate over data that breaks a new rule', () => {
     expect(order?.status).toBe('needs_review');
   });
 
-  it('cleans up after a concurrent index build that failed: drops the invalid index, then checks and builds again', async () => {
+  it('cleans up after a concurrent index build that failed: drops the invalid index, then checks and builds again', { timeout: 180_000 }, async () => {
     const db = await previousReleaseWithDuplicates();
     expect(migrate(db.url, '--until', BEFORE_THE_RULES).code).toBe(0);
     // Prisma alone, without the pre-flight checks (as an older tool, or data written meanwhile):

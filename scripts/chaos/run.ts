@@ -85,8 +85,9 @@ export interface ChaosSummary {
   kills: number;
   workerRestarts: number;
   redisRestarts: number;
-  /** Times Redis lost everything it held (FLUSHALL during the load). */
+  /** Times Redis lost everything it held (FLUSHALL during the load), and the event jobs it held then. */
   redisFlushes: number;
+  eventJobsFlushed: number;
   /** Refunds that failed or were canceled after their debit. */
   refundReversals: number;
   /** Another integration's payments during the run, and their events the inbox recorded as not ours. */
@@ -275,7 +276,7 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `dropped ${s.dropped}`,
     `kills ${s.kills}`,
     `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
-    `redis flushes ${s.redisFlushes}`,
+    `redis flushes ${s.redisFlushes} (${s.eventJobsFlushed} event jobs lost)`,
     `refund reversals ${s.refundReversals}`,
     `foreign payments ${s.foreignPayments} (events not ours ${s.foreignEventsNotOurs})`,
     `pg kills ${s.pgKills} (${s.pgConnectionsKilled} connections)`,
@@ -436,6 +437,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     let loadFailed = false;
     let pgKills = 0;
     let pgConnectionsKilled = 0;
+    let eventJobsFlushed = 0;
     const customers = new Customers(receiverUrl, emulatorUrl, ORDERS_API_KEY, signal);
     const monkey = (async () => {
       for (const action of actions) {
@@ -456,10 +458,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
             log(`[${done}/${plans.length}] redis-server back`);
             break;
           }
-          case 'flush-redis':
+          case 'flush-redis': {
+            // Workers down for a moment so acknowledged jobs pile up, then Redis forgets them all.
+            log(`[${at}] SIGKILL all ${await workers.killAll()} workers before the flush`);
+            await sleep(150);
+            // What the flush destroys: event jobs acknowledged to Stripe and not applied yet.
+            const counter = new Queue(QUEUES.stripeEvents, { connection: { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 3 }, prefix: QUEUE_PREFIX });
+            const counts = await counter.getJobCounts('waiting', 'active', 'delayed', 'prioritized').catch(() => ({}));
+            await counter.close();
+            eventJobsFlushed = Object.values(counts).reduce((sum, count) => sum + count, 0);
             await redis.flush();
-            log(`[${at}] FLUSHALL: Redis lost every job it held, acknowledged or not`);
+            log(`[${at}] FLUSHALL: Redis lost every job it held (${eventJobsFlushed} event jobs not applied yet)`);
             break;
+          }
           case 'kill-postgres': {
             const count = await terminateConnections(database.url);
             pgKills += 1;
@@ -581,6 +592,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       workerRestarts: workers.restartCount,
       redisRestarts: redis.restarts,
       redisFlushes: redis.flushes,
+      eventJobsFlushed,
       refundReversals: records.reduce((sum, record) => sum + record.refunds.filter((refund) => refund.reversed).length, 0),
       foreignPayments: records.filter((record) => record.foreignPayment).length,
       foreignEventsNotOurs: verify.foreignEventsNotOurs,

@@ -16,6 +16,9 @@ export function startTestWorkers(
     logger: pino({ level: 'silent' }),
     metrics: createWorkerMetrics(new Registry()),
     concurrency: 8,
+    // Group commit on, as in production, with small batches so tests see both batches and stragglers.
+    batchSize: 8,
+    batchWaitMs: 5,
     stripeRequestsPerSecond: 100,
     ...options,
     connection,

@@ -2,8 +2,14 @@ import { commonEnvSchema, durationSeconds, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 
 const workerEnvSchema = commonEnvSchema.extend({
-  /** Jobs one worker process runs at once (per queue). PostgreSQL connections are sized from it. */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(16),
+  /** Jobs one worker process runs at once (per queue); their payments share group-commit batches. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Group commit: payments per statement at most (1 turns batching off). */
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Group commit: how long the first payment of a batch waits for others, in milliseconds. */
+  WORKER_BATCH_WAIT_MS: z.coerce.number().min(0).max(1000).default(5),
+  /** PostgreSQL connections of this process (batches need few; refunds and disputes take one each while they run). */
+  WORKER_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   /**
    * How long a job's lock lasts without renewal. A worker that dies or freezes loses its jobs to
    * another worker after this long (BullMQ's stalled-job check); the ledger keeps that safe.

@@ -1,4 +1,4 @@
-import { Prisma, postgresErrorOf, withTransaction, type LedgerEntryType, type PrismaClient } from '@ledger/shared';
+import { postgresErrorOf, withTransaction, type LedgerEntryType, type Prisma, type PrismaClient } from '@ledger/shared';
 import { nextOrderState, orderStatusSql, type OrderChange, type OrderState } from './order-status.js';
 import type { PaymentFact } from './payment-facts.js';
 
@@ -114,73 +114,131 @@ export function eventStatusOf(results: FactResult[]): EventStatus {
   return 'processed';
 }
 
-interface OneStatementCredit {
+/** A payment to credit in the batched statement, with the event that reported it (if any). */
+export interface PaymentCredit {
+  fact: Extract<PaymentFact, { kind: 'payment_succeeded' }>;
+  source?: EventSource | undefined;
+}
+
+/** What the batched statement did with one payment. */
+export interface PaymentCreditResult {
+  /** The order matched the payment and the account's currency: the statement decided it. */
   eligible: boolean;
+  /** Its top-up went in (and the balance and the order moved). */
   inserted: boolean;
-  event_new: boolean;
+  /** Its event was new to the inbox (or took over a failed or held row). */
+  eventNew: boolean;
 }
 
 /**
- * The common case — a payment that matches its order and its account's currency — as ONE
- * statement, so one round trip and no interactive transaction (a single statement is atomic on its
- * own). Same steps and guarantee as the general path: the ledger insert decides (ON CONFLICT DO
- * NOTHING on the payment's reference); the balance and the order move only for a row that went in
- * (`acct` runs before `ord`: account, then order); the event is recorded in the inbox as processed,
- * or as duplicate when the ledger already had the credit. The order keeps the PaymentIntent that
- * paid it. Its new status is `statusOf` for a paid order (order-status.ts).
- *
- * Returns undefined, having written nothing, when the order is missing or does not match, or when
- * PostgreSQL refuses the entry (a second top-up for the order, an account in another currency):
- * the general path then decides (not ours, or held for review).
+ * Credits payments that match their orders — one or many (group commit) — in ONE statement over
+ * arrays: one round trip and one plan however many. Per payment, the same steps and guarantee as
+ * the general path:
+ * - the accounts are locked first, in id order (deadlock-free between batches, and account before
+ *   order as everywhere else);
+ * - the ledger insert decides (ON CONFLICT DO NOTHING on the payment's reference, rows in (account,
+ *   reference) order); balances move by the sum of what went in per account, orders only for what
+ *   went in (status from `statusOf` for a paid order, order-status.ts) and keep the PaymentIntent;
+ * - each event is recorded in the inbox as processed, or duplicate when the ledger already had its
+ *   credit; an event already processed is not looked at again.
+ * A payment the statement cannot decide (order missing or not matching) is left alone; PostgreSQL
+ * refusing one (a second top-up for an order, an account in another currency) fails the whole
+ * statement: callers then apply payments one by one through the general path.
+ * Callers put at most one payment per PaymentIntent and per event into one batch.
  */
-async function creditInOneStatement(
-  prisma: PrismaClient,
-  fact: Extract<PaymentFact, { kind: 'payment_succeeded' }>,
-  source: EventSource | undefined,
-): Promise<ApplyResult | undefined> {
-  const eventId = source?.id ?? null;
-  let rows: OneStatementCredit[];
+export const CREDIT_PAYMENTS_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::int[], $8::text[])
+      WITH ORDINALITY AS t(event_id, event_type, object_id, created, payment_intent_id, order_ref, amount, currency, n)
+  ), target AS MATERIALIZED (
+    SELECT i.n, o.id AS order_id, o.account_id FROM input i
+    JOIN orders o ON o.id = COALESCE(i.order_ref, (SELECT p.id FROM orders p WHERE p.payment_intent_id = i.payment_intent_id))
+  ), locked AS MATERIALIZED (
+    SELECT a.id, a.currency FROM accounts a WHERE a.id IN (SELECT account_id FROM target) ORDER BY a.id FOR NO KEY UPDATE
+  ), eligible AS (
+    SELECT i.*, t.order_id, t.account_id FROM input i
+    JOIN target t ON t.n = i.n JOIN orders o ON o.id = t.order_id JOIN locked a ON a.id = t.account_id
+    WHERE o.amount = i.amount AND o.currency = i.currency AND a.currency = o.currency
+      AND (o.payment_intent_id IS NULL OR o.payment_intent_id = i.payment_intent_id)
+  ), entry AS (
+    INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
+    SELECT account_id, 'topup', amount, currency, payment_intent_id, order_id, event_id FROM eligible ORDER BY account_id, payment_intent_id
+    ON CONFLICT (account_id, entry_type, reference) DO NOTHING
+    RETURNING account_id, order_id, reference, amount
+  ), acct AS (
+    UPDATE accounts a SET balance = a.balance + s.total, updated_at = now()
+    FROM (SELECT account_id, SUM(amount)::bigint AS total FROM entry GROUP BY account_id) s
+    WHERE a.id = s.account_id
+    RETURNING a.id
+  ), ord AS (
+    UPDATE orders SET updated_at = now(), payment_intent_id = e.reference, status = ${orderStatusSql("'paid'", 'orders.')}
+    FROM entry e WHERE orders.id = e.order_id
+    RETURNING orders.id
+  ), inbox AS (
+    INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
+    SELECT el.event_id, el.event_type, el.object_id,
+           (CASE WHEN EXISTS (SELECT 1 FROM entry e WHERE e.order_id = el.order_id) THEN 'processed' ELSE 'duplicate' END)::"StripeEventStatus",
+           1, to_timestamp(el.created), now(), now()
+    FROM eligible el WHERE el.event_id IS NOT NULL
+    ON CONFLICT (id) DO UPDATE
+      SET status = EXCLUDED.status, attempts = stripe_events.attempts + 1, last_error = NULL, detail = NULL, processed_at = now()
+      WHERE stripe_events.status IN ('failed', 'held')
+    RETURNING id
+  )
+  SELECT i.n, el.n IS NOT NULL AS eligible,
+         EXISTS (SELECT 1 FROM entry e WHERE e.order_id = el.order_id) AS inserted,
+         EXISTS (SELECT 1 FROM inbox x WHERE x.id = i.event_id) AS event_new
+  FROM input i LEFT JOIN eligible el ON el.n = i.n ORDER BY i.n`;
+
+/** The statement's parameters: one array per column, in the order of CREDIT_PAYMENTS_SQL's unnest. */
+export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown[] {
+  return [
+    credits.map((credit) => credit.source?.id ?? null),
+    credits.map((credit) => credit.source?.type ?? null),
+    credits.map((credit) => credit.source?.objectId ?? null),
+    credits.map((credit) => credit.source?.created ?? null),
+    credits.map((credit) => credit.fact.paymentIntentId),
+    credits.map((credit) => credit.fact.orderId ?? null),
+    credits.map((credit) => credit.fact.amount),
+    credits.map((credit) => credit.fact.currency),
+  ];
+}
+
+/**
+ * Runs {@link CREDIT_PAYMENTS_SQL}. Returns the result of each payment, in order, or undefined when
+ * PostgreSQL refused one of them (nothing was written: the statement is atomic).
+ */
+export async function creditPayments(prisma: PrismaClient, credits: readonly PaymentCredit[]): Promise<PaymentCreditResult[] | undefined> {
+  let rows: { n: bigint; eligible: boolean; inserted: boolean; event_new: boolean }[];
   try {
-    rows = await prisma.$queryRaw<OneStatementCredit[]>`
-      WITH o AS (
-        SELECT o.id, o.account_id FROM orders o JOIN accounts a ON a.id = o.account_id AND a.currency = o.currency
-        WHERE o.id = COALESCE(${fact.orderId ?? null}::text, (SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}))
-          AND o.amount = ${fact.amount}::int AND o.currency = ${fact.currency}::text
-          AND (o.payment_intent_id IS NULL OR o.payment_intent_id = ${fact.paymentIntentId})
-      ), entry AS (
-        INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id, stripe_event_id)
-        SELECT account_id, 'topup', ${fact.amount}::int, ${fact.currency}::text, ${fact.paymentIntentId}, id, ${eventId}::text FROM o
-        ON CONFLICT (account_id, entry_type, reference) DO NOTHING
-        RETURNING account_id, order_id
-      ), acct AS (
-        UPDATE accounts SET balance = balance + ${fact.amount}::int, updated_at = now()
-        WHERE id = (SELECT account_id FROM entry)
-        RETURNING id
-      ), ord AS (
-        UPDATE orders SET updated_at = now(), payment_intent_id = ${fact.paymentIntentId}, status = ${Prisma.raw(orderStatusSql("'paid'"))}
-        WHERE id = (SELECT order_id FROM entry) AND EXISTS (SELECT 1 FROM acct)
-        RETURNING id
-      ), inbox AS (
-        INSERT INTO stripe_events (id, type, object_id, status, attempts, stripe_created_at, received_at, processed_at)
-        SELECT ${eventId}::text, ${source?.type ?? null}::text, ${source?.objectId ?? null}::text,
-               (CASE WHEN EXISTS (SELECT 1 FROM ord) THEN 'processed' ELSE 'duplicate' END)::"StripeEventStatus",
-               1, to_timestamp(${source?.created ?? 0}::bigint), now(), now()
-        WHERE ${eventId}::text IS NOT NULL AND EXISTS (SELECT 1 FROM o)
-        ON CONFLICT (id) DO UPDATE
-          SET status = EXCLUDED.status, attempts = stripe_events.attempts + 1, last_error = NULL, detail = NULL, processed_at = now()
-          WHERE stripe_events.status IN ('failed', 'held')
-        RETURNING id
-      )
-      SELECT EXISTS (SELECT 1 FROM o) AS eligible, EXISTS (SELECT 1 FROM ord) AS inserted, EXISTS (SELECT 1 FROM inbox) AS event_new`;
+    rows = await prisma.$queryRawUnsafe(CREDIT_PAYMENTS_SQL, ...creditPaymentsParams(credits));
   } catch (error) {
     const refused = postgresErrorOf(error)?.constraint;
     if (refused !== undefined && REFUSALS_FOR_THE_GENERAL_PATH.has(refused)) return undefined;
     throw error;
   }
-  const [row] = rows;
-  if (!row?.eligible) return undefined;
-  const eventIsNew = source ? row.event_new : true;
-  return { eventIsNew, outcomes: [row.inserted ? 'applied' : 'already_applied'], details: [], credited: row.inserted ? 1 : 0 };
+  return rows.map((row) => ({ eligible: row.eligible, inserted: row.inserted, eventNew: row.event_new }));
+}
+
+/** A payment's result from the batched statement, as applyPaymentFacts reports it; undefined if the general path must decide. */
+export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResult | undefined): ApplyResult | undefined {
+  if (!result?.eligible) return undefined;
+  return {
+    eventIsNew: credit.source ? result.eventNew : true,
+    outcomes: [result.inserted ? 'applied' : 'already_applied'],
+    details: [],
+    credited: result.inserted ? 1 : 0,
+  };
+}
+
+/** The common case of one payment through the batched statement: a batch of one. */
+async function creditInOneStatement(
+  prisma: PrismaClient,
+  fact: Extract<PaymentFact, { kind: 'payment_succeeded' }>,
+  source: EventSource | undefined,
+): Promise<ApplyResult | undefined> {
+  const credit = { fact, source };
+  return creditResultOf(credit, (await creditPayments(prisma, [credit]))?.[0]);
 }
 
 /**
@@ -343,39 +401,69 @@ async function paymentCredited(tx: Tx, order: OrderRow, paymentIntentId: string)
   return order.payment_intent_id === paymentIntentId;
 }
 
+/** A debit that can come back: a refund (failed or canceled afterwards), a dispute (won). */
+interface ReversibleDebit {
+  debit: 'refund' | 'dispute';
+  reversal: 'refund_reversal' | 'dispute_reversal';
+  /** The refund or dispute id: both entries carry it. */
+  reference: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  /** The money came back (refund failed or canceled, dispute won). */
+  reversed: boolean;
+  /** Only what is left to refund can be refunded (disputes are not limited this way). */
+  limitToLeft: boolean;
+}
+
+/**
+ * Posts a debit and, when it came back, its reversal, each once under its own entry type and the
+ * same reference. Held instead when the payment behind it was never credited, or the currency is
+ * not the order's, or (refunds) it is more than is left to refund. A debit we never saw is
+ * recorded with its reversal, so any arrival order nets to zero; a debit that is held keeps its
+ * reversal held too, so an operator's resolution nets them and never posts the debit alone.
+ */
+async function applyReversibleDebit(
+  tx: Tx,
+  located: { id: string; account_id: string },
+  item: ReversibleDebit,
+  eventId: string | null,
+): Promise<{ result: FactResult; order: OrderRow; debited: boolean; reversed: boolean }> {
+  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
+  const done = (result: FactResult, debited = false, reversed = false) => ({ result, order, debited, reversed });
+  const hold = async (reason: string) => done(await holdFact(tx, order, item.debit, item.reference, -item.amount, item.currency, reason, eventId));
+  if (!(await paymentCredited(tx, order, item.paymentIntentId))) {
+    return hold(`${item.debit} ${item.reference} of ${item.paymentIntentId}, a payment that was never credited`);
+  }
+  if (item.currency !== order.currency) return hold(`${item.debit} ${item.reference} in ${item.currency}, the order is in ${order.currency}`);
+  if (item.reversed && (await isHeld(tx, order.id, item.debit, item.reference))) {
+    const reason = `${item.debit} ${item.reference} came back; its debit is held`;
+    return done(await holdFact(tx, order, item.reversal, item.reference, item.amount, item.currency, reason, eventId));
+  }
+  if (!item.reversed && item.limitToLeft && !(await hasEntry(tx, order.account_id, item.debit, item.reference))) {
+    const left = order.amount - order.amount_refunded;
+    if (item.amount > left) return hold(`${item.debit} ${item.reference} of ${item.amount} is more than the ${left} left to refund`);
+  }
+  const debited = await insertLedgerEntry(tx, order, item.debit, item.reference, -item.amount, eventId);
+  const reversed = item.reversed ? await insertLedgerEntry(tx, order, item.reversal, item.reference, item.amount, eventId) : false;
+  return done({ outcome: debited || reversed ? 'applied' : 'already_applied' }, debited, reversed);
+}
+
 async function applyRefund(
   tx: Tx,
   fact: Extract<PaymentFact, { kind: 'refund' }>,
   located: { id: string; account_id: string },
   eventId: string | null,
 ): Promise<FactResult> {
-  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
-  const holdDebit = (reason: string) => holdFact(tx, order, 'refund', fact.refundId, -fact.amount, fact.currency, reason, eventId);
-  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
-    return holdDebit(`refund ${fact.refundId} of ${fact.paymentIntentId}, a payment that was never credited`);
-  }
-  if (fact.currency !== order.currency) return holdDebit(`refund ${fact.refundId} in ${fact.currency}, the order is in ${order.currency}`);
-
-  if (fact.status === 'debited') {
-    if (await hasEntry(tx, order.account_id, 'refund', fact.refundId)) return { outcome: 'already_applied' };
-    const left = order.amount - order.amount_refunded;
-    if (fact.amount > left) return holdDebit(`refund ${fact.refundId} of ${fact.amount} is more than the ${left} left to refund`);
-    await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
-    await moveOrder(tx, order, { kind: 'refunded', amount: fact.amount });
-    return { outcome: 'applied' };
-  }
-
-  // Failed or canceled: the money comes back. A debit we never saw is recorded with its reversal
-  // (they net to zero); a debit that is held keeps its reversal held too, so an operator's
-  // resolution nets them and never posts the debit alone.
-  if (await isHeld(tx, order.id, 'refund', fact.refundId)) {
-    return holdFact(tx, order, 'refund_reversal', fact.refundId, fact.amount, fact.currency, `refund ${fact.refundId} failed; its debit is held`, eventId);
-  }
-  const debited = await insertLedgerEntry(tx, order, 'refund', fact.refundId, -fact.amount, eventId);
-  const reversed = await insertLedgerEntry(tx, order, 'refund_reversal', fact.refundId, fact.amount, eventId);
+  const { result, order, debited, reversed } = await applyReversibleDebit(
+    tx,
+    located,
+    { debit: 'refund', reversal: 'refund_reversal', reference: fact.refundId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.status === 'reversed', limitToLeft: true },
+    eventId,
+  );
   const delta = (debited ? fact.amount : 0) - (reversed ? fact.amount : 0);
   if (delta !== 0) await moveOrder(tx, order, { kind: 'refunded', amount: delta });
-  return { outcome: debited || reversed ? 'applied' : 'already_applied' };
+  return result;
 }
 
 async function applyDispute(
@@ -384,23 +472,18 @@ async function applyDispute(
   located: { id: string; account_id: string },
   eventId: string | null,
 ): Promise<FactResult> {
-  const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
-  const holdDebit = (reason: string) => holdFact(tx, order, 'dispute', fact.disputeId, -fact.amount, fact.currency, reason, eventId);
-  if (!(await paymentCredited(tx, order, fact.paymentIntentId))) {
-    return holdDebit(`dispute ${fact.disputeId} of ${fact.paymentIntentId}, a payment that was never credited`);
-  }
-  if (fact.currency !== order.currency) return holdDebit(`dispute ${fact.disputeId} in ${fact.currency}, the order is in ${order.currency}`);
   // Stripe takes the disputed amount when the dispute opens and gives it back if it is won, so
   // the debit is keyed by the dispute id and a won close adds a reversal under the same id.
   // A dispute we first hear of as closed still gets its debit (events can arrive in any order).
-  if (fact.to === 'won' && (await isHeld(tx, order.id, 'dispute', fact.disputeId))) {
-    return holdFact(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, fact.currency, `dispute ${fact.disputeId} won; its debit is held`, eventId);
-  }
-  const debited = await insertLedgerEntry(tx, order, 'dispute', fact.disputeId, -fact.amount, eventId);
-  const reversed = fact.to === 'won' ? await insertLedgerEntry(tx, order, 'dispute_reversal', fact.disputeId, fact.amount, eventId) : false;
+  const { result, order } = await applyReversibleDebit(
+    tx,
+    located,
+    { debit: 'dispute', reversal: 'dispute_reversal', reference: fact.disputeId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.to === 'won', limitToLeft: false },
+    eventId,
+  );
+  if (result.outcome === 'held') return result;
   const moved = await moveOrder(tx, order, { kind: 'dispute', to: fact.to });
-  if (debited || reversed) return { outcome: 'applied' };
-  return { outcome: moved ? 'status_only' : 'already_applied' };
+  return result.outcome === 'already_applied' && moved ? { outcome: 'status_only' } : result;
 }
 
 async function hasEntry(tx: Tx, accountId: string, entryType: LedgerEntryType, reference: string): Promise<boolean> {

@@ -15,11 +15,7 @@ import { startOrderWorkers } from './worker.js';
 await runMain(async () => {
   const env = loadWorkerEnv();
   const logger = createLogger('order-worker', env.LOG_LEVEL);
-  const prisma = createPrismaClient(env.DATABASE_URL, {
-    // One connection per concurrent job of each queue, plus one spare for inbox bookkeeping.
-    poolSize: env.WORKER_CONCURRENCY * 2 + 1,
-    applicationName: 'order-worker',
-  });
+  const prisma = createPrismaClient(env.DATABASE_URL, { poolSize: env.WORKER_DB_POOL_SIZE, applicationName: 'order-worker' });
   const connection = createWorkerConnection(env.REDIS_URL);
   connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   const stripe = stripeClientFromEnv(env);
@@ -34,6 +30,8 @@ await runMain(async () => {
     logger,
     metrics,
     concurrency: env.WORKER_CONCURRENCY,
+    batchSize: env.WORKER_BATCH_SIZE,
+    batchWaitMs: env.WORKER_BATCH_WAIT_MS,
     lockDurationMs: env.WORKER_LOCK_DURATION_MS,
     stalledIntervalMs: Math.min(env.WORKER_LOCK_DURATION_MS, 30_000),
     stripeRequestsPerSecond: env.STRIPE_MAX_RPS,

@@ -23,6 +23,18 @@ export function createWorkerMetrics(registry = new Registry()) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    batchSize: new Histogram({
+      name: 'ledger_credit_batch_size',
+      help: 'Payments per group-commit statement.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200],
+      registers: [registry],
+    }),
+    batchSeconds: new Histogram({
+      name: 'ledger_credit_batch_seconds',
+      help: 'Duration of one group-commit statement (one PostgreSQL round trip).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
     reconcileUncredited: new Gauge({
       name: 'ledger_reconcile_uncredited_payments',
       help: 'Payments Stripe reported succeeded in the last reconciliation window that were not credited yet (drift).',

@@ -100,15 +100,15 @@ export function statusOf(progress: PaymentProgress, state: Omit<OrderState, 'sta
 }
 
 /**
- * {@link statusOf} as a SQL expression over the `orders` columns, for a payment progress given as
- * SQL (`'paid'` when the statement credits the order).
+ * {@link statusOf} as a SQL expression over the `orders` columns (qualified by `table`, e.g.
+ * `orders.`), for a payment progress given as SQL (`'paid'` when the statement credits the order).
  */
-export function orderStatusSql(progressSql: string): string {
+export function orderStatusSql(progressSql: string, table = ''): string {
   return `(CASE
-      WHEN review_reason IS NOT NULL THEN 'needs_review'
-      WHEN dispute_status IN ('open', 'lost') THEN 'disputed'
+      WHEN ${table}review_reason IS NOT NULL THEN 'needs_review'
+      WHEN ${table}dispute_status IN ('open', 'lost') THEN 'disputed'
       WHEN ${progressSql} <> 'paid' THEN ${progressSql}
-      WHEN amount_refunded >= amount THEN 'refunded'
-      WHEN amount_refunded > 0 THEN 'partially_refunded'
+      WHEN ${table}amount_refunded >= ${table}amount THEN 'refunded'
+      WHEN ${table}amount_refunded > 0 THEN 'partially_refunded'
       ELSE 'credited' END)::"OrderStatus"`;
 }

@@ -13,6 +13,7 @@ import {
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { paymentFactsFromEvent, MalformedEventError } from './event-facts.js';
+import { CreditBatcher } from './credit-batcher.js';
 import { applyPaymentFacts, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { PaymentFact } from './payment-facts.js';
@@ -32,6 +33,11 @@ export interface OrderWorkerDeps {
   metrics: WorkerMetrics;
   /** Jobs one process runs at once, per queue. */
   concurrency: number;
+  /** Group commit: payments per statement at most (1 turns batching off), and how long a batch waits to fill. */
+  batchSize?: number;
+  batchWaitMs?: number;
+  /** Set by startOrderWorkers: the process's batcher, which every payment of every job goes through. */
+  batcher?: CreditBatcher;
   /** Lock duration; a job whose worker stops renewing it is taken over after this (stalled). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -59,8 +65,15 @@ function countOutcomes(metrics: WorkerMetrics, facts: PaymentFact[], result: App
 
 const TEST_MODE_SCOPE: StripeScope = { livemode: false, connectedAccounts: new Set() };
 
+/** A single payment goes through the process's batcher (group commit); anything else through its own transaction. */
+function applyFacts(deps: Pick<OrderWorkerDeps, 'prisma' | 'batcher'>, facts: PaymentFact[], source?: EventSource): Promise<ApplyResult> {
+  const [only] = facts;
+  if (deps.batcher && facts.length === 1 && only?.kind === 'payment_succeeded') return deps.batcher.credit({ fact: only, source });
+  return applyPaymentFacts(deps.prisma, facts, source);
+}
+
 /** Applies one queued Stripe event. Exported for tests and replay; the worker calls it per job. */
-export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope'>, data: unknown, log: Logger): Promise<ApplyResult> {
+export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'>, data: unknown, log: Logger): Promise<ApplyResult> {
   const parsed = stripeEventJobSchema.safeParse(data);
   if (!parsed.success) throw new UnrecoverableError(`not a Stripe event job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const event = parsed.data;
@@ -83,7 +96,7 @@ export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 
   }
   let result: ApplyResult;
   try {
-    result = await applyPaymentFacts(deps.prisma, facts, source);
+    result = await applyFacts(deps, facts, source);
   } catch (error) {
     await recordEventFailure(deps.prisma, source, error instanceof Error ? error.message : String(error)).catch((recordError: unknown) => {
       log.warn({ err: recordError }, 'could not record the failed attempt in the inbox');
@@ -106,7 +119,7 @@ const CANCELABLE = new Set<Stripe.PaymentIntent.Status>(['requires_payment_metho
  * `expire` job (the order outlived ORDER_TTL) cancels it first unless it is paid or on its way: a
  * canceled PaymentIntent cannot be paid any more, so the order can end.
  */
-export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe'>, data: unknown, log: Logger): Promise<ApplyResult> {
+export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe' | 'batcher'>, data: unknown, log: Logger): Promise<ApplyResult> {
   const parsed = paymentSyncJobSchema.safeParse(data);
   if (!parsed.success) throw new UnrecoverableError(`not a payment sync job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const { paymentIntentId, reason } = parsed.data;
@@ -121,7 +134,7 @@ export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | '
     }
   }
   const facts = paymentFactsFromPaymentIntent(pi, { expiring: reason === 'expire' });
-  const result = await applyPaymentFacts(deps.prisma, facts);
+  const result = await applyFacts(deps, facts);
   countOutcomes(deps.metrics, facts, result);
   log.info({ paymentIntentStatus: pi.status, reason, outcomes: result.outcomes }, 'payment intent synced');
   return result;
@@ -142,8 +155,17 @@ export async function applyReviewResolution(deps: Pick<OrderWorkerDeps, 'prisma'
   }
 }
 
-/** Starts the event, sync and review-resolution workers of one process. */
-export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
+/** Starts the event, sync and review-resolution workers of one process, and their batcher. */
+export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
+  const batcher = new CreditBatcher(workerDeps.prisma, {
+    maxBatch: workerDeps.batchSize ?? 1,
+    maxWaitMs: workerDeps.batchWaitMs ?? 5,
+    onBatch: (size, seconds) => {
+      workerDeps.metrics.batchSize.observe(size);
+      workerDeps.metrics.batchSeconds.observe(seconds);
+    },
+  });
+  const deps = { ...workerDeps, batcher };
   const options = {
     connection: deps.connection,
     prefix: deps.prefix,
@@ -181,7 +203,8 @@ export function startOrderWorkers(deps: OrderWorkerDeps): OrderWorkers {
   return {
     workers,
     async close() {
-      const results = await Promise.allSettled(workers.map((worker) => worker.close()));
+      // Closing a worker waits for its active jobs, which wait for their batches.
+      const results = await Promise.allSettled([...workers.map((worker) => worker.close()), batcher.drain()]);
       const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failure) throw failure.reason;
     },

@@ -15,7 +15,7 @@ await runCli('reconcile', async ({ env, prisma, logger }) => {
       { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
     );
     const { payments } = report;
-    console.log(`listed ${report.eventsListed} Stripe events from ${new Date(report.checkpoint * 1000).toISOString()} (the next pass starts there)`);
+    console.log(`listed ${report.eventsListed} Stripe events; checkpoint ${new Date(report.checkpoint * 1000).toISOString()} (the oldest event the inbox still lacks, else the newest: the next pass starts there)`);
     console.log(`events the inbox lacked: ${report.eventsEnqueued} queued now, ${report.eventsInFlight} already queued and not applied yet`);
     console.log(
       `unpaid orders: ${report.staleOrdersChecked} checked with Stripe, ${report.ordersExpiring} past ORDER_TTL being canceled, ${report.ordersExpired} without a PaymentIntent expired`,
