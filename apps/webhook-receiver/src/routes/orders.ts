@@ -246,6 +246,9 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
       try {
         // Ownership is checked on every read, so another account's order never makes anyone wait.
         const order = await findOrder(request, request.params.id);
+        // Shutting down: the connection must not stay open for another request, or closing waits
+        // for its keep-alive timeout (idle connections were closed before this answer was sent).
+        if (app.orderStatus.closing) reply.header('connection', 'close');
         if (order.status !== status || Date.now() >= deadline || gone.aborted || app.orderStatus.closing) return orderView(order);
         await watch.changed;
       } finally {
