@@ -38,19 +38,21 @@ const checkoutSession = z.object({
   metadata,
 });
 
+// A refund, charge or dispute of a payment made without a PaymentIntent has `payment_intent: null`:
+// never one of this system's payments (it creates a PaymentIntent for every order).
 const refund = z.object({
   id: id('re'),
   amount,
   currency,
   status: z.string().nullish(),
-  payment_intent: expandableId('pi'),
+  payment_intent: expandableId('pi').nullish(),
 });
 
 const charge = z.object({
   id: id('ch'),
   currency,
-  payment_intent: expandableId('pi'),
-  refunds: z.object({ data: z.array(refund.partial({ payment_intent: true })) }).nullish(),
+  payment_intent: expandableId('pi').nullish(),
+  refunds: z.object({ data: z.array(refund) }).nullish(),
 });
 
 const dispute = z.object({
@@ -58,7 +60,7 @@ const dispute = z.object({
   amount,
   currency,
   status: z.string(),
-  payment_intent: expandableId('pi'),
+  payment_intent: expandableId('pi').nullish(),
 });
 
 function parse<T extends z.ZodType>(schema: T, event: StripeEventJob): z.infer<T> {
@@ -121,15 +123,18 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
     case 'refund.failed':
     case 'charge.refund.updated': {
       const r = parse(refund, event);
+      if (!r.payment_intent) return [];
       return [{ kind: 'refund', refundId: r.id, paymentIntentId: r.payment_intent, amount: r.amount, currency: r.currency, status: refundStatus(r.status) }];
     }
     case 'charge.refunded': {
       // The charge lists its refunds only where the API version still expands them; each is a fact.
       const c = parse(charge, event);
+      const paymentIntentId = c.payment_intent;
+      if (!paymentIntentId) return [];
       return (c.refunds?.data ?? []).map((r) => ({
         kind: 'refund' as const,
         refundId: r.id,
-        paymentIntentId: c.payment_intent,
+        paymentIntentId,
         amount: r.amount,
         currency: r.currency,
         status: refundStatus(r.status),
@@ -139,7 +144,7 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
     case 'charge.dispute.closed': {
       const d = parse(dispute, event);
       // Inquiries (`warning_*`) withdraw no funds: https://docs.stripe.com/disputes/how-disputes-work
-      if (d.status.startsWith('warning_')) return [];
+      if (d.status.startsWith('warning_') || !d.payment_intent) return [];
       const to = event.type === 'charge.dispute.created' ? 'open' : d.status === 'won' ? 'won' : d.status === 'lost' ? 'lost' : undefined;
       if (!to) return [];
       return [{ kind: 'dispute', disputeId: d.id, paymentIntentId: d.payment_intent, amount: d.amount, currency: d.currency, to }];

@@ -65,8 +65,8 @@ export const stripeEventEnvelopeSchema = z.object({
 export type StripeEventEnvelope = z.infer<typeof stripeEventEnvelopeSchema>;
 
 /**
- * A Stripe event as queued: what the worker needs and nothing secret (client secrets are removed
- * by {@link stripeEventJobData}; the signature never leaves the receiver).
+ * A Stripe event as queued: what the worker needs and nothing else ({@link compactStripeObject};
+ * the signature never leaves the receiver).
  */
 export const stripeEventJobSchema = z.object({
   id: eventId,
@@ -98,17 +98,37 @@ export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
   return false;
 }
 
-/** Keys whose values are secrets wherever they appear in a Stripe object. */
-const SECRET_KEYS = new Set(['client_secret']);
+/** Fields of a Stripe object the worker reads (event-facts.ts); a test checks nothing else is needed. */
+const OBJECT_FIELDS = ['id', 'object', 'amount', 'amount_received', 'amount_total', 'currency', 'status', 'mode', 'payment_status'] as const;
+/** Metadata the worker reads: the order and account this system wrote when it created the PaymentIntent. */
+const METADATA_FIELDS = ['order_id', 'account_id'] as const;
 
-function withoutSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutSecrets);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).filter(([key]) => !SECRET_KEYS.has(key)).map(([key, inner]) => [key, withoutSecrets(inner)]),
-    );
+function pick(source: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const field of fields) if (field in source) picked[field] = source[field];
+  return picked;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+/** An expandable field (an id, or the expanded object) as its id. */
+const idOf = (value: unknown) => (isObject(value) && 'id' in value ? value.id : value);
+
+/**
+ * What a job keeps of a Stripe object: the fields the worker reads, nothing else. Jobs stay small
+ * (Redis memory follows the backlog times the job size), and nothing the worker does not need —
+ * client secrets, customer details — is ever written to Redis.
+ */
+export function compactStripeObject(object: Record<string, unknown>): Record<string, unknown> {
+  const compact = pick(object, OBJECT_FIELDS);
+  if ('payment_intent' in object) compact.payment_intent = idOf(object.payment_intent);
+  if (isObject(object.metadata)) compact.metadata = pick(object.metadata, METADATA_FIELDS);
+  const refunds = isObject(object.refunds) ? object.refunds.data : undefined;
+  if (Array.isArray(refunds)) {
+    compact.refunds = {
+      data: refunds.filter(isObject).map((refund) => ({ ...pick(refund, OBJECT_FIELDS), ...('payment_intent' in refund ? { payment_intent: idOf(refund.payment_intent) } : {}) })),
+    };
   }
-  return value;
+  return compact;
 }
 
 /** The job payload for a verified event. */
@@ -126,7 +146,7 @@ export function stripeEventJobData(event: {
     created: event.created,
     livemode: event.livemode,
     ...(event.account ? { account: event.account } : {}),
-    object: withoutSecrets(event.data.object) as Record<string, unknown>,
+    object: compactStripeObject(event.data.object as Record<string, unknown>),
   };
 }
 
@@ -150,15 +170,20 @@ export function paymentSyncJobId(paymentIntentId: string, now = Date.now()): str
 const DAY_SECONDS = 24 * 3600;
 
 /**
- * Event jobs: completed ones stay 3 days so their ids dedupe Stripe's retries cheaply (the ledger is
- * the guarantee either way); failed ones stay until an operator acts: money must stay visible.
+ * Completed jobs stay only as long as an operator looks at them in Bull Board: minutes, and never
+ * more than a few thousand. The PostgreSQL inbox is the permanent dedupe, so Redis memory follows the
+ * backlog, not the traffic history (at ~0.5 KB a job, 1,000 events/s kept for days would be
+ * hundreds of GB).
  */
+const COMPLETED_RETENTION = { age: 15 * 60, count: 5_000 };
+
+/** Event jobs: failed ones stay until an operator acts: money must stay visible. */
 export function stripeEventJobOptions(eventId: string, backoffMs = 1_000): JobsOptions & { jobId: string } {
   return {
     jobId: eventId,
     attempts: 10,
     backoff: { type: 'exponential', delay: backoffMs },
-    removeOnComplete: { age: 3 * DAY_SECONDS },
+    removeOnComplete: COMPLETED_RETENTION,
     removeOnFail: false,
   };
 }
@@ -168,7 +193,7 @@ export function paymentSyncJobOptions(jobId: string, backoffMs = 1_000): JobsOpt
     jobId,
     attempts: 8,
     backoff: { type: 'exponential', delay: backoffMs },
-    removeOnComplete: { age: DAY_SECONDS },
+    removeOnComplete: COMPLETED_RETENTION,
     removeOnFail: { age: 7 * DAY_SECONDS },
   };
 }

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { HANDLED_EVENT_TYPES, stripeEventJobData } from '@ledger/shared';
+import { describe, expect, it } from 'vitest';
+import { MalformedEventError, paymentFactsFromEvent } from '../apps/order-worker/src/event-facts.js';
+
+// Pure: Stripe's own full-size example objects (test/fixtures/stripe), every handled event type ×
+// every status its object can have. Milliseconds, no services.
+const fixture = (name: string) => JSON.parse(readFileSync(`test/fixtures/stripe/${name}.json`, 'utf8')) as Record<string, unknown>;
+const PI = 'pi_3FactsTestPayment';
+const metadata = { order_id: 'ord_factstest00000000000000', account_id: 'acct_facts', note: 'anything else' };
+
+const objects = {
+  paymentIntent: (status: string) => ({ ...fixture('payment_intent'), id: PI, amount: 1_000, amount_received: status === 'succeeded' ? 1_000 : 0, currency: 'usd', status, metadata }),
+  checkoutSession: (payment_status: string, mode = 'payment') => ({ ...fixture('checkout_session'), id: 'cs_test_facts', mode, payment_status, payment_intent: PI, amount_total: 1_000, currency: 'usd', metadata }),
+  refund: (status: string) => ({ ...fixture('refund'), id: 're_facts', amount: 400, currency: 'usd', status, payment_intent: PI }),
+  charge: (refundStatuses: string[]) => ({
+    ...fixture('charge'),
+    id: 'ch_facts',
+    currency: 'usd',
+    payment_intent: { id: PI, object: 'payment_intent' },
+    refunds: { object: 'list', data: refundStatuses.map((status, index) => ({ ...fixture('refund'), id: `re_facts${index}`, amount: 100, currency: 'usd', status })) },
+  }),
+  dispute: (status: string) => ({ ...fixture('dispute'), id: 'dp_facts', amount: 1_000, currency: 'usd', status, payment_intent: PI }),
+};
+
+const event = (type: string, object: Record<string, unknown>) => ({ id: 'evt_facts', type, created: 1_800_000_000, livemode: false, data: { object } });
+const factsOf = (type: string, object: Record<string, unknown>) => paymentFactsFromEvent(stripeEventJobData(event(type, object)));
+
+const PI_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'canceled', 'succeeded'];
+const REFUND_STATUSES = ['pending', 'requires_action', 'succeeded', 'failed', 'canceled'];
+const DISPUTE_STATUSES = ['warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response', 'under_review', 'won', 'lost'];
+
+describe('paymentFactsFromEvent', () => {
+  it.each(PI_STATUSES)('payment_intent.succeeded with status %s', (status) => {
+    const facts = factsOf('payment_intent.succeeded', objects.paymentIntent(status));
+    expect(facts).toEqual(status === 'succeeded' ? [{ kind: 'payment_succeeded', paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' }] : []);
+  });
+
+  it.each([
+    ['payment_intent.processing', 'processing'],
+    ['payment_intent.payment_failed', 'payment_failed'],
+    ['payment_intent.canceled', 'canceled'],
+  ])('%s → progress %s', (type, to) => {
+    expect(factsOf(type, objects.paymentIntent('requires_payment_method'))).toEqual([{ kind: 'payment_progress', paymentIntentId: PI, orderId: metadata.order_id, to }]);
+  });
+
+  it.each([
+    ['checkout.session.completed', 'paid', 'payment', 'payment_succeeded'],
+    ['checkout.session.completed', 'unpaid', 'payment', undefined],
+    ['checkout.session.completed', 'paid', 'subscription', undefined],
+    ['checkout.session.async_payment_succeeded', 'paid', 'payment', 'payment_succeeded'],
+    ['checkout.session.async_payment_failed', 'unpaid', 'payment', 'payment_progress'],
+  ])('%s, payment_status %s, mode %s → %s', (type, paymentStatus, mode, kind) => {
+    const facts = factsOf(type, objects.checkoutSession(paymentStatus, mode));
+    expect(facts.map((fact) => fact.kind)).toEqual(kind ? [kind] : []);
+  });
+
+  it.each(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'].flatMap((type) => REFUND_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
+    expect(factsOf(type, objects.refund(status))).toEqual([
+      { kind: 'refund', refundId: 're_facts', paymentIntentId: PI, amount: 400, currency: 'usd', status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited' },
+    ]);
+  });
+
+  it('charge.refunded: one fact per refund it lists, with the charge\'s PaymentIntent even when expanded', () => {
+    const facts = factsOf('charge.refunded', objects.charge(['succeeded', 'failed']));
+    expect(facts).toEqual([
+      { kind: 'refund', refundId: 're_facts0', paymentIntentId: PI, amount: 100, currency: 'usd', status: 'debited' },
+      { kind: 'refund', refundId: 're_facts1', paymentIntentId: PI, amount: 100, currency: 'usd', status: 'reversed' },
+    ]);
+  });
+
+  it.each(['charge.dispute.created', 'charge.dispute.closed'].flatMap((type) => DISPUTE_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
+    const expected =
+      status.startsWith('warning_') ? undefined : type === 'charge.dispute.created' ? 'open' : status === 'won' || status === 'lost' ? status : undefined;
+    expect(factsOf(type, objects.dispute(status)).map((fact) => (fact.kind === 'dispute' ? fact.to : fact.kind))).toEqual(expected ? [expected] : []);
+  });
+
+  it('refuses an object that lacks what its type promises, as unrecoverable', () => {
+    expect(() => factsOf('payment_intent.succeeded', { ...objects.paymentIntent('succeeded'), amount_received: -1 })).toThrow(MalformedEventError);
+    expect(() => factsOf('refund.created', { id: 're_x' })).toThrow(MalformedEventError);
+  });
+});
+
+describe('the job payload', () => {
+  const samples: [string, Record<string, unknown>][] = [
+    ...PI_STATUSES.map((status) => ['payment_intent.succeeded', objects.paymentIntent(status)] as [string, Record<string, unknown>]),
+    ['payment_intent.payment_failed', objects.paymentIntent('requires_payment_method')],
+    ['checkout.session.completed', objects.checkoutSession('paid')],
+    ['checkout.session.async_payment_failed', objects.checkoutSession('unpaid')],
+    ...REFUND_STATUSES.map((status) => ['refund.updated', objects.refund(status)] as [string, Record<string, unknown>]),
+    ['charge.refunded', objects.charge(['succeeded', 'canceled', 'pending'])],
+    ...DISPUTE_STATUSES.map((status) => ['charge.dispute.closed', objects.dispute(status)] as [string, Record<string, unknown>]),
+  ];
+
+  it('keeps everything the worker reads: the facts of the compact job equal those of the full object', () => {
+    for (const [type, object] of samples) {
+      const full = paymentFactsFromEvent({ id: 'evt_full', type, created: 1, livemode: false, object });
+      expect(factsOf(type, object), type).toEqual(full);
+    }
+    expect(new Set(samples.map(([type]) => type)).size).toBeGreaterThan(6);
+    expect(HANDLED_EVENT_TYPES.length).toBeGreaterThan(0);
+  });
+
+  it('keeps nothing else: no client secret, no customer details, a fraction of the size', () => {
+    const object = objects.paymentIntent('succeeded');
+    const job = stripeEventJobData(event('payment_intent.succeeded', object));
+    expect(JSON.stringify(job)).not.toMatch(/secret/i);
+    expect(job.object.metadata).toEqual({ order_id: metadata.order_id, account_id: metadata.account_id });
+    expect(JSON.stringify(job).length).toBeLessThan(JSON.stringify(object).length / 3);
+  });
+});
