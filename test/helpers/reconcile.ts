@@ -80,8 +80,9 @@ export function useReconcileHarness(): ReconcileHarness {
       return orders;
     },
     async drained() {
-      const counts = await Promise.all([this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed')));
-      return counts.every((count) => (count.waiting ?? 0) + (count.active ?? 0) + (count.delayed ?? 0) === 0);
+      // Jobs, not list entries: after Redis lost keys a list can keep an id whose job is gone.
+      const pending = await Promise.all([this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])));
+      return pending.every((jobs) => jobs.filter(Boolean).length === 0);
     },
   };
 }
