@@ -1,7 +1,7 @@
 import { DEFAULT_REDIS_URL, parseCommandLine, usageError, type OptionSpec } from '@ledger/shared';
 
 /** Which benchmarks a run includes (`--only` / `BENCH_ONLY`). */
-export type BenchmarkName = 'ingest' | 'worker' | 'e2e';
+export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll';
 
 /** How the receiver and the worker run: compiled JavaScript as in production, or TypeScript through tsx. */
 export type BenchRuntime = 'compiled' | 'source';
@@ -36,6 +36,9 @@ export interface BenchConfig {
   e2eDrainTimeoutSeconds: number;
   /** How often the end-to-end benchmark looks for new ledger entries; bounds its time resolution. */
   e2ePollMs: number;
+  /** Concurrent long-poll clients, and the rate (updates/s) of the status changes they wait for. */
+  longPollWaiters: number;
+  longPollRate: number;
   /** Child processes (`receiver`, `worker`) started with `--cpu-prof`; profiles go to bench/profiles. */
   cpuProfile: Set<'receiver' | 'worker'>;
   keepLogs: boolean;
@@ -54,7 +57,7 @@ function knob(env: string, value: string | undefined, description: string): Knob
 
 /** One table for the flags, the variables and `--help`. */
 const KNOBS = {
-  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e; default all'),
+  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll; default all'),
   runtime: knob('BENCH_RUNTIME', 'compiled|source', 'run the receiver and worker compiled (default; `npm run bench` builds first) or from source with tsx'),
   rounds: knob('BENCH_ROUNDS', 'N', 'rounds of benchmarks 1 and 2, system and baseline each; default 2'),
   'ingest-seconds': knob('BENCH_INGEST_SECONDS', 'S', 'length of each ingest run; default 10'),
@@ -68,6 +71,8 @@ const KNOBS = {
   'e2e-fallback-rate': knob('BENCH_E2E_FALLBACK_RATE', 'auto|N', 'rate of run 3b when run 3 falls behind; 0 for none; default auto'),
   'e2e-drain-timeout-seconds': knob('BENCH_E2E_DRAIN_TIMEOUT_SECONDS', 'S', 'wait for the last credit after the last send; default 45'),
   'e2e-poll-ms': knob('BENCH_E2E_POLL_MS', 'MS', 'ledger polling interval (the latency resolution); default 5'),
+  'long-poll-waiters': knob('BENCH_LONG_POLL_WAITERS', 'N', 'concurrent long-poll clients; default 1000'),
+  'long-poll-rate': knob('BENCH_LONG_POLL_RATE', 'N', 'status changes per second they wait for; default 200'),
   'log-level': knob('BENCH_LOG_LEVEL', 'LEVEL', 'LOG_LEVEL of the receiver and the worker; default info'),
   'cpu-prof': knob('BENCH_CPU_PROF', 'LIST', 'receiver, worker or both: run them with --cpu-prof (profiles in bench/profiles/)'),
   'keep-logs': knob('BENCH_KEEP_LOGS', undefined, 'keep the child processes\' logs (kept anyway when a run fails)'),
@@ -126,7 +131,7 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
   };
   const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: list('only', ['ingest', 'worker', 'e2e'] as const, ['ingest', 'worker', 'e2e']),
+    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll'] as const, ['ingest', 'worker', 'e2e', 'long-poll']),
     adminDatabaseUrl: raw('admin-database-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
     runtime: choice('runtime', ['compiled', 'source'] as const, 'compiled'),
@@ -143,6 +148,8 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     e2eWarmupSeconds: number('e2e-warmup-seconds', 2),
     e2eDrainTimeoutSeconds: number('e2e-drain-timeout-seconds', 45, { min: 1 }),
     e2ePollMs: number('e2e-poll-ms', 5, { min: 1 }),
+    longPollWaiters: number('long-poll-waiters', 1_000, { min: 1 }),
+    longPollRate: number('long-poll-rate', 200, { min: 1 }),
     cpuProfile: list('cpu-prof', ['receiver', 'worker'] as const, []),
     keepLogs: raw('keep-logs') === '1',
   };

@@ -1,5 +1,6 @@
 import type { CpuShare, EndToEndResult, Latency } from './end-to-end.js';
 import type { IngestResult, LoadRun } from './ingest.js';
+import type { LongPollResult } from './long-poll.js';
 import type { MachineLoad } from './machine-load.js';
 import { median } from './stats.js';
 import { TARGET_BASELINE, type WorkerResult } from './worker-throughput.js';
@@ -13,7 +14,7 @@ export interface MachineConditions {
   loadAverageBefore: number[];
   loadAverageAfter: number[];
   /** How busy the machine was during each stage (this run's own processes included). */
-  stageLoad: Partial<Record<'ingest' | 'worker' | 'endToEnd' | 'endToEndFallback', MachineLoad>>;
+  stageLoad: Partial<Record<'ingest' | 'worker' | 'endToEnd' | 'endToEndFallback' | 'longPoll', MachineLoad>>;
 }
 
 /** Everything one run measured; written to bench/results.json. */
@@ -25,6 +26,7 @@ export interface BenchResults {
   endToEnd?: EndToEndResult;
   /** The end-to-end run at a rate this machine sustains, when it could not keep up with the target rate. */
   endToEndFallback?: EndToEndResult;
+  longPoll?: LongPollResult;
   targets: TargetCheck[];
 }
 
@@ -117,6 +119,18 @@ function measurementRows(results: BenchResults): string[][] {
   };
   if (endToEnd) endToEndRows(endToEnd, '3+4');
   if (endToEndFallback) endToEndRows(endToEndFallback, '3b');
+  if (results.longPoll) {
+    const { waiters, rounds, rssIdle, rssWaiting, peakRss, listenConnections, poolConnections } = results.longPoll;
+    for (const round of rounds) {
+      rows.push([
+        round.mode === 'spread' ? `5 long-poll, ${int(waiters)} waiting, changes at ${int(round.rate ?? 0)}/s` : `  same, all ${int(waiters)} changed in one commit`,
+        `commit → answer ${latency(round.commitToAnswer)}${round.missed > 0 ? `  ${int(round.missed)} missed` : ''}`,
+        `receiver ${round.receiverCpuMsPerAnswer.toFixed(2)} ms CPU per answer`,
+        '',
+      ]);
+    }
+    rows.push(['', `receiver RSS ${mb(rssIdle)} idle, ${mb(rssWaiting)} waiting (peak ${mb(peakRss)})`, `PostgreSQL: ${listenConnections} LISTEN + ${poolConnections} pool connections`, '']);
+  }
   return rows;
 }
 
@@ -157,7 +171,7 @@ export function formatReport(results: BenchResults): string {
     table(cpuRows(results)),
     '',
   ];
-  const stageNames = { ingest: '1', worker: '2', endToEnd: '3', endToEndFallback: '3b' } as const;
+  const stageNames = { ingest: '1', worker: '2', endToEnd: '3', endToEndFallback: '3b', longPoll: '5' } as const;
   const loads = Object.entries(machine.stageLoad).map(([stage, load]) => {
     const { min, max } = load.loadAverage;
     return `${stageNames[stage as keyof typeof stageNames]}: load ${min.toFixed(1)}–${max.toFixed(1)}, CPU ${Math.round(load.cpuBusy * 100)}% busy`;

@@ -5,7 +5,8 @@
  * 1. receiver ingest vs. a bare Fastify route (autocannon, full speed);
  * 2. worker drain vs. a plain-pg implementation of the same credit transaction;
  * 3. end-to-end latency at a fixed rate, webhook sent → credit visible;
- * 4. peak RSS of the receiver and the worker under that load.
+ * 4. peak RSS of the receiver and the worker under that load;
+ * 5. long-poll: 1,000 waiting clients, time from a status change's commit to each answer, RSS.
  *
  * Prints a table with each target's PASS / MISS and writes bench/results.json. Runs on a fresh
  * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
@@ -22,6 +23,7 @@ import { deleteKeysWithPrefix } from './bench-redis.js';
 import { loadBenchConfig } from './config.js';
 import { runEndToEndBenchmark } from './end-to-end.js';
 import { runIngestBenchmark } from './ingest.js';
+import { runLongPollBenchmark } from './long-poll.js';
 import { sampleMachineLoad } from './machine-load.js';
 import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './report.js';
 import type { RunContext } from './system-processes.js';
@@ -108,6 +110,11 @@ try {
       log(`   credits reached ${Math.round(endToEnd.creditsPerSecond)}/s only: again at ${fallbackRate} events/s`);
       results.endToEndFallback = await stage('endToEndFallback', () => runEndToEndBenchmark(runContext, database, runPrefix, fallbackRate));
     }
+  }
+
+  if (config.only.has('long-poll')) {
+    log(`long-poll: ${config.longPollWaiters} waiting clients, changes at ${config.longPollRate}/s, then all in one commit`);
+    results.longPoll = await stage('longPoll', () => runLongPollBenchmark(runContext, database, runPrefix));
   }
 
   const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, runtime: config.runtime, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };

@@ -29,7 +29,7 @@ function track(context: RunContext, child: BenchChild): BenchChild {
 }
 
 /** The real receiver (`apps/webhook-receiver`), listening on `port`. */
-export async function startReceiver(context: RunContext, name: string, options: { port: number; prefix: string }): Promise<BenchChild> {
+export async function startReceiver(context: RunContext, name: string, options: { port: number; prefix: string; env?: Record<string, string> }): Promise<BenchChild> {
   const child = track(
     context,
     startChild(name, entryPoint(context, 'webhook-receiver/src/server'), {
@@ -44,6 +44,7 @@ export async function startReceiver(context: RunContext, name: string, options: 
         PORT: String(options.port),
         HOST: '127.0.0.1',
         LOG_LEVEL: context.config.logLevel,
+        ...options.env,
       },
     }),
   );

@@ -1,14 +1,22 @@
 /**
  * `npm run demo`, against a running `npm start` with the emulator: creates an order, pays it
- * through the emulator, asks for a confirm, and polls until the order is credited.
+ * through the emulator, asks for a confirm, and long-polls until the order is credited. It calls the
+ * orders API as the merchant's backend, with the service key `npm start` made (or ORDERS_API_KEY).
  */
 import { randomUUID } from 'node:crypto';
 import { EMULATOR_API_BASE, parseCommandLine } from '@ledger/shared';
+import { demoOrdersKey } from './support/dev-orders-key.js';
 
 parseCommandLine('demo', {
   usage: 'npm run demo',
-  summary: 'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and polls until it is credited, printing each step.',
-  environment: ['DEMO_RECEIVER_URL (default http://127.0.0.1:$PORT)', 'PORT', 'STRIPE_API_BASE (the emulator)', 'ADMIN_TOKEN (also show the balance and the ledger)'],
+  summary: 'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and long-polls until it is credited, printing each step.',
+  environment: [
+    'DEMO_RECEIVER_URL (default http://127.0.0.1:$PORT)',
+    'PORT',
+    'STRIPE_API_BASE (the emulator)',
+    'ORDERS_API_KEY (default: the first of ORDERS_API_KEYS, else the key npm start made)',
+    'ADMIN_TOKEN (also show the balance and the ledger)',
+  ],
   exitCodes: [
     [0, 'the order was credited'],
     [1, 'the receiver or the emulator did not answer, or the order was not credited within 20 s'],
@@ -18,6 +26,8 @@ parseCommandLine('demo', {
 
 const receiver = process.env.DEMO_RECEIVER_URL || `http://127.0.0.1:${process.env.PORT || '3000'}`;
 const emulator = process.env.STRIPE_API_BASE || EMULATOR_API_BASE;
+const apiKey = demoOrdersKey(process.env);
+const asService = { authorization: `Bearer ${apiKey}` };
 
 /** Fails with one line when `url` does not answer within 3 s, saying what to start. */
 async function reachable(what: string, url: string, hint: string): Promise<void> {
@@ -42,9 +52,10 @@ const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
 try {
   await reachable('receiver', `${receiver}/healthz`, 'is `npm start` running? (PORT or DEMO_RECEIVER_URL point the demo elsewhere)');
   await reachable('Stripe emulator', `${emulator}/_emulator/config`, 'the demo pays through the emulator, which `npm start` runs when STRIPE_SECRET_KEY is unset');
+  if (!apiKey) throw new Error('no orders API key: run `npm start` first (it makes one in .dev/orders-api-key) or set ORDERS_API_KEY');
   const accountId = `demo_${randomUUID().slice(0, 8)}`;
   step(1, `POST ${receiver}/orders — a 25.00 USD top-up for account ${accountId}`);
-  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { 'Idempotency-Key': randomUUID() });
+  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { ...asService, 'Idempotency-Key': randomUUID() });
   console.log(`   order ${order.id}: ${order.status}, PaymentIntent ${order.paymentIntentId}`);
 
   step(2, `the customer pays: emulator marks ${order.paymentIntentId} succeeded and sends signed webhooks`);
@@ -52,17 +63,18 @@ try {
   console.log('   payment_intent.succeeded and charge.succeeded emitted');
 
   step(3, `POST ${receiver}/orders/${order.id}/confirm — the client says it paid (no credit here, a check with Stripe)`);
-  const confirmed = await call('POST', `${receiver}/orders/${order.id}/confirm`);
+  const confirmed = await call('POST', `${receiver}/orders/${order.id}/confirm`, undefined, asService);
   console.log(`   202, order ${confirmed.status}`);
 
-  step(4, `GET ${receiver}/orders/${order.id} until credited`);
+  step(4, `GET ${receiver}/orders/${order.id}?wait=10&status=<last seen> until credited (long-poll: answers when the status changes)`);
   const deadline = Date.now() + 20_000;
+  let status = confirmed.status as string;
   for (;;) {
-    const current = await call('GET', `${receiver}/orders/${order.id}`);
+    const current = await call('GET', `${receiver}/orders/${order.id}?wait=10&status=${status}`, undefined, asService);
     console.log(`   ${new Date().toISOString()}  ${current.status}`);
-    if (current.status === 'credited') break;
+    status = current.status;
+    if (status === 'credited') break;
     if (Date.now() > deadline) throw new Error('the order was not credited within 20 s: is the worker running?');
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
   if (process.env.ADMIN_TOKEN) {
     const auth = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };

@@ -18,6 +18,7 @@ import {
   probePostgres,
   probeRedis,
 } from '@ledger/shared';
+import { developmentOrdersKey, hasOrdersAuth } from './support/dev-orders-key.js';
 
 const { values } = parseCommandLine('start', {
   usage: 'npm start | npm run dev',
@@ -43,6 +44,10 @@ if (useEmulator) {
   shared.STRIPE_API_BASE = emulatorUrl.origin;
   shared.STRIPE_WEBHOOK_SECRET = process.env.STRIPE_WEBHOOK_SECRET || EMULATOR_WEBHOOK_SECRET;
 }
+// No orders credentials configured: a development service key, so `npm run demo` works with no setup
+// (production refuses to start instead).
+const devOrdersKey = hasOrdersAuth(process.env) || process.env.NODE_ENV === 'production' ? undefined : developmentOrdersKey();
+if (devOrdersKey) shared.ORDERS_API_KEYS = devOrdersKey;
 
 /** Prints one line and exits 1: what `npm start` cannot do, and what to change. */
 function fail(message: string): never {
@@ -149,6 +154,7 @@ if (!stopping) {
       useEmulator
         ? `  stripe       emulator at ${emulatorUrl.origin} (set STRIPE_SECRET_KEY to use Stripe itself)`
         : `  stripe       ${process.env.STRIPE_API_BASE || 'api.stripe.com'}`,
+      ...(devOrdersKey ? [`  orders key   ${devOrdersKey}  (development service key, kept in .dev/orders-api-key; set ORDERS_API_KEYS for your own)`] : []),
       `  demo         npm run demo`,
       '',
     ].join('\n'),

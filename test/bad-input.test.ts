@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { MAX_AMOUNT, QUEUES, createStripeClient, type QueueName } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import fc from 'fast-check';
+import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildStripeEmulator, type StripeEmulator } from '../apps/stripe-emulator/src/app.js';
+import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
@@ -265,8 +267,9 @@ describe('POST /webhooks/stripe rejects what Stripe did not sign', () => {
 
 const validOrder = () => ({ accountId: `acct_${hex(4)}`, amount: 1_000, currency: 'usd' });
 
+/** Sends with the service key unless `headers` says otherwise (`authorization: undefined` sends none). */
 function postOrder(payload: string | Buffer | undefined, headers: Record<string, string | undefined>) {
-  const defined = Object.fromEntries(Object.entries(headers).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const defined = Object.fromEntries(Object.entries({ ...serviceAuth(), ...headers }).filter((entry): entry is [string, string] => entry[1] !== undefined));
   return send('POST /orders', { method: 'POST', url: '/orders', payload, headers: defined });
 }
 
@@ -390,12 +393,121 @@ describe('GET /orders/:id and POST /orders/:id/confirm with ids no order has', (
     await fc.assert(
       fc.asyncProperty(absurdOrderId, fc.boolean(), async (id, confirm) => {
         const url = `/orders/${encodeURIComponent(id)}${confirm ? '/confirm' : ''}`;
-        const response = await send(confirm ? 'POST /orders/:id/confirm' : 'GET /orders/:id', { method: confirm ? 'POST' : 'GET', url });
+        const response = await send(confirm ? 'POST /orders/:id/confirm' : 'GET /orders/:id', { method: confirm ? 'POST' : 'GET', url, headers: serviceAuth() });
         expectClientError(response, 404);
       }),
       { numRuns: 60 },
     );
     expect(await jobCount()).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Orders credentials
+
+const b64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const goodClaims = () => ({ sub: 'acct_token', iss: JWT_ISSUER, aud: JWT_AUDIENCE, exp: nowSeconds() + 300 });
+
+/** Signs `claims` with HS256 and `secret` by hand, with whatever header the forger likes. */
+function hs256(claims: Record<string, unknown>, secret = JWT_SECRET, header: Record<string, unknown> = {}): string {
+  const signingInput = `${b64url({ alg: 'HS256', ...header })}.${b64url(claims)}`;
+  return `${signingInput}.${createHmac('sha256', secret).update(signingInput).digest('base64url')}`;
+}
+
+/**
+ * Tokens and keys nobody holding the receiver's secrets made, or made for something else: each
+ * must be answered 401 with a Bearer challenge, whatever route it is sent to.
+ */
+async function forgedCredentials(): Promise<[string, string][]> {
+  const { privateKey: rsaKey } = await generateKeyPair('RS256');
+  const valid = hs256(goodClaims());
+  const [header, payload, signature] = valid.split('.') as [string, string, string];
+  const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+  return [
+    ['alg none', `Bearer ${new UnsecuredJWT(goodClaims()).encode()}`],
+    ['alg none, signature kept', `Bearer ${b64url({ alg: 'none' })}.${payload}.${signature}`],
+    ['alg None in a relabelled header', `Bearer ${b64url({ alg: 'None', typ: 'JWT' })}.${payload}.`],
+    ['RS256 (an algorithm not configured)', `Bearer ${await new SignJWT(goodClaims()).setProtectedHeader({ alg: 'RS256' }).sign(rsaKey)}`],
+    ['HS512 with the right secret', `Bearer ${await new SignJWT(goodClaims()).setProtectedHeader({ alg: 'HS512' }).sign(new TextEncoder().encode(JWT_SECRET.repeat(2)))}`],
+    ['another secret', `Bearer ${hs256(goodClaims(), `${JWT_SECRET}x`)}`],
+    ['a flipped signature', `Bearer ${header}.${payload}.${flipped}`],
+    ['no signature', `Bearer ${header}.${payload}.`],
+    ['payload swapped for another account', `Bearer ${header}.${b64url({ ...goodClaims(), sub: 'acct_victim' })}.${signature}`],
+    ['expired', `Bearer ${await userToken('acct_token', {}, { expiresIn: -60 })}`],
+    ['not valid yet', `Bearer ${await userToken('acct_token', {}, { notBefore: 600 })}`],
+    ['no exp', `Bearer ${await userToken('acct_token', {}, { expiresIn: undefined })}`],
+    ['no sub', `Bearer ${await userToken(undefined)}`],
+    ['sub that is no account id', `Bearer ${await userToken('acct/../../admin')}`],
+    ['another issuer', `Bearer ${await userToken('acct_token', { iss: 'https://evil.example' })}`],
+    ['no issuer', `Bearer ${hs256({ ...goodClaims(), iss: undefined })}`],
+    ['another audience', `Bearer ${await userToken('acct_token', { aud: 'another-api' })}`],
+    ['a critical header nobody understands', `Bearer ${hs256(goodClaims(), JWT_SECRET, { crit: ['x-unknown'], 'x-unknown': 1 })}`],
+    ['two tokens', `Bearer ${valid} ${valid}`],
+    ['a token with a trailing space', `Bearer ${valid} `],
+    ['four segments', `Bearer ${valid}.${signature}`],
+    ['garbage segments', 'Bearer aaaa.bbbb.cccc'],
+    ['JSON instead of base64url', `Bearer ${JSON.stringify({ alg: 'none' })}.${JSON.stringify(goodClaims())}.`],
+    ['lower-case scheme, no token', 'bearer'],
+    ['Bearer only', 'Bearer'],
+    ['two spaces', `Bearer  ${ORDERS_API_KEYS[0]}`],
+    ['Basic with the API key as password', `Basic ${Buffer.from(`x:${ORDERS_API_KEYS[0]}`).toString('base64')}`],
+    ['the API key without a scheme', ORDERS_API_KEYS[0]!],
+    ['the API key minus a character', `Bearer ${ORDERS_API_KEYS[0]!.slice(0, -1)}`],
+    ['the API key plus a character', `Bearer ${ORDERS_API_KEYS[0]}x`],
+    ['both API keys', `Bearer ${ORDERS_API_KEYS.join(',')}`],
+    ['the admin token', `Bearer ${ADMIN_TOKEN}`],
+    ['a 10 kB token', `Bearer ${'a'.repeat(10_000)}`],
+  ];
+}
+
+describe('orders routes with missing, malformed or forged credentials', () => {
+  const routes = [
+    ['POST', '/orders', 'POST /orders'],
+    ['GET', `/orders/ord_${'A'.repeat(22)}`, 'GET /orders/:id'],
+    ['GET', `/orders/ord_${'A'.repeat(22)}?wait=5&status=awaiting_payment`, 'GET /orders/:id'],
+    ['POST', `/orders/ord_${'A'.repeat(22)}/confirm`, 'POST /orders/:id/confirm'],
+  ] as const;
+
+  it('answers 401 with a Bearer challenge for every forged or malformed credential, on every route', async () => {
+    const credentials = await forgedCredentials();
+    // The forger's tool makes tokens the receiver does accept when nothing is tampered with.
+    const control = await send('GET /orders/:id', { method: 'GET', url: routes[1][1], headers: { authorization: `Bearer ${hs256(goodClaims())}` } });
+    expectClientError(control, 404);
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...credentials), fc.constantFrom(...routes), async ([name, authorization], [method, url, route]) => {
+        const started = Date.now();
+        const response = await send(route, {
+          method,
+          url,
+          headers: { authorization, 'idempotency-key': `forged-${hex(4)}` },
+          payload: method === 'POST' && url === '/orders' ? { accountId: 'acct_token', amount: 1_000, currency: 'usd' } : undefined,
+        });
+        expectClientError(response, 401);
+        expect(response.headers['www-authenticate'], name).toMatch(/^Bearer realm="orders"/);
+        // Refused before any waiting: a long-poll with a bad token does not hold a connection.
+        expect(Date.now() - started, name).toBeLessThan(2_000);
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('answers 401 for random Authorization headers and no header at all', async () => {
+    const authorization = fc.oneof(
+      fc.constant(undefined),
+      fc.constant(''),
+      headerText(120),
+      headerText(120).map((token) => `Bearer ${token}`),
+      fc.tuple(fc.base64String({ maxLength: 60 }), fc.base64String({ maxLength: 200 }), fc.base64String({ maxLength: 60 })).map((parts) => `Bearer ${parts.join('.')}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(authorization, fc.constantFrom(...routes), async (auth, [method, url, route]) => {
+        const response = await send(route, { method, url, headers: auth === undefined ? {} : { authorization: auth } });
+        expectClientError(response, 401);
+        expect(response.headers['www-authenticate']).toMatch(/^Bearer realm="orders"/);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
@@ -476,11 +588,11 @@ describe('after all that', () => {
     expect(await jobCount()).toBe(1);
 
     const body = validOrder();
-    const created = await app.inject({ method: 'POST', url: '/orders', payload: body, headers: { 'idempotency-key': `valid-${hex(4)}` } });
+    const created = await app.inject({ method: 'POST', url: '/orders', payload: body, headers: { ...serviceAuth(), 'idempotency-key': `valid-${hex(4)}` } });
     expect(created.statusCode).toBe(201);
     const order = created.json();
     expect(order).toMatchObject({ accountId: body.accountId, amount: body.amount, currency: 'usd', status: 'awaiting_payment', paymentIntentId: expect.stringMatching(/^pi_/) });
-    const fetched = await app.inject({ method: 'GET', url: `/orders/${order.id}` });
+    const fetched = await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: serviceAuth() });
     expect(fetched.statusCode).toBe(200);
     expect(fetched.json().id).toBe(order.id);
     expect(await db.prisma.ledgerEntry.count()).toBe(0);

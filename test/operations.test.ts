@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { createLogger } from '@ledger/shared';
+import { createLogger, QUEUES } from '@ledger/shared';
+import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
 import { processStripeEvent } from '../apps/order-worker/src/worker.js';
+import { JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
+import { eventually, testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
+import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestSystem, EMULATOR_KEY, type TestSystem } from './helpers/system.js';
 
 /** Every line a logger wrote. */
@@ -78,6 +83,85 @@ describe('admin routes and Bull Board', () => {
     ]);
     expect((await app.inject({ method: 'GET', url: '/accounts/acct_none', headers: admin })).statusCode).toBe(404);
   });
+
+  it('ask a browser for a login (Basic challenge), since credentials in the URL are not sent', async () => {
+    const response = await app.inject({ method: 'GET', url: '/admin/queues' });
+    expect(response.statusCode).toBe(401);
+    expect(response.headers['www-authenticate']).toMatch(/^Basic realm="[^"]+"/);
+  });
+
+  it('keep admin and orders credentials apart: an orders key or user token opens no admin route, the admin token no orders route', async () => {
+    const token = await userToken('acct_admin_probe');
+    for (const authorization of [...ORDERS_API_KEYS.map((key) => `Bearer ${key}`), `Bearer ${token}`, `Basic ${Buffer.from(`ops:${ORDERS_API_KEYS[0]}`).toString('base64')}`]) {
+      for (const url of ['/admin/queues', '/admin/queues/api/queues', '/accounts/acct_admin_probe']) {
+        expect((await app.inject({ method: 'GET', url, headers: { authorization } })).statusCode, `${url} ${authorization.slice(0, 12)}`).toBe(401);
+      }
+    }
+    const asAdmin = await app.inject({ method: 'POST', url: '/orders', headers: { ...admin, 'idempotency-key': randomUUID() }, payload: { accountId: 'acct_admin_probe', amount: 100, currency: 'usd' } });
+    expect(asAdmin.statusCode).toBe(401);
+    expect(asAdmin.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(await db.prisma.order.count({ where: { accountId: 'acct_admin_probe' } })).toBe(0);
+  });
+});
+
+describe('Bull Board actions', () => {
+  // A queue of its own with one failed job, and two boards on it: the default and BULL_BOARD_WRITE=true.
+  const prefix = uniquePrefix();
+  const retryFailed = `/admin/queues/api/queues/${QUEUES.paymentSync}/retry/failed`;
+  let readOnly: FastifyInstance;
+  let writable: FastifyInstance;
+
+  beforeAll(async () => {
+    readOnly = await buildTestReceiver({ databaseUrl: db.url, prefix });
+    writable = await buildTestReceiver({ databaseUrl: db.url, prefix, bullBoardWrite: true });
+    const queue = testQueue(prefix, QUEUES.paymentSync);
+    const worker = new Worker(QUEUES.paymentSync, async () => Promise.reject(new Error('failed on purpose')), { connection: { url: TEST_REDIS_URL }, prefix });
+    try {
+      await queue.add('confirm', { paymentIntentId: 'pi_board', reason: 'confirm' }, { jobId: 'board-job', attempts: 1 });
+      await eventually(async () => (await queue.getJobCounts('failed')).failed === 1, 10_000, 'the job to fail');
+    } finally {
+      await worker.close();
+      await queue.close();
+    }
+  });
+  afterAll(async () => {
+    await Promise.allSettled([readOnly?.close(), writable?.close()]);
+    await deleteKeysWithPrefix(prefix);
+  });
+
+  const failedCount = async () => {
+    const queue = testQueue(prefix, QUEUES.paymentSync);
+    try {
+      return (await queue.getJobCounts('failed')).failed;
+    } finally {
+      await queue.close();
+    }
+  };
+
+  it('are refused by default (read-only): retry, clean, pause, add, remove', async () => {
+    const writes = [
+      ['PUT', retryFailed],
+      ['PUT', `/admin/queues/api/queues/${QUEUES.paymentSync}/clean/failed`],
+      ['PUT', `/admin/queues/api/queues/${QUEUES.paymentSync}/pause`],
+      ['PUT', `/admin/queues/api/queues/${QUEUES.paymentSync}/board-job/retry`],
+      ['PUT', `/admin/queues/api/queues/${QUEUES.paymentSync}/board-job/clean`],
+      ['POST', `/admin/queues/api/queues/${QUEUES.paymentSync}/add`],
+    ] as const;
+    for (const [method, url] of writes) {
+      const response = await readOnly.inject({ method, url, headers: admin, payload: method === 'POST' ? { name: 'x', data: {} } : undefined });
+      expect(response.statusCode, url).toBe(405);
+    }
+    expect(await failedCount()).toBe(1);
+    const board = (await readOnly.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: admin })).json();
+    expect(board.queues.every((queue: { readOnlyMode: boolean }) => queue.readOnlyMode)).toBe(true);
+  });
+
+  it('are allowed with BULL_BOARD_WRITE=true, still only for admins', async () => {
+    expect((await writable.inject({ method: 'PUT', url: retryFailed, headers: serviceAuth() })).statusCode).toBe(401);
+    const response = await writable.inject({ method: 'PUT', url: retryFailed, headers: admin });
+    expect(response.statusCode).toBe(200);
+    expect(await failedCount()).toBe(0);
+  });
 });
 
 describe('health, metrics and docs', () => {
@@ -111,25 +195,42 @@ describe('health, metrics and docs', () => {
     expect([200, 302]).toContain(ui.statusCode);
     const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/webhooks/stripe', '/orders', '/orders/{id}', '/orders/{id}/confirm']));
-    expect(spec.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual(['accountId', 'amount', 'currency']);
+    expect(spec.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual(['amount', 'currency']);
+    expect(Object.keys(spec.components.securitySchemes)).toEqual(expect.arrayContaining(['admin', 'serviceKey', 'userJwt']));
+    expect(spec.paths['/orders'].post.responses).toHaveProperty('429');
+    expect(spec.paths['/orders/{id}'].get.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(expect.arrayContaining(['wait', 'status']));
   });
 });
 
 describe('logs', () => {
-  it('never contain a secret: signature, webhook secret, admin token, client secret, API key', async () => {
-    // Traffic that carries every kind of secret: an order (client secret), a signed webhook with a
-    // client secret in its object, admin calls, and the worker applying the event.
-    const created = await app.inject({ method: 'POST', url: '/orders', headers: { 'idempotency-key': randomUUID() }, payload: { accountId: 'acct_logs', amount: 500, currency: 'usd' } });
+  it('never contain a secret: signature, webhook secret, admin token, client secret, API key, JWT', async () => {
+    // Traffic that carries every kind of secret: an order (client secret) made with a service key,
+    // reads with the rotated-out key and a user's JWT, refused keys and tokens, a signed webhook
+    // with a client secret in its object, admin calls, and the worker applying the event.
+    const created = await app.inject({ method: 'POST', url: '/orders', headers: { ...serviceAuth(), 'idempotency-key': randomUUID() }, payload: { accountId: 'acct_logs', amount: 500, currency: 'usd' } });
     const order = created.json();
+    const jwt = await userToken('acct_logs');
+    const expiredJwt = await userToken('acct_logs', {}, { expiresIn: -60 });
+    const forgedJwt = await userToken('acct_logs', {}, { secret: `${JWT_SECRET}-forged` });
+    const wrongKey = `${ORDERS_API_KEYS[0]}-wrong`;
+    expect((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: serviceAuth(ORDERS_API_KEYS[1]) })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: `/orders/${order.id}?wait=0.2&status=awaiting_payment`, headers: { authorization: `Bearer ${jwt}` } })).statusCode).toBe(200);
+    for (const refused of [expiredJwt, forgedJwt, wrongKey]) {
+      expect((await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: { authorization: `Bearer ${refused}` } })).statusCode).toBe(401);
+    }
+    expect((await app.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: { authorization: `Bearer ${jwt}` } })).statusCode).toBe(202);
     expect(order.clientSecret).toContain('_secret_');
     const stripeEvent = events.paymentIntent('succeeded', { ...order, paymentIntentId: order.paymentIntentId });
     const payload = JSON.stringify(stripeEvent);
     const signature = signatureHeader(payload);
     await app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json', 'stripe-signature': signature } });
     await app.inject({ method: 'POST', url: '/webhooks/stripe', payload: payload + ' ', headers: { 'content-type': 'application/json', 'stripe-signature': signature } });
-    await app.inject({ method: 'GET', url: `/orders/${order.id}` });
     await app.inject({ method: 'GET', url: '/accounts/acct_logs', headers: admin });
     await app.inject({ method: 'GET', url: '/accounts/acct_logs', headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } });
+    // Objects a future log line might carry by mistake: the environment, a request's headers, a token.
+    const careless = createLogger('webhook-receiver', 'info', receiverLogs.stream);
+    careless.info({ env: { ORDERS_API_KEYS: ORDERS_API_KEYS.join(','), ORDERS_JWT_SECRET: JWT_SECRET }, ORDERS_API_KEYS: ORDERS_API_KEYS.join(',') }, 'environment');
+    careless.info({ request: { headers: { authorization: `Bearer ${jwt}` } }, token: jwt, authorization: `Bearer ${ORDERS_API_KEYS[1]}` }, 'request');
     const workerLogs = captureLogs();
     await processStripeEvent({ prisma: db.prisma, metrics: createWorkerMetrics(new Registry()) }, jobOf(stripeEvent), createLogger('order-worker', 'trace', workerLogs.stream));
 
@@ -137,7 +238,8 @@ describe('logs', () => {
     expect(receiverLogs.lines.length).toBeGreaterThan(10);
     expect(all).toContain(order.id); // the logs do say what happened
     const signatureValue = signature.split('v1=')[1]!;
-    for (const secret of [signatureValue, ...WEBHOOK_SECRETS, ADMIN_TOKEN, order.clientSecret, stripeEvent.data.object.client_secret as string, EMULATOR_KEY]) {
+    const jwtParts = [jwt, expiredJwt, forgedJwt].flatMap((token) => token.split('.').slice(1)); // payloads and signatures
+    for (const secret of [signatureValue, ...WEBHOOK_SECRETS, ADMIN_TOKEN, order.clientSecret, stripeEvent.data.object.client_secret as string, EMULATOR_KEY, ...ORDERS_API_KEYS, wrongKey, JWT_SECRET, ...jwtParts]) {
       expect(all).not.toContain(secret);
     }
   });

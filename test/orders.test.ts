@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createStripeClient } from '@ledger/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { serviceAuth } from './helpers/auth.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually } from './helpers/queues.js';
 import { buildTestReceiver } from './helpers/receiver.js';
@@ -13,6 +14,8 @@ beforeAll(async () => {
   db = await createTestDatabase();
   system = await startTestSystem(db);
 });
+
+const asService = serviceAuth();
 afterEach(async () => {
   expect(await balanceDrift(db.prisma)).toEqual([]);
 });
@@ -28,13 +31,13 @@ function createOrder(body: unknown, key: string | null = randomUUID(), app = sys
   return app.inject({
     method: 'POST',
     url: '/orders',
-    headers: key === null ? {} : { 'idempotency-key': key },
+    headers: key === null ? asService : { ...asService, 'idempotency-key': key },
     payload: body as object,
   });
 }
 
 async function pollStatus(id: string, wanted: string) {
-  await eventually(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}` })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
+  await eventually(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
 }
 
 describe('POST /orders', () => {
@@ -70,12 +73,24 @@ describe('POST /orders', () => {
     expect(conflict.json()).toMatchObject({ error: 'idempotency_conflict', message: expect.any(String) });
   });
 
-  it('answers 400 for an order in another currency than the account holds', async () => {
+  it('answers 400 for an order in another currency than the account was credited in', async () => {
     const accountId = account();
-    await createOrder({ accountId, amount: 100, currency: 'usd' });
+    const paid = (await createOrder({ accountId, amount: 100, currency: 'usd' })).json();
+    system.emulator.controller.succeedPaymentIntent(paid.paymentIntentId);
+    await pollStatus(paid.id, 'credited');
     const response = await createOrder({ accountId, amount: 100, currency: 'gbp' });
     expect(response.statusCode).toBe(400);
     expect(response.json()).toMatchObject({ error: 'currency_mismatch' });
+    expect(await db.prisma.order.count({ where: { accountId } })).toBe(1);
+  });
+
+  it('lets an unpaid order in another currency lock nobody out: the first credit decides (squatting)', async () => {
+    const accountId = account();
+    // Someone gets an order in jpy for this account first and never pays it.
+    expect((await createOrder({ accountId, amount: 500, currency: 'jpy' })).statusCode).toBe(201);
+    const usd = await createOrder({ accountId, amount: 2_000, currency: 'usd' });
+    expect(usd.statusCode).toBe(201);
+    expect(usd.json()).toMatchObject({ accountId, currency: 'usd', status: 'awaiting_payment', paymentIntentId: expect.stringMatching(/^pi_/) });
   });
 
   it.each([
@@ -117,14 +132,14 @@ describe('POST /orders', () => {
 describe('GET /orders/:id', () => {
   it('answers 404 for unknown or malformed ids', async () => {
     for (const id of ['ord_AAAAAAAAAAAAAAAAAAAAAA', 'nope', '1', '%00', "ord_' OR 1=1 --"]) {
-      const response = await system.receiver.inject({ method: 'GET', url: `/orders/${encodeURIComponent(id)}` });
+      const response = await system.receiver.inject({ method: 'GET', url: `/orders/${encodeURIComponent(id)}`, headers: asService });
       expect(response.statusCode).toBe(404);
       expect(response.json()).toMatchObject({ error: 'order_not_found' });
     }
   });
 
   it('answers 414 with a JSON error for an absurdly long id', async () => {
-    const response = await system.receiver.inject({ method: 'GET', url: `/orders/ord_${'x'.repeat(500)}` });
+    const response = await system.receiver.inject({ method: 'GET', url: `/orders/ord_${'x'.repeat(500)}`, headers: asService });
     expect(response.statusCode).toBe(414);
     expect(response.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
   });
@@ -145,7 +160,7 @@ describe('paying an order, end to end', () => {
     const order = (await createOrder({ accountId, amount: 7_700, currency: 'usd' })).json();
     system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: true });
     const confirms = await Promise.all(
-      Array.from({ length: 50 }, () => system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm` })),
+      Array.from({ length: 50 }, () => system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: asService })),
     );
     expect(confirms.every((response) => response.statusCode === 202)).toBe(true);
     await pollStatus(order.id, 'credited');
@@ -157,11 +172,11 @@ describe('paying an order, end to end', () => {
 
   it('confirms by asking Stripe: an unpaid order stays unpaid', async () => {
     const order = (await createOrder({ accountId: account(), amount: 300, currency: 'usd' })).json();
-    const response = await system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm` });
+    const response = await system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: asService });
     expect(response.statusCode).toBe(202);
     expect(response.json()).toMatchObject({ id: order.id, status: 'awaiting_payment' });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}` })).json().status).toBe('awaiting_payment');
+    expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}`, headers: asService })).json().status).toBe('awaiting_payment');
   });
 
   it('follows refunds and a won dispute through to the balance', async () => {

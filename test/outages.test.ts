@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../scripts/chaos/processes.js';
+import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { startProcess, type RunningProcess } from './helpers/processes.js';
 import { eventually } from './helpers/queues.js';
@@ -133,13 +134,13 @@ describe('receiver with PostgreSQL down', () => {
       const created = await app.inject({
         method: 'POST',
         url: '/orders',
-        headers: { 'idempotency-key': `outage-${attempt}` },
+        headers: { ...serviceAuth(), 'idempotency-key': `outage-${attempt}` },
         payload: { accountId: 'acct_outage', amount: 1_000, currency: 'usd' },
       });
       expect(created.statusCode).toBe(503);
       expect(created.json()).toEqual({ error: 'database_unavailable', message: expect.stringMatching(/retry later/i), requestId: expect.any(String) });
     }
-    const read = await app.inject({ method: 'GET', url: '/orders/ord_aaaaaaaaaaaaaaaaaaaaaa' });
+    const read = await app.inject({ method: 'GET', url: '/orders/ord_aaaaaaaaaaaaaaaaaaaaaa', headers: serviceAuth() });
     expect(read.statusCode).toBe(503);
     expect(read.json().error).toBe('database_unavailable');
     const outage = messages(logs.lines).filter((msg) => msg.startsWith('PostgreSQL unreachable'));

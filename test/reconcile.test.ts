@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { serviceAuth } from './helpers/auth.js';
 import { refuseLedgerInserts } from './helpers/database.js';
 import { eventually } from './helpers/queues.js';
 import { useReconcileHarness } from './helpers/reconcile.js';
@@ -17,7 +18,7 @@ async function payOrders(count: number) {
     const response = await h.system.receiver.inject({
       method: 'POST',
       url: '/orders',
-      headers: { 'idempotency-key': randomUUID() },
+      headers: { ...serviceAuth(), 'idempotency-key': randomUUID() },
       payload: { accountId, amount: 100 + i, currency: 'usd' },
     });
     expect(response.statusCode).toBe(201);

@@ -153,15 +153,23 @@ describe('unpaid orders', () => {
     h.system.emulator.controller.markPaymentIntentProcessing(processing!.paymentIntentId);
     await h.db.prisma.$executeRaw`UPDATE orders SET created_at = now() - interval '2 days'`;
 
-    const report = await h.reconcile({ orderTtlSeconds: 24 * 3600 });
-    // The late payment may already be credited by the events this pass queued first.
-    expect(report.ordersExpiring, JSON.stringify(report)).toBeGreaterThanOrEqual(2);
-    await eventually(() => h.drained(), 20_000, 'the expiry jobs');
-    const after = await statuses([abandoned!.id, paidLate!.id, processing!.id]);
-    expect(after.get(abandoned!.id)).toBe('expired');
-    expect(after.get(paidLate!.id)).toBe('credited');
-    // A payment on its way cannot be canceled: the order waits for it.
-    expect(after.get(processing!.id)).toBe('processing');
+    // A pass skips an order a worker holds at that moment (SKIP LOCKED); the next one takes it.
+    // The late payment may be credited first by the events a pass queues before it looks at orders.
+    // A payment on its way cannot be canceled: that order waits for it.
+    const expected = new Map([
+      [abandoned!.id, 'expired'],
+      [paidLate!.id, 'credited'],
+      [processing!.id, 'processing'],
+    ]);
+    let expiring = 0;
+    let after = new Map<string, string>();
+    for (let pass = 0; pass < 5 && [...expected].some(([id, status]) => after.get(id) !== status); pass += 1) {
+      expiring += (await h.reconcile({ orderTtlSeconds: 24 * 3600 })).ordersExpiring;
+      await eventually(() => h.drained(), 20_000, 'the expiry jobs');
+      after = await statuses([...expected.keys()]);
+    }
+    expect(after).toEqual(expected);
+    expect(expiring).toBeGreaterThanOrEqual(2);
     expect((await h.system.stripe.paymentIntents.retrieve(abandoned!.paymentIntentId)).status).toBe('canceled');
     expect((await h.system.stripe.paymentIntents.retrieve(paidLate!.paymentIntentId)).status).toBe('succeeded');
   });

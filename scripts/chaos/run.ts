@@ -123,6 +123,8 @@ export interface ChaosSummary {
 }
 
 const WEBHOOK_SECRET = `whsec_chaos_${randomBytes(12).toString('hex')}`;
+/** The customers call the orders API as the merchant's backend does, with a service key. */
+const ORDERS_API_KEY = `chaos_${randomBytes(24).toString('base64url')}`;
 const QUEUE_PREFIX = 'chaos';
 const WORKER_LOCK_DURATION_MS = 5_000;
 
@@ -386,7 +388,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const receiver = startChild({
       name: 'webhook-receiver',
       script: 'apps/webhook-receiver/src/server.ts',
-      env: { ...common, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(receiverPort) },
+      env: {
+        ...common,
+        LOG_LEVEL: 'warn',
+        HOST: '127.0.0.1',
+        PORT: String(receiverPort),
+        ORDERS_API_KEYS: ORDERS_API_KEY,
+        // The run proves exactly-once under load, not the rate limits: its accounts order in bursts.
+        ORDERS_RATE_LIMIT_ACCOUNT: '1000000',
+      },
       logDir,
       niceness: options.niceness,
     });
@@ -446,7 +456,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     let pgKills = 0;
     let pgConnectionsKilled = 0;
     let eventJobsFlushed = 0;
-    const customers = new Customers(receiverUrl, emulatorUrl, signal);
+    const customers = new Customers(receiverUrl, emulatorUrl, ORDERS_API_KEY, signal);
     const monkey = (async () => {
       for (const action of actions) {
         await waitUntil(async () => loadFinished || done >= action.at * plans.length, 30 * 60_000, 'the next chaos moment', 20);

@@ -133,6 +133,8 @@ export class Customers {
   constructor(
     private readonly receiverUrl: string,
     private readonly emulatorUrl: string,
+    /** The orders API's service key. */
+    private readonly apiKey: string,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
@@ -187,7 +189,7 @@ export class Customers {
         'POST',
         `${this.receiverUrl}/orders`,
         { accountId: plan.accountId, amount: plan.amount, currency: plan.currency },
-        { 'idempotency-key': plan.idempotencyKey },
+        { authorization: `Bearer ${this.apiKey}`, 'idempotency-key': plan.idempotencyKey },
       ),
     );
     const order = answer.body as { id?: string; paymentIntentId?: string | null };
@@ -205,7 +207,7 @@ export class Customers {
   }
 
   private async confirm(orderId: string): Promise<void> {
-    const answer = await this.withRetries(`POST /orders/${orderId}/confirm`, () => this.request('POST', `${this.receiverUrl}/orders/${orderId}/confirm`));
+    const answer = await this.withRetries(`POST /orders/${orderId}/confirm`, () => this.request('POST', `${this.receiverUrl}/orders/${orderId}/confirm`, undefined, { authorization: `Bearer ${this.apiKey}` }));
     if (answer.status !== 202) throw new HttpFailure(`POST /orders/${orderId}/confirm answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
   }
 

@@ -4,6 +4,7 @@ import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterEach, beforeEach, expect } from 'vitest';
 import { reconcileOnce, type ReconcileOptions } from '../../apps/order-worker/src/reconcile.js';
+import { serviceAuth } from './auth.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { TEST_REDIS_URL } from './env.js';
 import { startTestSystem, type TestSystem } from './system.js';
@@ -70,7 +71,7 @@ export function useReconcileHarness(): ReconcileHarness {
         const response = await this.system.receiver.inject({
           method: 'POST',
           url: '/orders',
-          headers: { 'idempotency-key': randomUUID() },
+          headers: { ...serviceAuth(), 'idempotency-key': randomUUID() },
           payload: { accountId: `acct_${randomUUID().slice(0, 8)}`, amount: amount + i, currency: 'usd' },
         });
         expect(response.statusCode).toBe(201);
@@ -79,8 +80,9 @@ export function useReconcileHarness(): ReconcileHarness {
       return orders;
     },
     async drained() {
-      const counts = await Promise.all([this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobCounts('waiting', 'active', 'delayed')));
-      return counts.every((count) => (count.waiting ?? 0) + (count.active ?? 0) + (count.delayed ?? 0) === 0);
+      // Jobs, not list entries: after Redis lost keys a list can keep an id whose job is gone.
+      const pending = await Promise.all([this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])));
+      return pending.every((jobs) => jobs.filter(Boolean).length === 0);
     },
   };
 }

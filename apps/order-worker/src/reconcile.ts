@@ -85,8 +85,9 @@ function rateLimiter(perSecond: number) {
 /**
  * Queues an event the inbox lacks under its own id. A job still waiting, delayed or running is
  * left alone; a failed one (its workers died under it, PostgreSQL refused it) is retried, since
- * adding under a taken id would do nothing; a completed one whose event the inbox lacks was lost
- * with its transaction and is replaced. Returns whether a job was queued.
+ * adding under a taken id would do nothing. A completed job whose event the inbox lacks, or a job
+ * Redis half lost (its data left, no longer in any list: `unknown`), is replaced. Returns whether a
+ * job was queued.
  */
 async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number | undefined): Promise<boolean> {
   const existing = await queue.getJob(event.id);
@@ -96,7 +97,7 @@ async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number
       await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return true;
     }
-    if (state !== 'completed') return false;
+    if (state !== 'completed' && state !== 'unknown') return false;
     await existing.remove();
   }
   await queue.add(event.type, stripeEventJobData(event), stripeEventJobOptions(event.id, backoffMs));

@@ -4,10 +4,13 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { openApiDocument } from './openapi.js';
+import type { OrdersAuthConfig } from './orders-auth.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
+import orderStatusListener from './plugins/order-status-listener.js';
 import prisma from './plugins/prisma.js';
 import queues from './plugins/queues.js';
+import rateLimits, { type RateLimitSettings } from './plugins/rate-limits.js';
 import adminRoutes from './routes/admin.js';
 import healthRoutes from './routes/health.js';
 import orderRoutes from './routes/orders.js';
@@ -25,6 +28,13 @@ export interface ReceiverConfig {
   /** One or more `whsec_…` secrets; a signature valid under any of them is accepted. */
   webhookSecrets: string[];
   adminToken: string | undefined;
+  /** Who may call the orders API (service keys, end users' JWTs); separate from the admin token. */
+  ordersAuth: OrdersAuthConfig;
+  rateLimits: RateLimitSettings;
+  /** Bull Board's retry / clean / delete actions (read-only otherwise). */
+  bullBoardWrite: boolean;
+  /** Fastify's trustProxy: whose X-Forwarded-For gives the client address the per-address limit counts. */
+  trustProxy?: boolean | string[];
   webhookBodyLimit: number;
   logger: Logger;
   /** Base delay of job retries (tests shorten it). */
@@ -51,12 +61,15 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     // JSON bodies beyond the webhook route are small; the webhook route sets its own limit.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
+    trustProxy: config.trustProxy ?? false,
   });
 
   await app.register(errorHandler);
   await app.register(prisma, { databaseUrl: config.databaseUrl });
   await app.register(queues, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
   await app.register(metrics);
+  await app.register(rateLimits, { redisUrl: config.redisUrl, prefix: config.queuePrefix, ...config.rateLimits });
+  await app.register(orderStatusListener, { databaseUrl: config.databaseUrl });
 
   // OpenAPI of the public routes at /docs (JSON at /docs/json); a static document, since the
   // routes validate with zod rather than Fastify schemas.
@@ -71,8 +84,8 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     bodyLimit: config.webhookBodyLimit,
     jobBackoffMs: config.jobBackoffMs,
   });
-  await app.register(orderRoutes, { stripe: config.stripe, jobBackoffMs: config.jobBackoffMs });
-  await app.register(adminRoutes, { adminToken: config.adminToken });
+  await app.register(orderRoutes, { stripe: config.stripe, auth: config.ordersAuth, jobBackoffMs: config.jobBackoffMs });
+  await app.register(adminRoutes, { adminToken: config.adminToken, bullBoardWrite: config.bullBoardWrite });
   await app.register(reviewRoutes, { adminToken: config.adminToken });
 
   app.addHook('onSend', async (request, reply) => {

@@ -1,5 +1,6 @@
 import { commaList, commonEnvSchema, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
+import { checkOrdersEnv, ordersEnvShape } from './orders-env.js';
 
 export const receiverEnvSchema = commonEnvSchema
   .extend({
@@ -13,8 +14,10 @@ export const receiverEnvSchema = commonEnvSchema
     ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Largest webhook body accepted, in bytes. */
     WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).default(512 * 1024),
+    ...ordersEnvShape,
   })
   .superRefine((env, ctx) => {
+    checkOrdersEnv(env, ctx);
     // The emulator signs with its own dev secret; a real Stripe key needs the real endpoint secret.
     if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: 'is required when STRIPE_SECRET_KEY is set' });

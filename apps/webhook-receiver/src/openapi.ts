@@ -1,7 +1,7 @@
 import { ORDER_STATUSES } from '@ledger/shared';
 import type { OpenAPIV3 } from 'openapi-types';
 import { z } from 'zod';
-import { createOrderBody } from './routes/orders.js';
+import { createOrderBody, MAX_WAIT_SECONDS } from './routes/orders.js';
 
 const error: OpenAPIV3.SchemaObject = {
   type: 'object',
@@ -23,7 +23,11 @@ const order: OpenAPIV3.SchemaObject = {
     currency: { type: 'string', description: 'ISO 4217, lower case.' },
     status: { type: 'string', enum: [...ORDER_STATUSES] },
     paymentIntentId: { type: 'string', nullable: true },
-    clientSecret: { type: 'string', nullable: true, description: "Give it to Stripe.js to confirm the payment on the client." },
+    clientSecret: {
+      type: 'string',
+      nullable: true,
+      description: "Give it to Stripe.js to confirm the payment on the client. Only the order's own account (or the merchant's backend with a service key) ever sees an order.",
+    },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
   },
@@ -36,6 +40,18 @@ const json = (schema: OpenAPIV3.SchemaObject | OpenAPIV3.ReferenceObject, descri
   content: { 'application/json': { schema } },
 });
 const orderId: OpenAPIV3.ParameterObject = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const rateLimited: OpenAPIV3.ResponseObject = {
+  description: 'Over the per-account or per-address rate limit',
+  headers: { 'Retry-After': { description: 'Seconds until the window resets', schema: { type: 'integer' } } },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+const unauthorized: OpenAPIV3.ResponseObject = {
+  description: 'No or bad credentials (missing, malformed, expired, forged, wrong issuer or audience)',
+  headers: { 'WWW-Authenticate': { description: '`Bearer realm="orders"` (with `error="invalid_token"` for a bad token)', schema: { type: 'string' } } },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+/** End users (a JWT whose `sub` is their account) or the merchant's backend (a service key). */
+const ordersSecurity: OpenAPIV3.SecurityRequirementObject[] = [{ userJwt: [] }, { serviceKey: [] }];
 
 /** The OpenAPI document of the public routes, served at /docs. The order body schema is the zod one. */
 export function openApiDocument(): OpenAPIV3.Document {
@@ -48,7 +64,21 @@ export function openApiDocument(): OpenAPIV3.Document {
     },
     components: {
       schemas: { Error: error, Order: order },
-      securitySchemes: { admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (basic-auth password also accepted)' } },
+      securitySchemes: {
+        admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (basic-auth password also accepted); never an orders credential' },
+        userJwt: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            "An end user's JWT: HS256 (ORDERS_JWT_SECRET), RS256/ES256 (ORDERS_JWT_PUBLIC_KEY[_FILE] or ORDERS_JWKS_FILE). `sub` is the account id; `exp` required; `nbf`, and `iss`/`aud` when configured, checked. Acts for its own account only.",
+        },
+        serviceKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: "A service key from ORDERS_API_KEYS (the merchant's backend): acts for any account, named in the body's accountId.",
+        },
+      },
     },
     paths: {
       '/webhooks/stripe': {
@@ -66,23 +96,39 @@ export function openApiDocument(): OpenAPIV3.Document {
       '/orders': {
         post: {
           summary: 'Create a top-up order and its PaymentIntent',
+          description:
+            'accountId is required with a service key; a user may leave it out, and if given it must equal the token\'s sub (403 otherwise). Idempotency keys are per account. The currency of an account is fixed by its first credited order (400 currency_mismatch after that).',
+          security: ordersSecurity,
           parameters: [{ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', maxLength: 255 } }],
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(createOrderBody, { io: 'input', target: 'openapi-3.0' }) as OpenAPIV3.SchemaObject } } },
           responses: {
             '201': json({ $ref: '#/components/schemas/Order' }, 'Created'),
             '200': json({ $ref: '#/components/schemas/Order' }, 'The order this Idempotency-Key created before'),
-            ...errors(400, 409, 502, 503),
+            ...errors(400, 403, 409, 502, 503),
+            '401': unauthorized,
+            '429': rateLimited,
           },
         },
       },
       '/orders/{id}': {
-        get: { summary: 'The order, as clients poll it', parameters: [orderId], responses: { '200': json({ $ref: '#/components/schemas/Order' }, 'The order'), ...errors(404) } },
+        get: {
+          summary: 'The order, as clients poll or long-poll it',
+          description: `Without \`wait\` (or without \`status\`) answers at once. With both, answers as soon as the order's status differs from \`status\` (the status the client last saw), or after \`wait\` seconds with the current order; one request instead of a poll loop. Another account's order is 404.`,
+          security: ordersSecurity,
+          parameters: [
+            orderId,
+            { name: 'wait', in: 'query', required: false, description: 'Seconds to wait for a change of status', schema: { type: 'number', minimum: 0, maximum: MAX_WAIT_SECONDS } },
+            { name: 'status', in: 'query', required: false, description: 'The status the client last saw', schema: { type: 'string', enum: [...ORDER_STATUSES] } },
+          ],
+          responses: { '200': json({ $ref: '#/components/schemas/Order' }, 'The order'), ...errors(400, 404), '401': unauthorized },
+        },
       },
       '/orders/{id}/confirm': {
         post: {
           summary: 'The client finished paying: check with Stripe (never a credit in the request)',
+          security: ordersSecurity,
           parameters: [orderId],
-          responses: { '202': json({ $ref: '#/components/schemas/Order' }, 'A check is queued'), ...errors(404, 409, 503) },
+          responses: { '202': json({ $ref: '#/components/schemas/Order' }, 'A check is queued'), ...errors(404, 409, 503), '401': unauthorized, '429': rateLimited },
         },
       },
       '/accounts/{id}': {

@@ -1,6 +1,7 @@
 import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv, receiverEnvSchema } from './env.js';
+import { ordersAuthFromEnv, rateLimitsFromEnv } from './orders-env.js';
 
 await runService({
   name: 'webhook-receiver',
@@ -29,6 +30,10 @@ await runService({
       // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
       webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
       adminToken: env.ADMIN_TOKEN,
+      ordersAuth: ordersAuthFromEnv(env),
+      rateLimits: rateLimitsFromEnv(env),
+      bullBoardWrite: env.BULL_BOARD_WRITE,
+      trustProxy: env.TRUST_PROXY,
       webhookBodyLimit: env.WEBHOOK_BODY_LIMIT,
       logger,
     });

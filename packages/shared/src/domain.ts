@@ -36,6 +36,9 @@ export function normalizeCurrency(code: string): string | undefined {
   return ISO_CURRENCIES.has(lower) ? lower : undefined;
 }
 
+/** An account id: the caller's own external id (also a JWT's `sub`). */
+export const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /** A PaymentIntent id as Stripe writes it (also safe as a BullMQ job id: no `:`, not all digits). */
 export const PAYMENT_INTENT_ID = /^pi_[A-Za-z0-9_]{1,250}$/;
 /** A Stripe event id (`evt_…`). */

@@ -8,7 +8,7 @@ export type LogFormat = 'json' | 'pretty';
 
 /**
  * Paths pino blanks in every line. Secrets never belong in logs: webhook signatures, API keys,
- * webhook secrets, client secrets and admin credentials.
+ * webhook secrets, client secrets, admin credentials, orders API keys and users' JWTs.
  */
 export const REDACTED_PATHS = [
   'req.headers.authorization',
@@ -26,6 +26,16 @@ export const REDACTED_PATHS = [
   '*.STRIPE_SECRET_KEY',
   '*.STRIPE_WEBHOOK_SECRET',
   '*.ADMIN_TOKEN',
+  // Orders API credentials: service keys, the JWT secret, bearer tokens anywhere in a logged object.
+  'ORDERS_API_KEYS',
+  'ORDERS_JWT_SECRET',
+  '*.ORDERS_API_KEYS',
+  '*.ORDERS_JWT_SECRET',
+  '*.headers.authorization',
+  'authorization',
+  '*.authorization',
+  'token',
+  '*.token',
 ];
 
 /** The pino options every process uses; `name` says which process wrote the line. */

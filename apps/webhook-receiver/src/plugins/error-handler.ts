@@ -26,6 +26,7 @@ export default fp(
         return reply.code(503).send({ error: 'database_unavailable', message: 'The database is unreachable right now; the request was not applied. Retry later.', requestId: request.id });
       }
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+      if (error instanceof HttpError) reply.headers(error.headers);
       if (statusCode >= 500) {
         request.log.error({ err: error }, 'request failed');
         const code = error instanceof HttpError ? error.code : 'internal_error';

@@ -35,6 +35,24 @@ function createReceiverMetrics(app: FastifyInstance) {
       registers,
     }),
     ordersCreated: new Counter({ name: 'ledger_orders_created_total', help: 'Orders created.', registers }),
+    rateLimited: new Counter({
+      name: 'ledger_rate_limited_total',
+      help: 'Orders API requests refused with 429, by route and by the limit they hit (account or ip).',
+      labelNames: ['route', 'scope'] as const,
+      registers,
+    }),
+    rateLimitUnavailable: new Counter({
+      name: 'ledger_rate_limit_unavailable_total',
+      help: 'Rate limit checks skipped because Redis did not answer (the request was let through).',
+      labelNames: ['scope'] as const,
+      registers,
+    }),
+    orderWaiters: new Gauge({ name: 'ledger_order_waiters', help: 'Long-poll requests waiting for an order status change in this process.', registers }),
+    orderStatusListenerReconnects: new Counter({
+      name: 'ledger_order_status_listener_reconnects_total',
+      help: 'Times the LISTEN connection for order status changes was lost and reopened.',
+      registers,
+    }),
     queueDepth: new Gauge({
       name: 'ledger_queue_jobs',
       help: 'Jobs in each queue, by state (read from Redis at scrape time; absent when ledger_queue_jobs_scrape_ok is 0).',

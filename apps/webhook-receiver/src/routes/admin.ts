@@ -7,9 +7,11 @@ import { requireAdmin } from '../plugins/admin-auth.js';
 
 export interface AdminRouteOptions {
   adminToken: string | undefined;
+  /** Bull Board's retry / clean / delete / pause actions; without it every queue is read-only. */
+  bullBoardWrite: boolean;
 }
 
-/** Read-only money views and Bull Board, all behind ADMIN_TOKEN. */
+/** Read-only money views and Bull Board, all behind ADMIN_TOKEN (never an orders credential). */
 export default async function adminRoutes(app: FastifyInstance, options: AdminRouteOptions) {
   app.addHook('onRequest', requireAdmin(options.adminToken));
 
@@ -38,7 +40,8 @@ export default async function adminRoutes(app: FastifyInstance, options: AdminRo
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath('/admin/queues');
   createBullBoard({
-    queues: Object.values(app.queues).map((queue) => new BullMQAdapter(queue)),
+    // Read-only by default: a retried or deleted money job is an operator decision, not a click.
+    queues: Object.values(app.queues).map((queue) => new BullMQAdapter(queue, { readOnlyMode: !options.bullBoardWrite })),
     serverAdapter,
   });
   await app.register(serverAdapter.registerPlugin(), { prefix: '/admin/queues' });
