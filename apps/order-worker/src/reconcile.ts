@@ -93,12 +93,18 @@ async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number
   const existing = await queue.getJob(event.id);
   if (existing) {
     const state = await existing.getState();
-    if (state === 'failed') {
-      await existing.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      return true;
+    if (state !== 'failed' && state !== 'completed' && state !== 'unknown') return false;
+    try {
+      // Atomic in Redis: only a job still in that state moves back to waiting.
+      if (state !== 'unknown') {
+        await existing.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+        return true;
+      }
+      await existing.remove();
+    } catch {
+      // It moved meanwhile (another pass, or a worker, has it now): it is in flight.
+      return false;
     }
-    if (state !== 'completed' && state !== 'unknown') return false;
-    await existing.remove();
   }
   await queue.add(event.type, stripeEventJobData(event), stripeEventJobOptions(event.id, backoffMs));
   return true;
