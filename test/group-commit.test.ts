@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CreditBatcher } from '../apps/order-worker/src/credit-batcher.js';
-import type { ApplyResult, EventSource, PaymentCredit } from '../apps/order-worker/src/ledger.js';
+import type { PaymentCredit } from '../apps/order-worker/src/credit-statement.js';
+import { createCreditBatcher, type ApplyResult, type EventSource } from '../apps/order-worker/src/ledger.js';
 import { createOrderFixture, insertOrderFixture, newOrderFixture, type OrderFixture } from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 
@@ -78,12 +78,12 @@ describe('group commit', () => {
 
         // One by one, in order, with batching off.
         const sequentialOrders = await scenarioOrders(2, 3);
-        const oneByOne = new CreditBatcher(ledger.prisma(), { maxBatch: 1, maxWaitMs: 0 });
+        const oneByOne = createCreditBatcher(ledger.prisma(), { maxBatch: 1, maxWaitMs: 0 });
         for (const credit of shuffle(build(sequentialOrders))) await oneByOne.credit(credit);
 
         // All at once through a batcher.
         const batchedOrders = await scenarioOrders(2, 3);
-        const batcher = new CreditBatcher(ledger.prisma(), { maxBatch, maxWaitMs: 20 });
+        const batcher = createCreditBatcher(ledger.prisma(), { maxBatch, maxWaitMs: 20 });
         const results: ApplyResult[] = await Promise.all(shuffle(build(batchedOrders)).map((credit) => batcher.credit(credit)));
         await batcher.drain();
 
@@ -101,7 +101,7 @@ describe('group commit', () => {
     const orphan = await insertOrderFixture(ledger.prisma(), newOrderFixture({ amount: 700 }));
     await ledger.prisma().order.update({ where: { id: orphan.id }, data: { paymentIntentId: null } });
     const neighbours = await Promise.all(Array.from({ length: 5 }, () => createOrderFixture(ledger.prisma(), { amount: 300 })));
-    const batcher = new CreditBatcher(ledger.prisma(), { maxBatch: 20, maxWaitMs: 50 });
+    const batcher = createCreditBatcher(ledger.prisma(), { maxBatch: 20, maxWaitMs: 50 });
     const credits: PaymentCredit[] = [
       { fact: payment(orphan, { paymentIntentId: `pi_a${orphan.id.slice(4, 16)}` }), source: source('pi_a') },
       { fact: payment(orphan, { paymentIntentId: `pi_b${orphan.id.slice(4, 16)}` }), source: source('pi_b') },
@@ -117,7 +117,7 @@ describe('group commit', () => {
   it('never deadlocks when batches cross the same accounts in opposite orders', async () => {
     const orders = await scenarioOrders(6, 4);
     const reversed = [...orders].reverse();
-    const batchers = [0, 1, 2].map(() => new CreditBatcher(ledger.prisma(), { maxBatch: 8, maxWaitMs: 2, maxInFlight: 3 }));
+    const batchers = [0, 1, 2].map(() => createCreditBatcher(ledger.prisma(), { maxBatch: 8, maxWaitMs: 2, maxInFlight: 3 }));
     await Promise.all([
       ...orders.map((order, index) => batchers[index % 3]!.credit({ fact: payment(order), source: source(order.paymentIntentId) })),
       ...reversed.map((order, index) => batchers[(index + 1) % 3]!.credit({ fact: payment(order) })),

@@ -1,7 +1,16 @@
-import type { PrismaClient } from '@ledger/shared';
-import { applyPaymentFacts, creditPayments, creditResultOf, type ApplyResult, type PaymentCredit } from './ledger.js';
+import type { PaymentCredit, PaymentCreditResult } from './credit-statement.js';
+import type { ApplyResult } from './ledger.js';
 
 export interface CreditBatcherOptions {
+  /**
+   * Runs the group-commit statement over a batch: each payment's result in order, or undefined when
+   * PostgreSQL refused the batch (nothing was written).
+   */
+  execute: (credits: readonly PaymentCredit[]) => Promise<PaymentCreditResult[] | undefined>;
+  /** What a payment's statement result means to its job; undefined when the general path must decide. */
+  resultOf: (credit: PaymentCredit, result: PaymentCreditResult | undefined) => ApplyResult | undefined;
+  /** Applies one payment on its own: the general path (and batching off). */
+  applyOne: (credit: PaymentCredit) => Promise<ApplyResult>;
   /** Payments per statement at most (1: no batching, each payment alone). */
   maxBatch: number;
   /** How long the first payment of a batch waits for others before the batch goes anyway. */
@@ -33,14 +42,11 @@ export class CreditBatcher {
   private inFlight = 0;
   private readonly running = new Set<Promise<void>>();
 
-  constructor(
-    private readonly prisma: PrismaClient,
-    private readonly options: CreditBatcherOptions,
-  ) {}
+  constructor(private readonly options: CreditBatcherOptions) {}
 
   /** Credits one payment with whatever else is waiting; resolves when its batch committed. */
   credit(credit: PaymentCredit): Promise<ApplyResult> {
-    if (this.options.maxBatch <= 1) return applyPaymentFacts(this.prisma, [credit.fact], credit.source);
+    if (this.options.maxBatch <= 1) return this.options.applyOne(credit);
     return new Promise((resolve, reject) => {
       this.queue.push({ credit, resolve, reject });
       this.schedule();
@@ -110,9 +116,9 @@ export class CreditBatcher {
     let results: (ApplyResult | undefined)[];
     try {
       const started = performance.now();
-      const decided = await creditPayments(this.prisma, batch.map((pending) => pending.credit));
+      const decided = await this.options.execute(batch.map((pending) => pending.credit));
       this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
-      results = decided ? batch.map((pending, index) => creditResultOf(pending.credit, decided[index])) : batch.map(() => undefined);
+      results = decided ? batch.map((pending, index) => this.options.resultOf(pending.credit, decided[index])) : batch.map(() => undefined);
     } catch {
       // The whole batch failed (a lost connection, a deadlock): each payment on its own, below.
       results = batch.map(() => undefined);
@@ -120,7 +126,7 @@ export class CreditBatcher {
     await Promise.all(
       batch.map(async (pending, index) => {
         try {
-          pending.resolve(results[index] ?? (await applyPaymentFacts(this.prisma, [pending.credit.fact], pending.credit.source)));
+          pending.resolve(results[index] ?? (await this.options.applyOne(pending.credit)));
         } catch (error) {
           pending.reject(error);
         }

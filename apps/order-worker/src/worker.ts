@@ -15,8 +15,8 @@ import {
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { paymentFactsFromEvent, MalformedEventError } from './event-facts.js';
-import { CreditBatcher } from './credit-batcher.js';
-import { applyPaymentFacts, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
+import type { CreditBatcher } from './credit-batcher.js';
+import { applyPaymentFacts, createCreditBatcher, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { PaymentFact } from './payment-facts.js';
 import { paymentFactsFromPaymentIntent } from './payment-sync.js';
@@ -165,7 +165,7 @@ export async function applyReviewResolution(deps: Pick<OrderWorkerDeps, 'prisma'
 
 /** Starts the event, sync and review-resolution workers of one process, and their batcher. */
 export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
-  const batcher = new CreditBatcher(workerDeps.prisma, {
+  const batcher = createCreditBatcher(workerDeps.prisma, {
     maxBatch: workerDeps.batchSize ?? 1,
     maxWaitMs: workerDeps.batchWaitMs ?? 5,
     onBatch: (size, seconds) => {
