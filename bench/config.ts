@@ -1,7 +1,11 @@
 import { DEFAULT_REDIS_URL, parseCommandLine, usageError, type OptionSpec } from '@ledger/shared';
+import { loadWorkerEnv } from '../apps/order-worker/src/env.js';
+
+/** The worker's own defaults: the bench measures what a deployment runs unless told otherwise. */
+const WORKER_DEFAULTS = loadWorkerEnv({});
 
 /** Which benchmarks a run includes (`--only` / `BENCH_ONLY`). */
-export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll';
+export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll' | 'postgres-ceiling';
 
 /** How the receiver and the worker run: compiled JavaScript as in production, or TypeScript through tsx. */
 export type BenchRuntime = 'compiled' | 'source';
@@ -23,6 +27,12 @@ export interface BenchConfig {
   ingestConnections: number;
   workerEvents: number;
   workerConcurrency: number;
+  /** Group commit: payments per statement and the wait to fill a batch (the worker's and the baseline's). */
+  workerBatchSize: number;
+  workerBatchWaitMs: number;
+  /** PostgreSQL connections the ceiling benchmark measures at, and the credits it applies at each. */
+  ceilingConnections: number[];
+  ceilingCredits: number;
   e2eRate: number;
   /**
    * When the system cannot keep up with `e2eRate` on this machine, a second end-to-end run at this
@@ -57,14 +67,18 @@ function knob(env: string, value: string | undefined, description: string): Knob
 
 /** One table for the flags, the variables and `--help`. */
 const KNOBS = {
-  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll; default all'),
+  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll,postgres-ceiling; default all'),
   runtime: knob('BENCH_RUNTIME', 'compiled|source', 'run the receiver and worker compiled (default; `npm run bench` builds first) or from source with tsx'),
   rounds: knob('BENCH_ROUNDS', 'N', 'rounds of benchmarks 1 and 2, system and baseline each; default 2'),
   'ingest-seconds': knob('BENCH_INGEST_SECONDS', 'S', 'length of each ingest run; default 10'),
   'ingest-warmup-seconds': knob('BENCH_INGEST_WARMUP_SECONDS', 'S', 'ingest warm-up; default 2'),
   connections: knob('BENCH_CONNECTIONS', 'N', 'autocannon connections; default 32'),
   'worker-events': knob('BENCH_WORKER_EVENTS', 'N', 'jobs each worker variant drains; default 2000'),
-  'worker-concurrency': knob('BENCH_WORKER_CONCURRENCY', 'N', 'WORKER_CONCURRENCY of the real worker and the baselines; default 16'),
+  'worker-concurrency': knob('BENCH_WORKER_CONCURRENCY', 'N', `WORKER_CONCURRENCY of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_CONCURRENCY})`),
+  'worker-batch-size': knob('BENCH_WORKER_BATCH_SIZE', 'N', `WORKER_BATCH_SIZE of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_SIZE})`),
+  'worker-batch-wait-ms': knob('BENCH_WORKER_BATCH_WAIT_MS', 'MS', `WORKER_BATCH_WAIT_MS likewise; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_WAIT_MS})`),
+  'ceiling-connections': knob('BENCH_CEILING_CONNECTIONS', 'LIST', 'PostgreSQL connections of the ceiling benchmark; default 1,4,16'),
+  'ceiling-credits': knob('BENCH_CEILING_CREDITS', 'N', 'credits applied at each ceiling level; default 20000'),
   'e2e-rate': knob('BENCH_E2E_RATE', 'N', 'end-to-end events/s; default 1000'),
   'e2e-seconds': knob('BENCH_E2E_SECONDS', 'S', 'end-to-end duration; default 10'),
   'e2e-warmup-seconds': knob('BENCH_E2E_WARMUP_SECONDS', 'S', 'end-to-end warm-up; default 2'),
@@ -131,7 +145,7 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
   };
   const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll'] as const, ['ingest', 'worker', 'e2e', 'long-poll']),
+    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling'] as const, ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling']),
     adminDatabaseUrl: raw('admin-database-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
     runtime: choice('runtime', ['compiled', 'source'] as const, 'compiled'),
@@ -141,7 +155,14 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     ingestWarmupSeconds: number('ingest-warmup-seconds', 2),
     ingestConnections: number('connections', 32, { min: 1 }),
     workerEvents: number('worker-events', 2_000, { min: 1 }),
-    workerConcurrency: number('worker-concurrency', 16, { min: 1 }),
+    workerConcurrency: number('worker-concurrency', WORKER_DEFAULTS.WORKER_CONCURRENCY, { min: 1 }),
+    workerBatchSize: number('worker-batch-size', WORKER_DEFAULTS.WORKER_BATCH_SIZE, { min: 1 }),
+    workerBatchWaitMs: number('worker-batch-wait-ms', WORKER_DEFAULTS.WORKER_BATCH_WAIT_MS, { min: 0, integer: false }),
+    ceilingConnections: (raw('ceiling-connections') ?? '1,4,16').split(',').map((item) => {
+      const value = Number(item.trim());
+      return Number.isInteger(value) && value >= 1 ? value : bad('ceiling-connections', 'a list of integers ≥ 1', raw('ceiling-connections') ?? '');
+    }),
+    ceilingCredits: number('ceiling-credits', 20_000, { min: 100 }),
     e2eRate: number('e2e-rate', 1_000, { min: 1 }),
     e2eFallbackRate: fallbackRate === undefined || fallbackRate === 'auto' ? 'auto' : number('e2e-fallback-rate', 0),
     e2eSeconds: number('e2e-seconds', 10, { min: 1 }),

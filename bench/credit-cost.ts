@@ -1,9 +1,8 @@
 /**
- * Where one credit's time goes, without BullMQ and without concurrency: the same
- * `payment_intent.succeeded` applied one at a time by the real worker's code (in this process)
- * and by the plain-pg baselines, with wall time and this process's CPU time per credit, next to
- * the bare PostgreSQL round trip. A profiling aid for a missed worker target, not part of
- * `npm run bench`.
+ * Where one credit's time goes, without BullMQ: the same `payment_intent.succeeded` applied by the
+ * real worker's code (in this process) and by the plain-pg baseline, one at a time and in batches
+ * of 32 (group commit), with wall time and this process's CPU time per credit, next to the bare
+ * PostgreSQL round trip. A profiling aid for a missed worker target, not part of `npm run bench`.
  *
  *   npx tsx bench/credit-cost.ts            (BENCH_CREDIT_COST_EVENTS=500 per variant)
  */
@@ -13,12 +12,12 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { paymentFactsFromEvent } from '../apps/order-worker/src/event-facts.js';
-import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
+import { applyPaymentFacts, createCreditBatcher } from '../apps/order-worker/src/ledger.js';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
 import { processStripeEvent } from '../apps/order-worker/src/worker.js';
 import { createBenchDatabase, seedOrders } from './bench-database.js';
 import { loadBenchConfig } from './config.js';
-import { creditWithOneStatement, creditWithStatements, readPaymentSucceeded } from './plain-pg-credit.js';
+import { creditPaymentsWithPg, plainPgBatcher, readPaymentCredit } from './plain-pg-credit.js';
 import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
 
 const config = loadBenchConfig([]);
@@ -32,14 +31,23 @@ interface Cost {
   cpuMs: number;
 }
 
-/** Runs `credit` on `count` fresh orders of `batch`, one after the other; per-credit averages. */
-async function measure(variant: string, batch: string, count: number, credit: (job: unknown) => Promise<unknown>): Promise<Cost> {
+/** Payments per group-commit batch in the batched variants. */
+const GROUP = 32;
+
+/**
+ * Runs `credit` on `count` fresh orders of `batch`, `together` at a time (1: one after the other;
+ * more: that many at once, so a batcher can group them); per-credit averages.
+ */
+async function measure(variant: string, batch: string, count: number, credit: (job: unknown) => Promise<unknown>, together = 1): Promise<Cost> {
   const jobs = Array.from({ length: count }, (_, index) => stripeEventJobData(paymentSucceededEvent(benchOrder(batch, index))));
-  for (const job of jobs.slice(0, WARMUP)) await credit(job);
+  const run = async (list: unknown[]) => {
+    for (let start = 0; start < list.length; start += together) await Promise.all(list.slice(start, start + together).map(credit));
+  };
+  await run(jobs.slice(0, WARMUP));
   const measured = jobs.slice(WARMUP);
   const cpuBefore = process.cpuUsage();
   const wallBefore = performance.now();
-  for (const job of measured) await credit(job);
+  await run(measured);
   const wall = performance.now() - wallBefore;
   const cpu = process.cpuUsage(cpuBefore);
   return { variant, wallMs: wall / measured.length, cpuMs: (cpu.user + cpu.system) / 1000 / measured.length };
@@ -49,11 +57,14 @@ const db = await createBenchDatabase(config.adminDatabaseUrl);
 const prisma = createPrismaClient(db.url, { poolSize: 2, applicationName: 'bench-credit-cost' });
 const pool = new pg.Pool({ connectionString: db.url, max: 2 });
 try {
-  for (const batch of ['real', 'apply', 'logged', 'plain', 'single']) await seedOrders(db.pool, `cc${batch}`, events + WARMUP);
+  for (const batch of ['real', 'apply', 'logged', 'plain', 'rbatch', 'pbatch']) await seedOrders(db.pool, `cc${batch}`, events + WARMUP);
   const metrics = createWorkerMetrics(new Registry());
   const silent = createLogger('credit-cost', 'silent');
   // The real worker logs at info to stdout; here to /dev/null, so the cost is the formatting.
   const logged = createLogger('credit-cost', 'info', pino.destination('/dev/null'));
+  // Long waits: each batch of GROUP is submitted at once and goes when full.
+  const realBatcher = createCreditBatcher(prisma, { maxBatch: GROUP, maxWaitMs: 1_000 });
+  const plainBatcher = plainPgBatcher(pool, { maxBatch: GROUP, maxWaitMs: 1_000 });
 
   const costs: Cost[] = [
     await measure('one PostgreSQL round trip (SELECT 1)', 'ccrtt', events + WARMUP, () => pool.query('SELECT 1')),
@@ -63,8 +74,9 @@ try {
       return applyPaymentFacts(prisma, paymentFactsFromEvent(data), { id: data.id, type: data.type, objectId: String(data.object.id), created: data.created });
     }),
     await measure('real: processStripeEvent, info logs', 'cclogged', events + WARMUP, (job) => processStripeEvent({ prisma, metrics }, job, logged)),
-    await measure('plain pg, transaction path (8 round trips)', 'ccplain', events + WARMUP, (job) => creditWithStatements(pool, readPaymentSucceeded(undefined, job))),
-    await measure('plain pg, one-statement path', 'ccsingle', events + WARMUP, (job) => creditWithOneStatement(pool, readPaymentSucceeded(undefined, job))),
+    await measure('plain pg: the same statement, one payment', 'ccplain', events + WARMUP, (job) => creditPaymentsWithPg(pool, [readPaymentCredit(undefined, job)])),
+    await measure(`real: batches of ${GROUP} (group commit, Prisma)`, 'ccrbatch', events + WARMUP, (job) => realBatcher.credit(readPaymentCredit(undefined, job)), GROUP),
+    await measure(`plain pg: batches of ${GROUP}`, 'ccpbatch', events + WARMUP, (job) => plainBatcher.credit(readPaymentCredit(undefined, job)), GROUP),
   ];
   process.stdout.write(`\n${events} credits per variant, one at a time, after ${WARMUP} warm-up credits (load average ${os.loadavg().map((n) => n.toFixed(2)).join(' ')})\n\n`);
   process.stdout.write(`${'variant'.padEnd(52)}${'wall ms'.padStart(9)}${'CPU ms'.padStart(9)}\n`);

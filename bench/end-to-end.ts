@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
-import { deleteKeysWithPrefix } from './bench-redis.js';
+import { Redis } from 'ioredis';
+import { QUEUES } from '@ledger/shared';
+import { Queue } from 'bullmq';
+import { deleteKeysWithPrefix, sampleRedisMemory } from './bench-redis.js';
 import { freePort, runToCompletion, type BenchChild } from './child-process.js';
 import type { FixedRateOptions, FixedRateRecord } from './fixed-rate-sender.js';
 import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
@@ -59,6 +62,10 @@ export interface EndToEndResult {
   /** Peak RSS (VmHWM) of the receiver and the worker under this load, in bytes. */
   receiverPeakRss: number;
   workerPeakRss: number;
+  /** Redis memory the run added, at its peak and at its end, and the completed jobs Redis still keeps then. */
+  redisPeakBytes: number;
+  redisEndBytes: number;
+  completedJobsKept: number;
 }
 
 /** How long a missing ledger id holds the watermark back before it counts as a rolled-back insert. */
@@ -126,6 +133,18 @@ function watchCredits(db: BenchDatabase, afterId: number, pollMs: number) {
   };
 }
 
+/** Completed event jobs Redis keeps under `prefix` (bounded by the jobs' removeOnComplete). */
+async function countCompleted(redisUrl: string, prefix: string): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  const queue = new Queue(QUEUES.stripeEvents, { connection, prefix });
+  try {
+    return (await queue.getJobCounts('completed')).completed ?? 0;
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
 /** Credits per second between the first and the last credit seen. */
 function creditThroughput(visibleAt: Map<string, number>): number {
   const times = [...visibleAt.values()];
@@ -158,6 +177,7 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
     worker = await startOrderWorker(context, `worker-${batch}`, prefix);
     const receiverReadyRss = receiver.memory().rss;
     const workerReadyRss = worker.memory().rss;
+    const redisMemory = sampleRedisMemory(config.redisUrl);
     const watcher = watchCredits(db, await lastLedgerId(db.pool), config.e2ePollMs);
 
     const outFile = path.join(context.logDir, `${batch}-sends.json`);
@@ -196,6 +216,8 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
     const services = serviceCpuUsed(cpuBefore.services, await readServiceCpu(config.redisUrl, database));
     const receiverPeakRss = receiver.memory().peakRss;
     const workerPeakRss = worker.memory().peakRss;
+    const { peakBytes: redisPeakBytes, endBytes: redisEndBytes } = await redisMemory.stop();
+    const completedJobsKept = await countCompleted(config.redisUrl, prefix);
 
     const sends = JSON.parse(readFileSync(outFile, 'utf8')) as FixedRateRecord;
     const visible: number[] = [];
@@ -243,6 +265,9 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
       workerReadyRss,
       receiverPeakRss,
       workerPeakRss,
+      redisPeakBytes,
+      redisEndBytes,
+      completedJobsKept,
     };
   } finally {
     await Promise.allSettled([receiver?.stop(), worker?.stop()]);

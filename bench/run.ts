@@ -1,12 +1,14 @@
 /**
- * `npm run bench`: the benchmarks of issue 9, each against a baseline measured in the same run
- * (the machine is small and shared, so only ratios within one run mean anything).
+ * `npm run bench`: the benchmarks, each against a baseline measured in the same run (the machine
+ * is small and shared, so only ratios within one run mean anything).
  *
  * 1. receiver ingest vs. a bare Fastify route (autocannon, full speed);
- * 2. worker drain vs. a plain-pg implementation of the same credit transaction;
- * 3. end-to-end latency at a fixed rate, webhook sent → credit visible;
+ * 2. worker drain (group commit) vs. the same worker unbatched and vs. the same SQL through plain pg;
+ * 3. end-to-end latency at a fixed rate, webhook sent → credit visible; CPU per event of every
+ *    process; Redis memory;
  * 4. peak RSS of the receiver and the worker under that load;
- * 5. long-poll: 1,000 waiting clients, time from a status change's commit to each answer, RSS.
+ * 5. long-poll: 1,000 waiting clients, time from a status change's commit to each answer, RSS;
+ * 6. the PostgreSQL ceiling: the credit statement alone at 1, 4 and 16 connections; bytes per credit.
  *
  * Prints a table with each target's PASS / MISS and writes bench/results.json. Runs on a fresh
  * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
@@ -24,6 +26,7 @@ import { loadBenchConfig } from './config.js';
 import { runEndToEndBenchmark } from './end-to-end.js';
 import { runIngestBenchmark } from './ingest.js';
 import { runLongPollBenchmark } from './long-poll.js';
+import { runPostgresCeilingBenchmark } from './postgres-ceiling.js';
 import { sampleMachineLoad } from './machine-load.js';
 import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './report.js';
 import type { RunContext } from './system-processes.js';
@@ -96,7 +99,7 @@ try {
     results.ingest = await stage('ingest', () => runIngestBenchmark(runContext, runPrefix));
   }
   if (config.only.has('worker')) {
-    log(`2/3 worker: ${config.rounds} × (real worker, plain pg one-statement path, plain pg transaction path) draining ${config.workerEvents} events`);
+    log(`2/3 worker: ${config.rounds} × (real worker, same worker unbatched, plain pg with the same batched SQL) draining ${config.workerEvents} events`);
     results.worker = await stage('worker', () => runWorkerBenchmark(runContext, database, runPrefix));
   }
   if (config.only.has('e2e')) {
@@ -115,6 +118,11 @@ try {
   if (config.only.has('long-poll')) {
     log(`long-poll: ${config.longPollWaiters} waiting clients, changes at ${config.longPollRate}/s, then all in one commit`);
     results.longPoll = await stage('longPoll', () => runLongPollBenchmark(runContext, database, runPrefix));
+  }
+
+  if (config.only.has('postgres-ceiling')) {
+    log(`PostgreSQL ceiling: ${config.ceilingCredits} credits at ${config.ceilingConnections.join(', ')} connections, batches of ${config.workerBatchSize}`);
+    results.postgresCeiling = await stage('postgresCeiling', () => runPostgresCeilingBenchmark(runContext, database));
   }
 
   const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, runtime: config.runtime, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };

@@ -61,7 +61,7 @@ export async function startBareFastify(context: RunContext, name: string, port: 
 }
 
 /** The real order worker (`apps/order-worker`), reconciliation off, ready to take jobs. */
-export async function startOrderWorker(context: RunContext, name: string, prefix: string): Promise<BenchChild> {
+export async function startOrderWorker(context: RunContext, name: string, prefix: string, options: { batchSize?: number } = {}): Promise<BenchChild> {
   const child = track(
     context,
     startChild(name, entryPoint(context, 'order-worker/src/main'), {
@@ -73,6 +73,8 @@ export async function startOrderWorker(context: RunContext, name: string, prefix
         REDIS_URL: context.config.redisUrl,
         QUEUE_PREFIX: prefix,
         WORKER_CONCURRENCY: String(context.config.workerConcurrency),
+        WORKER_BATCH_SIZE: String(options.batchSize ?? context.config.workerBatchSize),
+        WORKER_BATCH_WAIT_MS: String(context.config.workerBatchWaitMs),
         RECONCILE_INTERVAL_SECONDS: '0',
         LOG_LEVEL: context.config.logLevel,
       },
@@ -82,12 +84,8 @@ export async function startOrderWorker(context: RunContext, name: string, prefix
   return child;
 }
 
-/** The plain-pg baseline worker, ready to take jobs. */
-export async function startPlainPgWorker(
-  context: RunContext,
-  name: string,
-  options: { prefix: string; mode: 'statements' | 'single-statement' },
-): Promise<BenchChild> {
+/** The plain-pg baseline worker (the same batched statement through `pg`), ready to take jobs. */
+export async function startPlainPgWorker(context: RunContext, name: string, options: { prefix: string }): Promise<BenchChild> {
   const child = track(
     context,
     startChild(name, 'bench/plain-pg-worker.ts', {
@@ -97,7 +95,8 @@ export async function startPlainPgWorker(
         REDIS_URL: context.config.redisUrl,
         QUEUE_PREFIX: options.prefix,
         WORKER_CONCURRENCY: String(context.config.workerConcurrency),
-        BENCH_PLAIN_MODE: options.mode,
+        WORKER_BATCH_SIZE: String(context.config.workerBatchSize),
+        WORKER_BATCH_WAIT_MS: String(context.config.workerBatchWaitMs),
       },
     }),
   );

@@ -1,4 +1,4 @@
-import type { EventSource } from './ledger.js';
+import type { ApplyResult, EventSource } from './ledger.js';
 import { orderStatusSql } from './order-status.js';
 import type { PaymentFact } from './payment-facts.js';
 
@@ -103,3 +103,13 @@ export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown
   ];
 }
 
+/** A payment's result from the batched statement, as applyPaymentFacts reports it; undefined if the general path must decide. */
+export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResult | undefined): ApplyResult | undefined {
+  if (!result?.eligible) return undefined;
+  return {
+    eventIsNew: credit.source ? result.eventNew : true,
+    outcomes: [result.inserted ? 'applied' : 'already_applied'],
+    details: [],
+    credited: result.inserted ? 1 : 0,
+  };
+}

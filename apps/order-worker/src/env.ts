@@ -3,9 +3,9 @@ import { z } from 'zod';
 
 export const workerEnvSchema = commonEnvSchema.extend({
   /** Jobs one worker process runs at once (per queue); their payments share group-commit batches. */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
   /** Group commit: payments per statement at most (1 turns batching off). */
-  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(32),
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(64),
   /** Group commit: how long the first payment of a batch waits for others, in milliseconds. */
   WORKER_BATCH_WAIT_MS: z.coerce.number().min(0).max(1000).default(5),
   /** PostgreSQL connections of this process (batches need few; refunds and disputes take one each while they run). */

@@ -1,6 +1,6 @@
 import { postgresErrorOf, withTransaction, type LedgerEntryType, type Prisma, type PrismaClient } from '@ledger/shared';
 import { CreditBatcher, type CreditBatcherOptions } from './credit-batcher.js';
-import { CREDIT_PAYMENTS_SQL, REFUSALS_FOR_THE_GENERAL_PATH, creditPaymentsParams, type PaymentCredit, type PaymentCreditResult } from './credit-statement.js';
+import { CREDIT_PAYMENTS_SQL, REFUSALS_FOR_THE_GENERAL_PATH, creditPaymentsParams, creditResultOf, type PaymentCredit, type PaymentCreditResult } from './credit-statement.js';
 import { nextOrderState, type OrderChange, type OrderState } from './order-status.js';
 import type { PaymentFact } from './payment-facts.js';
 
@@ -122,17 +122,6 @@ export async function creditPayments(prisma: PrismaClient, credits: readonly Pay
     throw error;
   }
   return rows.map((row) => ({ eligible: row.eligible, inserted: row.inserted, eventNew: row.event_new }));
-}
-
-/** A payment's result from the batched statement, as applyPaymentFacts reports it; undefined if the general path must decide. */
-export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResult | undefined): ApplyResult | undefined {
-  if (!result?.eligible) return undefined;
-  return {
-    eventIsNew: credit.source ? result.eventNew : true,
-    outcomes: [result.inserted ? 'applied' : 'already_applied'],
-    details: [],
-    credited: result.inserted ? 1 : 0,
-  };
 }
 
 /** The common case of one payment through the batched statement: a batch of one. */

@@ -268,7 +268,7 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
       throw new HttpError(409, 'payment_not_started', 'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.');
     }
     const jobId = paymentSyncJobId(order.paymentIntentId);
-    await addJobOnce(app.redis, app.queues.paymentSync, 'confirm', { paymentIntentId: order.paymentIntentId, reason: 'confirm' }, paymentSyncJobOptions(jobId, options.jobBackoffMs));
+    await addJobOnce(app.queues.paymentSync, 'confirm', { paymentIntentId: order.paymentIntentId, reason: 'confirm' }, paymentSyncJobOptions(jobId, options.jobBackoffMs));
     return reply.code(202).send(orderView(order));
   });
 }

@@ -40,7 +40,7 @@ export default async function reviewRoutes(app: FastifyInstance, options: Review
     if (decision.decision === 'dismiss' && decision.amount !== undefined) throw new HttpError(400, 'invalid_request', 'amount goes with credit only');
     const jobId = `review-${randomUUID()}`;
     const queue = app.queues.reviews;
-    await addJobOnce(app.redis, queue, 'resolve', { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' }, reviewResolutionJobOptions(jobId));
+    await addJobOnce(queue, 'resolve', { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' }, reviewResolutionJobOptions(jobId));
 
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {

@@ -95,10 +95,10 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
     }
 
     const queue = app.queues.stripeEvents;
-    const { duplicate } = await addJobOnce(app.redis, queue, stripeEvent.type, stripeEventJobData(stripeEvent), stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs));
+    const { duplicate, failed } = await addJobOnce(queue, stripeEvent.type, stripeEventJobData(stripeEvent), stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs));
     // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
     // runs it again: the failed job is the only copy, and adding under its id does nothing.
-    const requeued = duplicate ? await requeueIfFailed(queue, stripeEvent.id) : false;
+    const requeued = failed ? await requeueIfFailed(queue, stripeEvent.id) : false;
     if (duplicate) metrics.webhooksDuplicate.inc();
     app.log.info({ ...logFields, duplicate, ...(requeued ? { requeued } : {}) }, requeued ? 'failed event queued again' : 'event queued');
     return reply.code(200).send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
