@@ -27,6 +27,11 @@ export const workerEnvSchema = commonEnvSchema.extend({
   RECONCILE_STALE_AFTER_SECONDS: z.coerce.number().int().min(0).default(900),
   /** An order unpaid this long has its PaymentIntent canceled at Stripe and ends as expired. */
   ORDER_TTL: durationSeconds.default(24 * 3600),
+  /**
+   * Inbox rows (processed Stripe events) are kept this many days, then removed in small batches.
+   * Stripe resends an event for up to 30 days; the ledger's unique keys are the permanent guarantee.
+   */
+  INBOX_RETENTION_DAYS: z.coerce.number().int().min(31, 'must be at least 31 (Stripe resends events for up to 30 days)').default(35),
   /** Stripe API requests per second this process makes at most (Stripe: 25/s sandbox, 100/s live). */
   STRIPE_MAX_RPS: z.coerce.number().min(1).max(100).default(20),
 });

@@ -94,6 +94,7 @@ await runService({
         logger,
         outages,
         intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
+        inboxRetentionDays: env.INBOX_RETENTION_DAYS,
         options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
       });
       onClose('reconciler', () => reconciler.close());

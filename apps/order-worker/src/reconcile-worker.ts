@@ -1,6 +1,7 @@
 import { QUEUES, type Logger, type OutageLog } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from './metrics.js';
 import { reconcileOnce, type ReconcileDeps, type ReconcileOptions } from './reconcile.js';
 
@@ -13,25 +14,34 @@ export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syn
   outages?: { redis: OutageLog };
   intervalSeconds: number;
   options: ReconcileOptions;
+  /** Inbox rows older than this many days are removed, once an hour. */
+  inboxRetentionDays: number;
 }
 
+/** How often the inbox retention runs; each run deletes at most 100 batches of 1,000 rows. */
+const INBOX_RETENTION_EVERY_MS = 3600 * 1000;
+
 /**
- * The scheduled reconciliation: a BullMQ job scheduler (one upserted schedule however many worker
- * processes start) and a worker that runs one pass per job, one at a time.
- * https://docs.bullmq.io/guide/job-schedulers
+ * The scheduled maintenance: BullMQ job schedulers (one upserted schedule each, however many worker
+ * processes start) for the reconciliation pass and the inbox retention, and a worker that runs
+ * them one at a time. https://docs.bullmq.io/guide/job-schedulers
  */
 export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): Promise<void> }> {
   const queueOptions = { connection: deps.connection, prefix: deps.prefix };
   const eventsQueue = new Queue(QUEUES.stripeEvents, queueOptions);
   const syncQueue = new Queue(QUEUES.paymentSync, queueOptions);
   const scheduleQueue = new Queue(QUEUES.reconcile, queueOptions);
-  await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, {
-    name: 'reconcile',
-    opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
-  });
+  const kept = { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } };
+  await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, { name: 'reconcile', opts: kept });
+  await scheduleQueue.upsertJobScheduler('inbox-retention-every', { every: INBOX_RETENTION_EVERY_MS }, { name: 'inbox-retention', opts: kept });
   const worker = new Worker(
     QUEUES.reconcile,
-    async () => {
+    async (job) => {
+      if (job.name === 'inbox-retention') {
+        const pruned = await pruneInbox(deps.prisma, { keepDays: deps.inboxRetentionDays });
+        deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);
+        return pruned;
+      }
       const report = await reconcileOnce({ ...deps, eventsQueue, syncQueue }, deps.options);
       deps.metrics.reconcileUncredited.set(report.uncredited.length);
       return { ...report, uncredited: report.uncredited.length };
