@@ -197,15 +197,22 @@ async function locateOrder(tx: Tx, fact: PaymentFact): Promise<{ id: string; acc
  * which FOR UPDATE would wait for — a deadlock with a concurrent fact (found by the shuffle
  * property test). `forKeyUpdate` is for the rare currency change, which updates the account's key.
  */
-async function lockAccountAndOrder(tx: Tx, accountId: string, orderId: string, forKeyUpdate = false): Promise<{ account: AccountRow; order: OrderRow }> {
+export async function lockAccountAndOrder(tx: Tx, accountId: string, orderId: string, forKeyUpdate = false): Promise<{ account: AccountRow; order: OrderRow }> {
   const [account] = forKeyUpdate
     ? await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR UPDATE`
     : await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR NO KEY UPDATE`;
+  const order = await lockOrder(tx, orderId);
+  if (!account) throw new Error(`account ${accountId} of order ${orderId} vanished`);
+  return { account, order };
+}
+
+/** Locks the order's row (after its account's, where money moves) and reads it. */
+async function lockOrder(tx: Tx, orderId: string): Promise<OrderRow> {
   const [order] = await tx.$queryRaw<OrderRow[]>`
     SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
     FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`;
-  if (!account || !order) throw new Error(`order ${orderId} or its account ${accountId} vanished`);
-  return { account, order };
+  if (!order) throw new Error(`order ${orderId} vanished`);
+  return order;
 }
 
 async function applyFact(tx: Tx, fact: PaymentFact, eventId: string | null): Promise<FactResult> {
@@ -216,10 +223,7 @@ async function applyFact(tx: Tx, fact: PaymentFact, eventId: string | null): Pro
       return applyPayment(tx, fact, located, eventId);
     case 'payment_progress': {
       // Progress alone moves no money: the order's lock is enough.
-      const [order] = await tx.$queryRaw<OrderRow[]>`
-        SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
-        FROM orders WHERE id = ${located.id} FOR NO KEY UPDATE`;
-      if (!order) throw new Error(`order ${located.id} vanished`);
+      const order = await lockOrder(tx, located.id);
       // A failed or canceled attempt of some other PaymentIntent naming the order says nothing about it.
       if (order.payment_intent_id !== null && order.payment_intent_id !== fact.paymentIntentId) return { outcome: 'ignored' };
       return (await moveOrder(tx, order, { kind: 'progress', to: fact.to })) ? { outcome: 'status_only' } : { outcome: 'ignored' };

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { withTransaction, type Prisma, type PrismaClient } from '@ledger/shared';
-import { insertLedgerEntry, moveOrder, type OrderRow } from './ledger.js';
+import { insertLedgerEntry, lockAccountAndOrder, moveOrder } from './ledger.js';
 
 /** An operator's decision on an order under review. */
 export interface ResolveRequest {
@@ -23,16 +23,10 @@ export class ReviewRequestError extends Error {
   override name = 'ReviewRequestError';
 }
 
-/** Locks the account, then the order (the ledger's lock order), and returns both rows. */
+/** Locks the account, then the order (the ledger's lock order); undefined for an unknown order. */
 async function lockOrderForReview(tx: Prisma.TransactionClient, orderId: string) {
   const [located] = await tx.$queryRaw<{ account_id: string }[]>`SELECT account_id FROM orders WHERE id = ${orderId}`;
-  if (!located) return undefined;
-  const [account] = await tx.$queryRaw<{ id: string; currency: string }[]>`
-    SELECT id, currency FROM accounts WHERE id = ${located.account_id} FOR NO KEY UPDATE`;
-  const [order] = await tx.$queryRaw<OrderRow[]>`
-    SELECT id, account_id, amount, currency, status, payment_intent_id, amount_refunded, dispute_status, review_reason
-    FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`;
-  return account && order ? { account, order } : undefined;
+  return located ? lockAccountAndOrder(tx, located.account_id, orderId) : undefined;
 }
 
 /**
