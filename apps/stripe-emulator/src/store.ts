@@ -29,7 +29,6 @@ type EventOf<T extends EmulatorEventType> = Extract<EmulatorEvent, { type: T }>;
 export interface EventListQuery {
   limit: number;
   startingAfter: string | undefined;
-  endingBefore: string | undefined;
   /** Patterns, `*` a wildcard; an event matches any one of them. */
   types: string[] | undefined;
   created: { gt?: number | undefined; gte?: number | undefined; lt?: number | undefined; lte?: number | undefined };
@@ -110,20 +109,12 @@ export class EmulatorStore {
   }
 
   /**
-   * One page of `GET /v1/events`, newest first, with Stripe's cursor rules: `starting_after` walks
-   * to older events, `ending_before` to newer ones (still answered newest first).
+   * One page of `GET /v1/events`, newest first; `starting_after` walks to older events (the only
+   * cursor the system uses: reconciliation pages back to its checkpoint with `created[gte]`).
    */
   listEvents(query: EventListQuery): { data: EmulatorEvent[]; has_more: boolean } {
     const matches = this.eventFilter(query);
     const page: EmulatorEvent[] = [];
-    if (query.endingBefore !== undefined) {
-      for (let i = this.indexOf(query.endingBefore, 'ending_before') + 1; i < this.events.length; i += 1) {
-        const event = this.events[i];
-        if (event && matches(event) && page.push(event) > query.limit) break;
-      }
-      const hasMore = page.length > query.limit;
-      return { data: page.slice(0, query.limit).reverse(), has_more: hasMore };
-    }
     const start = query.startingAfter === undefined ? this.events.length : this.indexOf(query.startingAfter, 'starting_after');
     for (let i = start - 1; i >= 0; i -= 1) {
       const event = this.events[i];

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { StripeApiError, invalidRequest, resourceMissing } from '../errors.js';
 import { parseStripeParams } from '../form.js';
 import type { IdempotencyCache, StoredResponse } from '../idempotency.js';
-import { booleanParam, expandParam, integerParam, metadataParam, optionalString, parseParams } from '../params.js';
+import { booleanParam, integerParam, metadataParam, parseParams } from '../params.js';
 import type { PaymentFlows } from '../payments.js';
 import type { EmulatorStore, EventListQuery } from '../store.js';
 
@@ -31,32 +31,22 @@ const createPaymentIntentSchema = z.strictObject({
     .regex(/^[A-Za-z]{3}$/, { error: (issue) => `Invalid currency: ${String(issue.input)}.` })
     .transform((value) => value.toLowerCase()),
   metadata: metadataParam.optional(),
-  description: optionalString(1000),
-  allowed_payment_method_types: z.array(z.string().min(1)).min(1).optional(),
-  payment_method_types: z.array(z.string().min(1)).min(1).optional(),
   automatic_payment_methods: z
     .strictObject({ enabled: booleanParam, allow_redirects: z.enum(['always', 'never']).optional() })
     .transform(({ enabled, allow_redirects }) => (allow_redirects ? { enabled, allow_redirects } : { enabled }))
     .optional(),
-  receipt_email: optionalString(800),
-  statement_descriptor: optionalString(22),
-  statement_descriptor_suffix: optionalString(22),
-  transfer_group: optionalString(5000),
-  expand: expandParam,
 });
 
-const retrieveSchema = z.strictObject({ expand: expandParam });
+const retrieveSchema = z.strictObject({});
 
 const cancelPaymentIntentSchema = z.strictObject({
   cancellation_reason: z.enum(['abandoned', 'duplicate', 'fraudulent', 'requested_by_customer']).optional(),
-  expand: expandParam,
 });
 
 const listEventsSchema = z
   .strictObject({
     limit: integerParam.pipe(z.int().min(1).max(100)).optional(),
     starting_after: z.string().min(1).optional(),
-    ending_before: z.string().min(1).optional(),
     type: z.string().min(1).optional(),
     types: z.array(z.string().min(1)).min(1).max(20).optional(),
     created: z
@@ -72,25 +62,17 @@ const listEventsSchema = z
       .optional(),
     delivery_success: booleanParam.optional(),
   })
-  .refine((query) => !(query.starting_after && query.ending_before), {
-    error: 'You may only specify one of these parameters: ending_before, starting_after.',
-  })
   .refine((query) => !(query.type && query.types), { error: 'You may only specify one of these parameters: type, types.' });
 
 /** Objects retrievable by id, Stripe's path → the `object` value the id must name. */
 const RETRIEVABLE: ReadonlyArray<{ path: string; object: string; param: string }> = [
   { path: '/payment_intents/:id', object: 'payment_intent', param: 'intent' },
-  { path: '/charges/:id', object: 'charge', param: 'charge' },
-  { path: '/refunds/:id', object: 'refund', param: 'refund' },
-  { path: '/disputes/:id', object: 'dispute', param: 'dispute' },
-  { path: '/checkout/sessions/:id', object: 'checkout.session', param: 'session' },
-  { path: '/balance_transactions/:id', object: 'balance_transaction', param: 'id' },
   { path: '/events/:id', object: 'event', param: 'id' },
 ];
 
 /**
- * Stripe's `/v1` API, the part this system calls: create, retrieve and cancel PaymentIntents, list
- * and retrieve events, and retrieve the other objects events mention. Register with `prefix: '/v1'`.
+ * Stripe's `/v1` API, the part this system calls and no more: create, retrieve and cancel
+ * PaymentIntents, list and retrieve events. Register with `prefix: '/v1'`.
  */
 export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
   const { store, flows, idempotency, apiVersion } = options;
@@ -128,33 +110,26 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
 
   app.post('/payment_intents', async (request, reply) =>
     idempotent(request, reply, `POST ${request.routeOptions.url ?? request.url}`, () => {
-      const { expand, ...params } = parseParams(createPaymentIntentSchema, request.body);
+      const params = parseParams(createPaymentIntentSchema, request.body);
       const paymentIntent = flows.createPaymentIntent(
         {
           amount: params.amount,
           currency: params.currency,
           metadata: params.metadata ?? {},
-          description: params.description ?? null,
-          allowed_payment_method_types: params.allowed_payment_method_types,
-          payment_method_types: params.payment_method_types,
           automatic_payment_methods: params.automatic_payment_methods,
-          receipt_email: params.receipt_email ?? null,
-          statement_descriptor: params.statement_descriptor ?? null,
-          statement_descriptor_suffix: params.statement_descriptor_suffix ?? null,
-          transfer_group: params.transfer_group ?? null,
         },
         { id: request.id, idempotency_key: stringHeader(request, 'idempotency-key') ?? null },
       );
-      return { statusCode: 200, body: JSON.stringify(expandFields(paymentIntent, expand, store)) };
+      return { statusCode: 200, body: JSON.stringify(paymentIntent) };
     }),
   );
 
   // https://docs.stripe.com/api/payment_intents/cancel: only before the payment succeeded.
   app.post<{ Params: { id: string } }>('/payment_intents/:id/cancel', async (request, reply) =>
     idempotent(request, reply, `POST /v1/payment_intents/${request.params.id}/cancel`, () => {
-      const { expand, ...params } = parseParams(cancelPaymentIntentSchema, request.body ?? {});
+      const params = parseParams(cancelPaymentIntentSchema, request.body ?? {});
       const result = flows.cancel(request.params.id, params);
-      return { statusCode: 200, body: JSON.stringify(expandFields(result.payment_intent ?? {}, expand, store)) };
+      return { statusCode: 200, body: JSON.stringify(result.payment_intent ?? {}) };
     }),
   );
 
@@ -163,7 +138,6 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
     const listQuery: EventListQuery = {
       limit: query.limit ?? 10,
       startingAfter: query.starting_after,
-      endingBefore: query.ending_before,
       types: query.types ?? (query.type === undefined ? undefined : [query.type]),
       created: query.created ?? {},
       deliverySuccess: query.delivery_success,
@@ -173,10 +147,10 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
 
   for (const { path, object, param } of RETRIEVABLE) {
     app.get<{ Params: { id: string } }>(path, async (request) => {
-      const { expand } = parseParams(retrieveSchema, request.query);
+      parseParams(retrieveSchema, request.query);
       const found = store.findObject(request.params.id);
       if (found?.object !== object) throw resourceMissing(object, request.params.id, param);
-      return expandFields(found, expand, store);
+      return found;
     });
   }
 }
@@ -211,37 +185,4 @@ function authenticate(request: FastifyRequest): string {
         ? "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/."
         : `Invalid API Key provided: ${key.slice(0, 8)}${'*'.repeat(Math.max(0, key.length - 12))}${key.slice(-4)}`,
   });
-}
-
-/**
- * Stripe's `expand[]` (https://docs.stripe.com/expand): each dotted path replaces an id with its
- * object, on a copy. `latest_charge.balance_transaction` expands the charge, then its transaction.
- */
-function expandFields(object: object, paths: string[] | undefined, store: EmulatorStore): object {
-  if (!paths || paths.length === 0) return object;
-  const copy = structuredClone(object);
-  for (const path of paths) {
-    let node: unknown = copy;
-    for (const field of path.split('.')) {
-      if (!isRecord(node) || !(field in node)) throw notExpandable(path);
-      const value = node[field];
-      if (typeof value === 'string') {
-        const found = store.findObject(value);
-        if (!found) throw notExpandable(path);
-        node[field] = structuredClone(found);
-      } else if (value !== null && typeof value !== 'object') {
-        throw notExpandable(path);
-      }
-      node = node[field];
-    }
-  }
-  return copy;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function notExpandable(path: string): StripeApiError {
-  return invalidRequest(`This property cannot be expanded (${path}).`, { param: 'expand' });
 }
