@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { StripeApiError, invalidRequest, resourceMissing } from '../errors.js';
+import { StripeApiError, resourceMissing } from '../errors.js';
 import { parseStripeParams } from '../form.js';
 import type { IdempotencyCache, StoredResponse } from '../idempotency.js';
 import { booleanParam, integerParam, metadataParam, parseParams } from '../params.js';
