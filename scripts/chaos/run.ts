@@ -303,10 +303,7 @@ async function runCli(name: string, args: string[], env: Record<string, string>,
 
 export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
   const v = s.verify;
-  const redis =
-    s.redis === 'cluster'
-      ? [`redis cluster failovers ${s.redisFailovers} (${s.failoverMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ') || 'none'} without a master)`]
-      : [`restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`, `redis flushes ${s.redisFlushes} (${s.eventJobsFlushed} event jobs lost)`];
+  const cluster = s.redis === 'cluster';
   return [
     `chaos ${s.ok ? 'OK' : 'FAILED'}: ${s.orders} orders / ${s.accounts} accounts`,
     `events ${s.events} (applied ${s.handledEvents})`,
@@ -314,9 +311,11 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `duplicates ${s.duplicates}`,
     `dropped ${s.dropped}`,
     `kills ${s.kills}`,
-    ...(s.redis === 'cluster' ? [`restarts ${s.workerRestarts} (workers)`] : []),
+    cluster ? `restarts ${s.workerRestarts} (workers)` : `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
     `refused starts ${s.refusedStarts}`,
-    ...redis,
+    cluster
+      ? `redis cluster failovers ${s.redisFailovers} (${s.failoverMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ') || 'none'} without a master)`
+      : `redis flushes ${s.redisFlushes} (${s.eventJobsFlushed} event jobs lost)`,
     `refund reversals ${s.refundReversals}`,
     `foreign payments ${s.foreignPayments} (events not ours ${s.foreignEventsNotOurs})`,
     `pg kills ${s.pgKills} (${s.pgConnectionsKilled} connections)`,
