@@ -1,7 +1,8 @@
 /**
  * `npm run chaos`: proves "exactly once" under fire. Starts the Stripe emulator, the receiver and
  * worker processes on real PostgreSQL and a Redis of its own; places and pays orders while
- * SIGKILLing workers, crashing Redis once and terminating every PostgreSQL connection once; then
+ * SIGKILLing workers, crashing Redis once (with `--redis-cluster`: failing over the master of the
+ * queues' slot on a Redis Cluster of its own) and terminating every PostgreSQL connection once; then
  * checks every payment was credited once, every refund and dispute debited once, every balance
  * equals its ledger. Prints one summary line; exits 1 if anything was lost or doubled. Options:
  * `npm run chaos -- --help`.
@@ -25,6 +26,10 @@ const { values } = parseCommandLine('chaos', {
     'keep-db': { type: 'boolean', description: 'keep the run\'s database' },
     'keep-logs': { type: 'boolean', description: 'keep the processes\' logs' },
     'sigterm-redis': { type: 'boolean', description: 'stop Redis cleanly instead of crashing it' },
+    'redis-cluster': {
+      type: 'boolean',
+      description: 'run on a Redis Cluster of its own (3 masters, 3 replicas) and SIGKILL the master of the queues\' slot during the load (a failover) instead of crashing and flushing one redis-server',
+    },
     quiet: { type: 'boolean', description: 'only the summary line' },
   },
   environment: ['CHAOS_ADMIN_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres)', 'CHAOS_MODE'],
@@ -64,6 +69,7 @@ const options: ChaosOptions = {
   keepDatabase: values['keep-db'] ?? false,
   keepLogs: values['keep-logs'] ?? false,
   redisStopSignal: values['sigterm-redis'] ? 'SIGTERM' : 'SIGKILL',
+  redisCluster: values['redis-cluster'] ?? false,
   quiescenceTimeoutMs: short ? 180_000 : 900_000,
   log: values.quiet ? undefined : (line) => console.log(`[chaos +${Math.round((Date.now() - startedAt) / 1000)}s] ${line}`),
 };

@@ -113,6 +113,19 @@ describe('each command: --help, and one line with exit 1 within seconds when it 
     expectFailFast(await run('worker', [], { WORKER_HEALTH_PORT: String(busyPort) }), inUse(busyPort, 'WORKER_HEALTH_PORT'), helpMs);
   });
 
+  it('Redis Cluster: no node answers, or QUEUE_PREFIX without a hash tag', async () => {
+    const helpMs = await checkCommandLine('worker', 'order-worker');
+    const deadCluster = `redis+cluster://:${PASSWORD}@127.0.0.1:2,127.0.0.1:1`;
+    expectFailFast(await run('worker', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }), /^order-worker cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/, helpMs);
+    expectFailFast(await run('receiver', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }), /^webhook-receiver cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/, helpMs);
+    // Checked before anything connects: the prefix would spread a queue's keys over many slots.
+    for (const [command, name] of [['worker', 'order-worker'], ['receiver', 'webhook-receiver'], ['reconcile', 'reconcile']] as const) {
+      const result = await run(command, [], { REDIS_URL: deadCluster, QUEUE_PREFIX: 'ledger' });
+      expectFailFast(result, /^Invalid environment: QUEUE_PREFIX must hold a hash tag such as \{ledger\} on Redis Cluster \(REDIS_URL is redis\+cluster:\/\/\), so that each queue's keys live in one slot \(got "ledger"\)$/, helpMs);
+      expect(result.stderr, name).not.toContain('cannot start');
+    }
+  });
+
   it('operator commands: reconcile and replay need Redis, audit PostgreSQL', async () => {
     for (const [command, env, message] of [
       ['reconcile', { REDIS_URL: deadRedis }, /^reconcile cannot start: Redis unreachable at /],

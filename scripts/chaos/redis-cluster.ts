@@ -1,8 +1,45 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, Redis } from 'ioredis';
-import { freePorts, startChild, waitUntil, type ChildApp } from './processes.js';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
+import { Redis } from 'ioredis';
+import { startChild, waitUntil, type ChildApp } from './processes.js';
+
+/** Each node also listens on its port + 10000 (the cluster bus), which must be a port too. */
+const CLUSTER_BUS_OFFSET = 10_000;
+
+/**
+ * `count` ports free on 127.0.0.1 whose cluster-bus ports (port + 10000) are free too. The OS's own
+ * picks (32768-60999 here) often leave no room for the bus, so candidates come from 20000-39999,
+ * each pair held open until all are chosen.
+ */
+async function freeClusterPorts(count: number): Promise<number[]> {
+  const held: Server[] = [];
+  const tryListen = async (port: number): Promise<boolean> => {
+    const server = createServer();
+    server.listen(port, '127.0.0.1');
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+      held.push(server);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const ports: number[] = [];
+  try {
+    for (let attempt = 0; ports.length < count; attempt += 1) {
+      if (attempt > 500) throw new Error('could not find free ports for the Redis Cluster');
+      const port = 20_000 + Math.floor(Math.random() * 20_000);
+      if (ports.includes(port) || ports.includes(port + CLUSTER_BUS_OFFSET) || ports.includes(port - CLUSTER_BUS_OFFSET)) continue;
+      if ((await tryListen(port)) && (await tryListen(port + CLUSTER_BUS_OFFSET))) ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
 
 interface ClusterNode {
   port: number;
@@ -44,7 +81,7 @@ export class ChaosRedisCluster {
   }
 
   private async launch(): Promise<void> {
-    const ports = await freePorts(6);
+    const ports = await freeClusterPorts(6);
     for (const port of ports) {
       const dir = join(this.dir, String(port));
       await mkdir(dir, { recursive: true });
@@ -61,6 +98,8 @@ export class ChaosRedisCluster {
           '--appendonly', 'yes',
           '--dir', dir,
           '--maxmemory-policy', 'noeviction',
+          // A replica's first sync starts at once instead of after the default 5 s.
+          '--repl-diskless-sync-delay', '0',
           '--protected-mode', 'no',
         ],
         logDir: this.logDir,
@@ -77,6 +116,27 @@ export class ChaosRedisCluster {
     );
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`);
     await this.waitHealthy();
+    // A replica that has not finished its first sync never takes over: a master killed before that
+    // would leave its slots without a master for good.
+    await waitUntil(async () => (await this.replicasInSync()) === 3, 30_000, 'the 3 replicas to finish their first sync', 100);
+  }
+
+  /** Replicas whose link to their master is up. */
+  private async replicasInSync(): Promise<number> {
+    let count = 0;
+    for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
+      const client = new Redis({ host: '127.0.0.1', port: node.port, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on('error', () => undefined);
+      try {
+        const info = await client.info('replication');
+        if (/role:slave/.test(info) && /master_link_status:up/.test(info)) count += 1;
+      } catch {
+        // A node that does not answer has no replica in sync.
+      } finally {
+        client.disconnect();
+      }
+    }
+    return count;
   }
 
   private async ping(port: number): Promise<string | undefined> {
@@ -92,14 +152,25 @@ export class ChaosRedisCluster {
     }
   }
 
-  /** One client on the live nodes, for cluster-wide questions. */
-  private client(): Cluster {
-    const cluster = new Cluster(
-      this.nodes.filter((node) => !node.killed).map((node) => ({ host: '127.0.0.1', port: node.port })),
-      { redisOptions: { maxRetriesPerRequest: 3 }, clusterRetryStrategy: () => 200 },
-    );
-    cluster.on('error', () => undefined);
-    return cluster;
+  /**
+   * Runs `question` on one live node after another until one answers. A plain connection with a
+   * timeout, not a cluster client: one of those waits out a failover instead of answering.
+   */
+  private async ask<T>(question: (client: Redis) => Promise<T>): Promise<T> {
+    let lastError: unknown = new Error('no live node');
+    for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
+      const client = new Redis({ host: '127.0.0.1', port: node.port, lazyConnect: true, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return await question(client);
+      } catch (error) {
+        lastError = error;
+      } finally {
+        client.disconnect();
+      }
+    }
+    throw lastError;
   }
 
   /** Every live node says the cluster is ok and every slot is served by a live master. */
@@ -107,7 +178,7 @@ export class ChaosRedisCluster {
     await waitUntil(
       async () => {
         for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-          const client = new Redis({ host: '127.0.0.1', port: node.port, maxRetriesPerRequest: 0, retryStrategy: () => null });
+          const client = new Redis({ host: '127.0.0.1', port: node.port, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
           client.on('error', () => undefined);
           try {
             const info = await client.cluster('INFO');
@@ -126,18 +197,15 @@ export class ChaosRedisCluster {
     );
   }
 
-  /** The port of the master that serves `key`'s slot now. */
+  /** The port of the master that serves `key`'s slot now, as a live node sees it. */
   async masterPortOf(key: string): Promise<number> {
-    const cluster = this.client();
-    try {
-      const slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', key));
-      const slots = await cluster.cluster('SLOTS');
+    return this.ask(async (client) => {
+      const slot = Number(await client.call('CLUSTER', 'KEYSLOT', key));
+      const slots = (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, ...unknown[]], ...unknown[]][];
       const master = slots.find(([from, to]) => slot >= from && slot <= to)?.[2];
       if (!master) throw new Error(`no master serves slot ${slot}`);
       return master[1];
-    } finally {
-      cluster.disconnect();
-    }
+    });
   }
 
   /**

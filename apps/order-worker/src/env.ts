@@ -1,4 +1,4 @@
-import { commonEnvSchema, durationSeconds, parseEnv } from '@ledger/shared';
+import { checkRedisEnv, commonEnvSchema, durationSeconds, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 
 export const workerEnvSchema = commonEnvSchema.extend({
@@ -34,7 +34,7 @@ export const workerEnvSchema = commonEnvSchema.extend({
   INBOX_RETENTION_DAYS: z.coerce.number().int().min(31, 'must be at least 31 (Stripe resends events for up to 30 days)').default(35),
   /** Stripe API requests per second this process makes at most (Stripe: 25/s sandbox, 100/s live). */
   STRIPE_MAX_RPS: z.coerce.number().min(1).max(100).default(20),
-});
+}).superRefine(checkRedisEnv);
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 

@@ -3,6 +3,7 @@ import {
   createPrismaClient,
   createWorkerConnection,
   endpointOf,
+  redisEndpoint,
   listenError,
   runService,
   stripeClientFromEnv,
@@ -51,7 +52,7 @@ await runService({
     const checkPostgres = () => prisma.$queryRaw`SELECT 1`;
     const outages = {
       postgres: new OutageLog(logger, 'PostgreSQL', endpointOf(env.DATABASE_URL, 5432), checkPostgres),
-      redis: new OutageLog(logger, 'Redis', endpointOf(env.REDIS_URL, 6379)),
+      redis: new OutageLog(logger, 'Redis', redisEndpoint(env.REDIS_URL)),
     };
     onClose('outage probes', () => Object.values(outages).forEach((outage) => outage.close()));
 

@@ -1,12 +1,11 @@
-import { QUEUES, type Logger, type OutageLog } from '@ledger/shared';
+import { QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from './metrics.js';
 import { reconcileOnce, type ReconcileDeps, type ReconcileOptions } from './reconcile.js';
 
 export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syncQueue'> {
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   metrics: WorkerMetrics;
   logger: Logger;

@@ -9,11 +9,11 @@ import {
   type Logger,
   type OutageLog,
   type PrismaClient,
+  type RedisConnection,
   type StripeEventJob,
   type StripeScope,
 } from '@ledger/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { paymentFactsFromEvent, MalformedEventError } from './event-facts.js';
 import type { CreditBatcher } from './credit-batcher.js';
 import { applyPaymentFacts, createCreditBatcher, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
@@ -26,7 +26,7 @@ import { resolveReview, ReviewRequestError, type ResolveResult } from './review.
 export interface OrderWorkerDeps {
   prisma: PrismaClient;
   /** A worker connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking calls. */
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   stripe: Stripe;
   /** Which events are this deployment's (mode, connected accounts); default: test mode, no connected accounts. */

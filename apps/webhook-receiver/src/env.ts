@@ -1,4 +1,4 @@
-import { commaList, commonEnvSchema, parseEnv } from '@ledger/shared';
+import { checkRedisEnv, commaList, commonEnvSchema, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
 import { checkOrdersEnv, ordersEnvShape } from './orders-env.js';
 
@@ -18,6 +18,7 @@ export const receiverEnvSchema = commonEnvSchema
   })
   .superRefine((env, ctx) => {
     checkOrdersEnv(env, ctx);
+    checkRedisEnv(env, ctx);
     // The emulator signs with its own dev secret; a real Stripe key needs the real endpoint secret.
     if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: 'is required when STRIPE_SECRET_KEY is set' });

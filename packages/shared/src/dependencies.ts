@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
+import { connectRedis } from './redis.js';
+import { redisEndpoint } from './redis-url.js';
 import { withTimeout } from './timeout.js';
 
 /**
@@ -68,9 +70,12 @@ export async function probePostgres(url: string, { timeoutMs = PROBE_TIMEOUT_MS,
   }
 }
 
-/** Connects to Redis and sends `PING`, or throws a {@link StartupError} saying where and why. */
+/**
+ * Connects to Redis and sends `PING`, or throws a {@link StartupError} saying where and why. On a
+ * cluster the connect reads the slot map, so it passes only when some node answers for the cluster.
+ */
 export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
-  const client = new Redis(url, {
+  const client = connectRedis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
@@ -92,7 +97,10 @@ export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Pro
   } catch (error) {
     const cause = lastError ?? error;
     const timedOut = cause instanceof Error && /timed? ?out/i.test(cause.message);
-    throw new StartupError(`Redis unreachable at ${endpointOf(url, 6379)}: ${timedOut ? `no answer within ${timeoutMs / 1000} s` : reason(cause)}`);
+    // A cluster client only says it could not read the slot map ("Failed to refresh slots cache").
+    const clusterDown = client instanceof Cluster && /slots cache|startup nodes|Connection is closed/i.test(String((cause as Error)?.message));
+    const why = timedOut ? `no answer within ${timeoutMs / 1000} s` : clusterDown ? 'no cluster node answered' : reason(cause);
+    throw new StartupError(`Redis unreachable at ${redisEndpoint(url)}: ${why}`);
   } finally {
     client.disconnect();
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hasHashTag, isClusterUrl, parseRedisUrl } from './redis-url.js';
 
 /** PostgreSQL used when DATABASE_URL is unset (contract: a local PostgreSQL on 127.0.0.1:5432). */
 export const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/ledger';
@@ -42,10 +43,25 @@ export const commonEnvSchema = z.object({
   /** `json` (one JSON object a line, for log shippers) or `pretty` (`npm start` and `npm run dev` set it). */
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
   DATABASE_URL: url(['postgresql:', 'postgres:']).default(DEFAULT_DATABASE_URL),
-  REDIS_URL: url(['redis:', 'rediss:']).default(DEFAULT_REDIS_URL),
   /**
-   * Prefix of every BullMQ key. Wrap it in braces (`{ledger}`) on Redis Cluster so that all keys of
-   * a queue hash to one slot (https://docs.bullmq.io/bull/patterns/redis-cluster).
+   * One Redis server (`redis://`, `rediss://`) or a Redis Cluster given by some of its nodes
+   * (`redis+cluster://host:port,host:port`, `rediss+cluster://` for TLS).
+   */
+  REDIS_URL: z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      try {
+        parseRedisUrl(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .default(DEFAULT_REDIS_URL),
+  /**
+   * Prefix of every BullMQ key. On Redis Cluster it must hold a hash tag (`{ledger}`) so that all
+   * keys of a queue hash to one slot (https://docs.bullmq.io/bull/patterns/redis-cluster):
+   * {@link checkRedisEnv} refuses to start otherwise.
    */
   QUEUE_PREFIX: z
     .string()
@@ -66,6 +82,21 @@ export const commonEnvSchema = z.object({
     .pipe(z.array(z.string().regex(/^acct_[A-Za-z0-9]+$/, 'must hold acct_… ids, comma separated')))
     .optional(),
 });
+
+/**
+ * Refinement both apps' schemas add: on Redis Cluster, QUEUE_PREFIX must hold a hash tag. A start
+ * that refuses beats a default that differs by deployment: the prefix names every key, and jobs
+ * queued under another name would be left behind unseen by a worker started with the new one.
+ */
+export function checkRedisEnv(env: { REDIS_URL: string; QUEUE_PREFIX: string }, ctx: z.RefinementCtx): void {
+  if (isClusterUrl(env.REDIS_URL) && !hasHashTag(env.QUEUE_PREFIX)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['QUEUE_PREFIX'],
+      message: `must hold a hash tag such as {${env.QUEUE_PREFIX.replace(/[{}]/g, '') || 'ledger'}} on Redis Cluster (REDIS_URL is redis+cluster://), so that each queue's keys live in one slot (got "${env.QUEUE_PREFIX}")`,
+    });
+  }
+}
 
 /**
  * Parses `source` with `schema` once at start-up. On failure it throws {@link EnvError}, whose

@@ -7,6 +7,7 @@ export * from './jobs.js';
 export * from './logger.js';
 export * from './outage.js';
 export * from './redis.js';
+export * from './redis-url.js';
 export * from './reviews.js';
 export * from './service.js';
 export * from './stripe.js';

@@ -10,9 +10,10 @@ await runCli(
     usage: 'npm run reconcile',
     summary:
       'One reconciliation pass now: queues the Stripe events since the checkpoint that the inbox lacks, checks unpaid orders with Stripe (and ends those past ORDER_TTL), and reports succeeded payments not credited yet. Workers apply what it queues.',
+    options: { json: { type: 'boolean', description: 'print the pass\'s report as one JSON object instead of sentences (for scripts: the chaos run reads it)' } },
     needsRedis: true,
   },
-  async ({ env, prisma, logger }) => {
+  async ({ values, env, prisma, logger }) => {
     const connection = createWorkerConnection(env.REDIS_URL);
     const queueOptions = { connection, prefix: env.QUEUE_PREFIX };
     const eventsQueue = new Queue(QUEUES.stripeEvents, queueOptions);
@@ -22,6 +23,10 @@ await runCli(
         { prisma, stripe: stripeClientFromEnv(env), eventsQueue, syncQueue, logger },
         { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
       );
+      if (values.json) {
+        console.log(JSON.stringify(report));
+        return 0;
+      }
       const { payments } = report;
       console.log(`listed ${report.eventsListed} Stripe events; checkpoint ${new Date(report.checkpoint * 1000).toISOString()} (the oldest event the inbox still lacks, else the newest: the next pass starts there)`);
       console.log(`events the inbox lacked: ${report.eventsEnqueued} queued now, ${report.eventsInFlight} already queued and not applied yet`);

@@ -1,15 +1,14 @@
-import { OutageLog, QUEUES, createProducerConnection, endpointOf, type QueueName } from '@ledger/shared';
+import { OutageLog, QUEUES, createProducerConnection, redisEndpoint, type QueueName, type RedisConnection } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** BullMQ queues this app produces to, on a fail-fast connection. */
     queues: Record<keyof typeof QUEUES, Queue>;
-    /** The producer Redis connection (readiness checks). */
-    redis: Redis;
+    /** The producer Redis connection, to one server or a cluster (readiness checks). */
+    redis: RedisConnection;
   }
 }
 
@@ -26,7 +25,7 @@ export default fp(
   async function queuesPlugin(app: FastifyInstance, options: QueuesPluginOptions) {
     const redis = createProducerConnection(options.redisUrl);
     // ioredis reconnects on its own every ≤ 2 s: one line when Redis goes away, one when it is back.
-    const outage = new OutageLog(app.log, 'Redis', endpointOf(options.redisUrl, 6379));
+    const outage = new OutageLog(app.log, 'Redis', redisEndpoint(options.redisUrl));
     redis.on('error', (error) => {
       if (!outage.report(error)) app.log.warn({ err: error }, 'redis connection error');
     });
@@ -45,7 +44,7 @@ export default fp(
       reviews: open(QUEUES.reviews),
     };
     app.decorate('queues', queues);
-    app.decorate('redis', redis);
+    app.decorate<RedisConnection>('redis', redis);
     app.addHook('onClose', async () => {
       // Every step runs even when one fails (Redis may already be gone).
       await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
