@@ -435,6 +435,7 @@ describe('GET /orders/:id and POST /orders/:id/confirm with ids no order has', (
       }),
       { numRuns: 60 },
     );
+    // No job queued (no check with Stripe): refusedRequestsLeaveNoTrace checks it after the test.
   });
 });
 
