@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -12,6 +10,7 @@ import { TEST_PG_URL, withAdmin } from './helpers/env.js';
 import { createOrderFixture } from './helpers/fixtures.js';
 import { eventually } from './helpers/queues.js';
 import { buildTestReceiver } from './helpers/receiver.js';
+import { tcpProxy } from './helpers/tcp-proxy.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
 
 // GET /orders/:id?wait=&status=: answered by a status change pushed from PostgreSQL (the
@@ -182,44 +181,9 @@ describe('long-poll', () => {
 // The listener on its own, behind a TCP proxy the test can cut: a change committed while nobody
 // listened is not lost.
 
-/** A TCP proxy to PostgreSQL that can drop every connection and refuse new ones. */
-async function pgProxy(): Promise<{ port: number; cut(): void; restore(): void; close(): Promise<void> }> {
-  const target = new URL(TEST_PG_URL);
-  const sockets = new Set<Socket>();
-  let refusing = false;
-  const server: Server = createServer((client) => {
-    if (refusing) return client.destroy();
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as { port: number }).port,
-    cut() {
-      refusing = true;
-      for (const socket of sockets) socket.destroy();
-    },
-    restore() {
-      refusing = false;
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 describe('PgOrderStatusListener', () => {
   it('re-checks every waiter after a reconnect, so a change made while disconnected still ends the wait', async () => {
-    const proxy = await pgProxy();
+    const proxy = await tcpProxy(TEST_PG_URL, 5432);
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _encoding, done) => (lines.push(String(chunk)), done()) }));
     const registry = new Registry();

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createStripeClient } from '@ledger/shared';
+import { createStripeClient, paymentSyncJobId, QUEUES } from '@ledger/shared';
+import type { Job, Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serviceAuth } from './helpers/auth.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { eventually } from './helpers/queues.js';
+import { eventually, testQueue } from './helpers/queues.js';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
 
@@ -34,6 +35,49 @@ function createOrder(body: unknown, key: string | null = randomUUID(), app = sys
     headers: key === null ? asService : { ...asService, 'idempotency-key': key },
     payload: body as object,
   });
+}
+
+/**
+ * Waits until the system has nothing left to do: no webhook the emulator still has to deliver and
+ * no event or sync job waiting, delayed or running. Only then does "nothing more happened" mean
+ * anything: every delivery and check that could have credited twice had its chance.
+ */
+async function waitForQuiet() {
+  await system.emulator.controller.idle();
+  const queues: Queue[] = [QUEUES.stripeEvents, QUEUES.paymentSync].map((name) => testQueue(system.prefix, name));
+  try {
+    await eventually(async () => {
+      const counts = await Promise.all(queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
+      return counts.every((count) => Object.values(count).every((n) => n === 0));
+    }, 15_000, 'the event and sync queues to drain');
+  } finally {
+    await Promise.all(queues.map((queue) => queue.close()));
+  }
+}
+
+/**
+ * Waits until the payment-sync job a confirm queued between `from` and `to` (ms) for this
+ * PaymentIntent has completed, and returns what it applied.
+ */
+async function syncResult(paymentIntentId: string, from: number, to: number) {
+  const queue = testQueue(system.prefix, QUEUES.paymentSync);
+  // The job id carries a time window; the confirm may have fallen on either side of a boundary.
+  const jobIds = [...new Set([paymentSyncJobId(paymentIntentId, from), paymentSyncJobId(paymentIntentId, to)])];
+  try {
+    let completed: Job | undefined;
+    await eventually(async () => {
+      for (const job of await Promise.all(jobIds.map((id) => queue.getJob(id)))) {
+        if (!job) continue;
+        const state = await job.getState();
+        if (state === 'failed') throw new Error(`sync job ${job.id} failed: ${job.failedReason}`);
+        if (state === 'completed') completed = await queue.getJob(job.id!);
+      }
+      return completed !== undefined;
+    }, 15_000, `a sync job ${jobIds.join(' or ')} to complete`);
+    return completed?.returnvalue;
+  } finally {
+    await queue.close();
+  }
 }
 
 async function pollStatus(id: string, wanted: string) {
@@ -164,18 +208,19 @@ describe('paying an order, end to end', () => {
     );
     expect(confirms.every((response) => response.statusCode === 202)).toBe(true);
     await pollStatus(order.id, 'credited');
-    await system.emulator.controller.idle();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitForQuiet();
     expect(await db.prisma.ledgerEntry.count({ where: { accountId } })).toBe(1);
     expect((await db.prisma.account.findUniqueOrThrow({ where: { id: accountId } })).balance).toBe(7_700n);
   });
 
   it('confirms by asking Stripe: an unpaid order stays unpaid', async () => {
     const order = (await createOrder({ accountId: account(), amount: 300, currency: 'usd' })).json();
+    const confirmedAt = Date.now();
     const response = await system.receiver.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: asService });
     expect(response.statusCode).toBe(202);
     expect(response.json()).toMatchObject({ id: order.id, status: 'awaiting_payment' });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The check with Stripe ran (its job completed) and found nothing to apply.
+    expect(await syncResult(order.paymentIntentId, confirmedAt, Date.now())).toMatchObject({ outcomes: [] });
     expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}`, headers: asService })).json().status).toBe('awaiting_payment');
   });
 

@@ -63,9 +63,10 @@ describe('scaling and shutdown, as separate processes', () => {
   it('a receiver stopped by SIGTERM under load never acknowledges an event it did not queue', async () => {
     prefix = uniquePrefix();
     queue = testQueue(prefix);
-    const port = String(20_000 + Math.floor(Math.random() * 20_000));
-    const receiver = start('apps/webhook-receiver/src/server.ts', { PORT: port, STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(',') });
-    await receiver.waitFor(/webhook receiver listening/);
+    // Port 0: the OS picks a free one, and the receiver says which.
+    const receiver = start('apps/webhook-receiver/src/server.ts', { PORT: '0', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(',') });
+    const port = /webhook receiver listening on http:\/\/[^:]+:(\d+)/.exec(await receiver.waitFor(/webhook receiver listening on /))?.[1];
+    expect(port).toMatch(/^\d+$/);
 
     const results: { eventId: string; status: number | 'network_error' }[] = [];
     let sent = 0;

@@ -405,11 +405,14 @@ describe('stripe emulator: webhook delivery', () => {
   it('closes promptly while a delivery hangs', async () => {
     const hanging = Fastify();
     openApps.push(hanging);
-    hanging.post('/webhooks', () => new Promise(() => {}));
+    let onReceived = () => {};
+    const received = new Promise<void>((resolve) => (onReceived = resolve));
+    hanging.post('/webhooks', () => (onReceived(), new Promise(() => {})));
     const hangingUrl = `${await hanging.listen({ port: 0, host: '127.0.0.1' })}/webhooks`;
     const { stripe, controller, app } = await startEmulator({ webhookUrl: hangingUrl, timeoutMs: 60_000 });
     await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The delivery reached the endpoint and hangs there: close has one to abort.
+    await received;
     expect(controller.stats().deliveries.inFlight).toBe(1);
 
     const started = Date.now();

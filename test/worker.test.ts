@@ -2,6 +2,7 @@ import { stripeEventJobOptions, type StripeEventJob } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts } from '../scripts/chaos/processes.js';
 import { balanceDrift, createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
@@ -49,7 +50,7 @@ describe('order workers, as separate processes', () => {
   it('credit each payment once when two processes race its succeeded and checkout events', async () => {
     prefix = uniquePrefix();
     queue = testQueue(prefix);
-    const metricsPorts = [0, 1].map(() => String(20_000 + Math.floor(Math.random() * 30_000)));
+    const metricsPorts = (await freePorts(2)).map(String);
     const workers = metricsPorts.map((port) => startWorkerProcess({ WORKER_METRICS_PORT: port }));
     await Promise.all(workers.map((worker) => worker.waitFor(/order worker started/)));
 

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { HANDLED_EVENT_TYPES, stripeEventJobData } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import { MalformedEventError, paymentFactsFromEvent } from '../apps/order-worker/src/event-facts.js';
+import { MalformedEventError, paymentFactsFromEvent } from '../../apps/order-worker/src/event-facts.js';
 
 // Pure: Stripe's own full-size example objects (test/fixtures/stripe), every handled event type ×
-// every status its object can have. Milliseconds, no services.
+// every status its object can have (and every mode, for Checkout). Milliseconds, no services.
 const fixture = (name: string) => JSON.parse(readFileSync(`test/fixtures/stripe/${name}.json`, 'utf8')) as Record<string, unknown>;
 const PI = 'pi_3FactsTestPayment';
 const metadata = { order_id: 'ord_factstest00000000000000', account_id: 'acct_facts', note: 'anything else' };
@@ -28,6 +28,7 @@ const factsOf = (type: string, object: Record<string, unknown>) => paymentFactsF
 
 const PI_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'canceled', 'succeeded'];
 const REFUND_STATUSES = ['pending', 'requires_action', 'succeeded', 'failed', 'canceled'];
+const CHECKOUT_PAYMENT_STATUSES = ['paid', 'unpaid', 'no_payment_required'];
 const DISPUTE_STATUSES = ['warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response', 'under_review', 'won', 'lost'];
 
 describe('paymentFactsFromEvent', () => {
@@ -36,29 +37,95 @@ describe('paymentFactsFromEvent', () => {
     expect(facts).toEqual(status === 'succeeded' ? [{ kind: 'payment_succeeded', paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' }] : []);
   });
 
-  it.each([
-    ['payment_intent.processing', 'processing'],
-    ['payment_intent.payment_failed', 'payment_failed'],
-    ['payment_intent.canceled', 'canceled'],
-  ])('%s → progress %s', (type, to) => {
-    expect(factsOf(type, objects.paymentIntent('requires_payment_method'))).toEqual([{ kind: 'payment_progress', paymentIntentId: PI, orderId: metadata.order_id, to }]);
+  // The event type says what happened; the object's status (which may have moved on since) does not.
+  it.each(
+    (
+      [
+        ['payment_intent.processing', 'processing'],
+        ['payment_intent.payment_failed', 'payment_failed'],
+        ['payment_intent.canceled', 'canceled'],
+      ] as const
+    ).flatMap(([type, to]) => PI_STATUSES.map((status) => [type, status, to] as const)),
+  )('%s with status %s → progress %s', (type, status, to) => {
+    expect(factsOf(type, objects.paymentIntent(status))).toEqual([{ kind: 'payment_progress', paymentIntentId: PI, orderId: metadata.order_id, to }]);
   });
 
-  it.each([
+  // Only payment-mode sessions pay an order; a completed session pays once it is paid (or needs no
+  // payment); an unpaid completion settles later through the async events.
+  const CHECKOUT_CASES = [
     ['checkout.session.completed', 'paid', 'payment', 'payment_succeeded'],
+    ['checkout.session.completed', 'no_payment_required', 'payment', 'payment_succeeded'],
     ['checkout.session.completed', 'unpaid', 'payment', undefined],
-    ['checkout.session.completed', 'paid', 'subscription', undefined],
     ['checkout.session.async_payment_succeeded', 'paid', 'payment', 'payment_succeeded'],
+    ['checkout.session.async_payment_succeeded', 'no_payment_required', 'payment', 'payment_succeeded'],
+    ['checkout.session.async_payment_succeeded', 'unpaid', 'payment', undefined],
+    ['checkout.session.async_payment_failed', 'paid', 'payment', 'payment_progress'],
+    ['checkout.session.async_payment_failed', 'no_payment_required', 'payment', 'payment_progress'],
     ['checkout.session.async_payment_failed', 'unpaid', 'payment', 'payment_progress'],
-  ])('%s, payment_status %s, mode %s → %s', (type, paymentStatus, mode, kind) => {
+    ...['checkout.session.completed', 'checkout.session.async_payment_succeeded', 'checkout.session.async_payment_failed'].flatMap((type) =>
+      ['setup', 'subscription'].flatMap((mode) => CHECKOUT_PAYMENT_STATUSES.map((paymentStatus) => [type, paymentStatus, mode, undefined] as const)),
+    ),
+  ] as const;
+
+  it.each(CHECKOUT_CASES)('%s, payment_status %s, mode %s → %s', (type, paymentStatus, mode, kind) => {
     const facts = factsOf(type, objects.checkoutSession(paymentStatus, mode));
-    expect(facts.map((fact) => fact.kind)).toEqual(kind ? [kind] : []);
+    expect(facts).toEqual(
+      kind === 'payment_succeeded'
+        ? [{ kind, paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' }]
+        : kind === 'payment_progress'
+          ? [{ kind, paymentIntentId: PI, orderId: metadata.order_id, to: 'payment_failed' }]
+          : [],
+    );
+  });
+
+  it('a checkout session without a PaymentIntent reports nothing', () => {
+    for (const type of ['checkout.session.completed', 'checkout.session.async_payment_succeeded', 'checkout.session.async_payment_failed']) {
+      expect(factsOf(type, { ...objects.checkoutSession('paid'), payment_intent: null }), type).toEqual([]);
+    }
   });
 
   it.each(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'].flatMap((type) => REFUND_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
     expect(factsOf(type, objects.refund(status))).toEqual([
       { kind: 'refund', refundId: 're_facts', paymentIntentId: PI, amount: 400, currency: 'usd', status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited' },
     ]);
+  });
+
+  it.each(REFUND_STATUSES)('charge.refunded listing a refund with status %s', (status) => {
+    expect(factsOf('charge.refunded', objects.charge([status]))).toEqual([
+      { kind: 'refund', refundId: 're_facts0', paymentIntentId: PI, amount: 100, currency: 'usd', status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited' },
+    ]);
+  });
+
+  it('charge.refunded listing no refunds (newer API versions) reports nothing', () => {
+    expect(factsOf('charge.refunded', { ...objects.charge([]), refunds: null })).toEqual([]);
+    expect(factsOf('charge.refunded', objects.charge([]))).toEqual([]);
+  });
+
+  it('refunds, charges and disputes of a payment made without a PaymentIntent report nothing', () => {
+    for (const type of ['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated']) expect(factsOf(type, { ...objects.refund('succeeded'), payment_intent: null }), type).toEqual([]);
+    expect(factsOf('charge.refunded', { ...objects.charge(['succeeded']), payment_intent: null })).toEqual([]);
+    for (const type of ['charge.dispute.created', 'charge.dispute.closed']) expect(factsOf(type, { ...objects.dispute('lost'), payment_intent: null }), type).toEqual([]);
+  });
+
+  it('every handled event type is in the tables above; any other type reports nothing', () => {
+    const tested = new Set([
+      'payment_intent.succeeded',
+      'payment_intent.processing',
+      'payment_intent.payment_failed',
+      'payment_intent.canceled',
+      ...CHECKOUT_CASES.map(([type]) => type),
+      'refund.created',
+      'refund.updated',
+      'refund.failed',
+      'charge.refund.updated',
+      'charge.refunded',
+      'charge.dispute.created',
+      'charge.dispute.closed',
+    ]);
+    expect(tested).toEqual(new Set(HANDLED_EVENT_TYPES));
+    for (const type of ['payment_intent.created', 'payment_intent.requires_action', 'charge.succeeded', 'checkout.session.expired', 'customer.created']) {
+      expect(paymentFactsFromEvent({ id: 'evt_other', type, created: 1, livemode: false, object: objects.paymentIntent('succeeded') }), type).toEqual([]);
+    }
   });
 
   it('charge.refunded: one fact per refund it lists, with the charge\'s PaymentIntent even when expanded', () => {
