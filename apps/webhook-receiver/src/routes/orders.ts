@@ -10,9 +10,11 @@ import {
   type Stripe,
 } from '@ledger/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { addJobOnce } from '../enqueue.js';
 import { HttpError } from '../errors.js';
+import { bodyRefused, errorResponse, internalError, orderSchema, unavailable, validationError } from '../http-schemas.js';
 import { createOrdersAuthenticator, type OrdersAuthConfig, type OrdersCaller } from '../orders-auth.js';
 
 export interface OrderRouteOptions {
@@ -60,6 +62,22 @@ export const orderStatusQuery = z.object({
 });
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const idempotencyKeyHeader = z.looseObject({
+  'idempotency-key': z.string().regex(IDEMPOTENCY_KEY).describe("The client's key for this order (1-255 printable ASCII characters); per account"),
+});
+const orderIdParams = z.object({ id: z.string().describe('The order id (`ord_…`)') });
+
+/** End users (a JWT whose `sub` is their account) or the merchant's backend (a service key). */
+const ordersSecurity: Record<string, string[]>[] = [{ userJwt: [] }, { serviceKey: [] }];
+const ordersOperation = (operationId: string, summary: string) => ({ tags: ['orders'], operationId, summary, security: ordersSecurity });
+const orderOperation = (operationId: string, summary: string) => ({ ...ordersOperation(operationId, summary), params: orderIdParams });
+const unauthorized = errorResponse('No or bad credentials (missing, malformed, expired, forged, wrong issuer or audience)', {
+  'WWW-Authenticate': { description: '`Bearer realm="orders"` (with `error="invalid_token"` for a bad token)', type: 'string' },
+});
+const rateLimited = errorResponse('Over the per-account or per-address rate limit', {
+  'Retry-After': { description: 'Seconds until the window resets', type: 'integer' },
+});
+
 const ORDER_ID = /^ord_[A-Za-z0-9_-]{20,40}$/;
 
 /** An order id: 128 random bits, so ids cannot be guessed or enumerated. */
@@ -70,25 +88,6 @@ function newOrderId(): string {
 /** The Stripe Idempotency-Key for an order's PaymentIntent: a retry after a crash gets the same one. */
 export function paymentIntentIdempotencyKey(orderId: string): string {
   return `pi-create-${orderId}`;
-}
-
-/** The order as the contract shows it. */
-export function orderView(order: Order) {
-  return {
-    id: order.id,
-    accountId: order.accountId,
-    amount: order.amount,
-    currency: order.currency,
-    status: order.status,
-    paymentIntentId: order.paymentIntentId,
-    clientSecret: order.clientSecret,
-    createdAt: order.createdAt.toISOString(),
-    updatedAt: order.updatedAt.toISOString(),
-  };
-}
-
-function zodMessage(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`).join('; ');
 }
 
 /** The caller the onRequest hook below authenticated (it answers 401 before any route here runs). */
@@ -125,7 +124,8 @@ function clientGone(reply: FastifyReply): AbortSignal {
  * `POST /orders`, `GET /orders/:id`, `POST /orders/:id/confirm`, for the order's own account
  * (a user's JWT) or the merchant's backend (a service key).
  */
-export default async function orderRoutes(app: FastifyInstance, options: OrderRouteOptions) {
+export default async function orderRoutes(fastify: FastifyInstance, options: OrderRouteOptions) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { prisma } = app;
   const authenticate = createOrdersAuthenticator(options.auth);
   if (options.auth.apiKeys.length === 0 && !options.auth.jwt) {
@@ -179,15 +179,38 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
     return prisma.order.findUniqueOrThrow({ where: { id: order.id } });
   }
 
-  app.post('/orders', { config: { rateLimited: true } }, async (request, reply) => {
+  const createOrderOptions = {
+    config: { rateLimited: true },
+    schema: {
+      ...ordersOperation('createOrder', 'Create a top-up order and its PaymentIntent'),
+      description:
+        "accountId is required with a service key; a user may leave it out, and if given it must equal the token's sub (403 otherwise). Idempotency keys are per account. The currency of an account is fixed by its first credited order (400 currency_mismatch after that).",
+      headers: idempotencyKeyHeader,
+      body: createOrderBody,
+      response: {
+        201: orderSchema.meta({ description: 'Created' }),
+        200: orderSchema.meta({ description: 'The order this Idempotency-Key created before' }),
+        400: errorResponse('Invalid body (`invalid_request`), no usable Idempotency-Key (`idempotency_key_required`), malformed JSON, or an account holding another currency (`currency_mismatch`)'),
+        401: unauthorized,
+        403: errorResponse("A user's token naming another account"),
+        409: errorResponse('This Idempotency-Key was used with a different body'),
+        ...bodyRefused,
+        429: rateLimited,
+        502: errorResponse('Stripe refused to create the PaymentIntent'),
+        503: errorResponse('Stripe, PostgreSQL or Redis unreachable: retry with the same Idempotency-Key'),
+        ...internalError,
+      },
+    },
+    // The key is checked after the body; without a usable one the answer names it.
+    schemaErrorFormatter: (errors: Parameters<typeof validationError>[0], part: string) =>
+      part === 'headers'
+        ? new HttpError(400, 'idempotency_key_required', 'The Idempotency-Key header is required (1-255 printable ASCII characters).')
+        : validationError(errors, part),
+  } as const;
+  app.post('/orders', createOrderOptions, async (request, reply) => {
     const caller = callerOf(request);
     const key = request.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
-      throw new HttpError(400, 'idempotency_key_required', 'The Idempotency-Key header is required (1-255 printable ASCII characters).');
-    }
-    const parsed = createOrderBody.safeParse(request.body);
-    if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
-    const body = parsed.data;
+    const body = request.body;
     const accountId = actingAccount(caller, body.accountId);
     // After validation: only requests that can reach Stripe spend an account's budget.
     await app.rateLimits.byAccount(request, accountId);
@@ -215,7 +238,7 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
     }
     if (count === 1) app.metrics.ordersCreated.inc();
     const withIntent = await ensurePaymentIntent(order);
-    return reply.code(count === 1 ? 201 : 200).send(orderView(withIntent));
+    return reply.code(count === 1 ? 201 : 200).send(withIntent);
   });
 
   /** The order if the caller may see it; another account's order is "not found" (no existence leak). */
@@ -232,11 +255,23 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
    * Plain polling, or a long-poll: with `wait` and `status`, answers once the status differs from
    * `status` (PostgreSQL notifies every change), or when `wait` seconds have passed.
    */
-  app.get<{ Params: { id: string } }>('/orders/:id', async (request, reply) => {
-    const query = orderStatusQuery.safeParse(request.query);
-    if (!query.success) throw new HttpError(400, 'invalid_request', zodMessage(query.error));
-    const { wait, status } = query.data;
-    if (!wait || !status) return orderView(await findOrder(request, request.params.id));
+  const getOrderOptions = {
+    schema: {
+      ...orderOperation('getOrder', 'The order, as clients poll or long-poll it'),
+      querystring: orderStatusQuery,
+      response: {
+        200: orderSchema,
+        400: errorResponse('Invalid `wait` or `status`'),
+        401: unauthorized,
+        404: errorResponse("Unknown order, or another account's"),
+        ...unavailable,
+        ...internalError,
+      },
+    },
+  } as const;
+  app.get('/orders/:id', getOrderOptions, async (request, reply) => {
+    const { wait, status } = request.query;
+    if (!wait || !status) return findOrder(request, request.params.id);
 
     const deadline = Date.now() + wait * 1000;
     const gone = clientGone(reply);
@@ -249,7 +284,7 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
         // Shutting down: the connection must not stay open for another request, or closing waits
         // for its keep-alive timeout (idle connections were closed before this answer was sent).
         if (app.orderStatus.closing) reply.header('connection', 'close');
-        if (order.status !== status || Date.now() >= deadline || gone.aborted || app.orderStatus.closing) return orderView(order);
+        if (order.status !== status || Date.now() >= deadline || gone.aborted || app.orderStatus.closing) return order;
         await watch.changed;
       } finally {
         watch.cancel();
@@ -261,7 +296,24 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
    * The client says it paid. Never a credit here: queue a sync that asks Stripe, whose job id
    * collapses concurrent confirms; the worker applies what Stripe says through the ledger.
    */
-  app.post<{ Params: { id: string } }>('/orders/:id/confirm', { config: { rateLimited: true } }, async (request, reply) => {
+  const confirmOrderOptions = {
+    config: { rateLimited: true },
+    schema: {
+      ...orderOperation('confirmOrder', 'The client finished paying: check with Stripe (never a credit in the request)'),
+      response: {
+        202: orderSchema.meta({ description: 'A check with Stripe is queued' }),
+        400: errorResponse('Malformed JSON body'),
+        401: unauthorized,
+        404: errorResponse("Unknown order, or another account's"),
+        409: errorResponse('The order has no PaymentIntent yet (`payment_not_started`)'),
+        ...bodyRefused,
+        429: rateLimited,
+        ...unavailable,
+        ...internalError,
+      },
+    },
+  } as const;
+  app.post('/orders/:id/confirm', confirmOrderOptions, async (request, reply) => {
     const order = await findOrder(request, request.params.id);
     await app.rateLimits.byAccount(request, order.accountId);
     if (!order.paymentIntentId) {
@@ -269,6 +321,6 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
     }
     const jobId = paymentSyncJobId(order.paymentIntentId);
     await addJobOnce(app.queues.paymentSync, 'confirm', { paymentIntentId: order.paymentIntentId, reason: 'confirm' }, paymentSyncJobOptions(jobId, options.jobBackoffMs));
-    return reply.code(202).send(orderView(order));
+    return reply.code(202).send(order);
   });
 }
