@@ -1,4 +1,4 @@
-import { OutageLog, QUEUES, createProducerConnection, endpointOf, type QueueName } from '@ledger/shared';
+import { OutageLog, QUEUES, createProducerConnection, endpointOf, type JobQueues, type QueueName } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -6,8 +6,8 @@ import type { Redis } from 'ioredis';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** BullMQ queues this app produces to, on a fail-fast connection. */
-    queues: Record<keyof typeof QUEUES, Queue>;
+    /** BullMQ queues this app produces to, on a fail-fast connection; each takes its catalog payload only. */
+    queues: JobQueues;
     /** The producer Redis connection (readiness checks). */
     redis: Redis;
   }

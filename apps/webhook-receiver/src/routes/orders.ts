@@ -5,7 +5,6 @@ import {
   ORDER_STATUSES,
   normalizeCurrency,
   paymentSyncJobId,
-  paymentSyncJobOptions,
   type Order,
   type Stripe,
 } from '@ledger/shared';
@@ -319,8 +318,12 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
     if (!order.paymentIntentId) {
       throw new HttpError(409, 'payment_not_started', 'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.');
     }
-    const jobId = paymentSyncJobId(order.paymentIntentId);
-    await addJobOnce(app.queues.paymentSync, 'confirm', { paymentIntentId: order.paymentIntentId, reason: 'confirm' }, paymentSyncJobOptions(jobId, options.jobBackoffMs));
+    await addJobOnce(app.queues, 'paymentSync', {
+      name: 'confirm',
+      jobId: paymentSyncJobId(order.paymentIntentId),
+      data: { paymentIntentId: order.paymentIntentId, reason: 'confirm' },
+      backoffMs: options.jobBackoffMs,
+    });
     return reply.code(202).send(order);
   });
 }

@@ -1,13 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  ORDER_STATUSES,
-  listReviews,
-  reviewDetailSchema,
-  reviewResolutionJobOptions,
-  reviewResolutionJobSchema,
-  reviewSummarySchema,
-  showReview,
-} from '@ledger/shared';
+import { JOBS, ORDER_STATUSES, listReviews, reviewDetailSchema, reviewSummarySchema, showReview } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -22,7 +14,7 @@ export interface ReviewRouteOptions {
   resolveWaitMs?: number;
 }
 
-const resolveBody = reviewResolutionJobSchema.omit({ orderId: true, resolvedBy: true }).extend({ resolvedBy: z.string().min(1).max(200).optional() }).strict();
+const resolveBody = JOBS.reviews.schema.omit({ orderId: true, resolvedBy: true }).extend({ resolvedBy: z.string().min(1).max(200).optional() }).strict();
 const orderIdParams = z.object({ orderId: z.string().describe('The order id (`ord_…`)') });
 const orderNotFound = errorResponse('No order with this id');
 const reviewOperation = (operationId: string, summary: string) => ({ ...adminOperation(operationId, summary), params: orderIdParams });
@@ -91,7 +83,7 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
     if (decision.decision === 'dismiss' && decision.amount !== undefined) throw new HttpError(400, 'invalid_request', 'amount goes with credit only');
     const jobId = `review-${randomUUID()}`;
     const queue = app.queues.reviews;
-    await addJobOnce(queue, 'resolve', { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' }, reviewResolutionJobOptions(jobId));
+    await addJobOnce(app.queues, 'reviews', { name: 'resolve', jobId, data: { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' } });
 
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {

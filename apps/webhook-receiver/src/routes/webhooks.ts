@@ -5,7 +5,6 @@ import {
   nestedDeeperThan,
   stripeEventEnvelopeSchema,
   stripeEventJobData,
-  stripeEventJobOptions,
   type Stripe,
   type StripeScope,
 } from '@ledger/shared';
@@ -134,11 +133,15 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       return reply.code(200).send({ received: true, ignored: true });
     }
 
-    const queue = app.queues.stripeEvents;
-    const { duplicate, failed } = await addJobOnce(queue, stripeEvent.type, stripeEventJobData(stripeEvent), stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs));
+    const { duplicate, failed } = await addJobOnce(app.queues, 'stripeEvents', {
+      name: stripeEvent.type,
+      jobId: stripeEvent.id,
+      data: stripeEventJobData(stripeEvent),
+      backoffMs: options.jobBackoffMs,
+    });
     // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
     // runs it again: the failed job is the only copy, and adding under its id does nothing.
-    const requeued = failed ? await requeueIfFailed(queue, stripeEvent.id) : false;
+    const requeued = failed ? await requeueIfFailed(app.queues.stripeEvents, stripeEvent.id) : false;
     if (duplicate) metrics.webhooksDuplicate.inc();
     app.log.info({ ...logFields, duplicate, ...(requeued ? { requeued } : {}) }, requeued ? 'failed event queued again' : 'event queued');
     return reply.code(200).send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
