@@ -9,6 +9,7 @@ import type { OrdersAuthConfig } from './orders-auth.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import orderStatusListener from './plugins/order-status-listener.js';
+import ordersService from './plugins/orders-service.js';
 import prisma from './plugins/prisma.js';
 import queues from './plugins/queues.js';
 import rateLimits, { type RateLimitSettings } from './plugins/rate-limits.js';
@@ -125,7 +126,8 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     bodyLimit: config.webhookBodyLimit,
     jobBackoffMs: config.jobBackoffMs,
   });
-  await app.register(orderRoutes, { stripe: config.stripe, auth: config.ordersAuth, jobBackoffMs: config.jobBackoffMs });
+  await app.register(ordersService, { stripe: config.stripe, jobBackoffMs: config.jobBackoffMs });
+  await app.register(orderRoutes, { auth: config.ordersAuth });
   await app.register(adminRoutes, { adminToken: config.adminToken, bullBoardWrite: config.bullBoardWrite });
   await app.register(reviewRoutes, { adminToken: config.adminToken });
 

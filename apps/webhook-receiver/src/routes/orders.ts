@@ -1,26 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  ACCOUNT_ID,
-  MAX_AMOUNT,
-  ORDER_STATUSES,
-  normalizeCurrency,
-  paymentSyncJobId,
-  type Order,
-  type Stripe,
-} from '@ledger/shared';
+import { ACCOUNT_ID, MAX_AMOUNT, ORDER_STATUSES, normalizeCurrency } from '@ledger/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { addJobOnce } from '../enqueue.js';
 import { HttpError } from '../errors.js';
 import { bodyRefused, errorResponse, internalError, orderSchema, unavailable, validationError } from '../http-schemas.js';
 import { createOrdersAuthenticator, type OrdersAuthConfig, type OrdersCaller } from '../orders-auth.js';
 
 export interface OrderRouteOptions {
-  stripe: Stripe;
   auth: OrdersAuthConfig;
-  /** Base delay of the sync jobs' exponential backoff. */
-  jobBackoffMs?: number;
 }
 
 declare module 'fastify' {
@@ -77,18 +64,6 @@ const rateLimited = errorResponse('Over the per-account or per-address rate limi
   'Retry-After': { description: 'Seconds until the window resets', type: 'integer' },
 });
 
-const ORDER_ID = /^ord_[A-Za-z0-9_-]{20,40}$/;
-
-/** An order id: 128 random bits, so ids cannot be guessed or enumerated. */
-function newOrderId(): string {
-  return `ord_${randomBytes(16).toString('base64url')}`;
-}
-
-/** The Stripe Idempotency-Key for an order's PaymentIntent: a retry after a crash gets the same one. */
-export function paymentIntentIdempotencyKey(orderId: string): string {
-  return `pi-create-${orderId}`;
-}
-
 /** The caller the onRequest hook below authenticated (it answers 401 before any route here runs). */
 function callerOf(request: FastifyRequest): OrdersCaller {
   if (!request.ordersCaller) throw new Error('orders route reached without an authenticated caller');
@@ -125,7 +100,6 @@ function clientGone(reply: FastifyReply): AbortSignal {
  */
 export default async function orderRoutes(fastify: FastifyInstance, options: OrderRouteOptions) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { prisma } = app;
   const authenticate = createOrdersAuthenticator(options.auth);
   if (options.auth.apiKeys.length === 0 && !options.auth.jwt) {
     app.log.warn('orders API closed (every request 401): no ORDERS_API_KEYS or ORDERS_JWT_* configured');
@@ -144,39 +118,6 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
     }
     request.ordersCaller = caller;
   });
-
-  /**
-   * Creates the order's PaymentIntent unless it has one. Concurrent callers all send the same
-   * Stripe Idempotency-Key, so Stripe creates one PaymentIntent and they all store the same id.
-   */
-  async function ensurePaymentIntent(order: Order): Promise<Order> {
-    if (order.paymentIntentId) return order;
-    let intent: Stripe.PaymentIntent;
-    try {
-      intent = await options.stripe.paymentIntents.create(
-        {
-          amount: order.amount,
-          currency: order.currency,
-          metadata: { order_id: order.id, account_id: order.accountId },
-          automatic_payment_methods: { enabled: true },
-        },
-        { idempotencyKey: paymentIntentIdempotencyKey(order.id) },
-      );
-    } catch (error) {
-      app.log.warn({ err: error, orderId: order.id }, 'creating the PaymentIntent failed');
-      const status = (error as { statusCode?: number }).statusCode;
-      throw new HttpError(
-        status && status < 500 && status !== 429 ? 502 : 503,
-        'payment_provider_unavailable',
-        'The payment provider did not create the payment; retry with the same Idempotency-Key.',
-      );
-    }
-    await prisma.order.updateMany({
-      where: { id: order.id, paymentIntentId: null },
-      data: { paymentIntentId: intent.id, clientSecret: intent.client_secret },
-    });
-    return prisma.order.findUniqueOrThrow({ where: { id: order.id } });
-  }
 
   const createOrderOptions = {
     config: { rateLimited: true },
@@ -207,48 +148,14 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
         : validationError(errors, part),
   } as const;
   app.post('/orders', createOrderOptions, async (request, reply) => {
-    const caller = callerOf(request);
     const key = request.headers['idempotency-key'];
     const body = request.body;
-    const accountId = actingAccount(caller, body.accountId);
+    const accountId = actingAccount(callerOf(request), body.accountId);
     // After validation: only requests that can reach Stripe spend an account's budget.
     await app.rateLimits.byAccount(request, accountId);
-    const requestHash = createHash('sha256').update(JSON.stringify([accountId, body.amount, body.currency])).digest('hex');
-
-    // The row is created with balance 0 (the worker needs it); only the worker moves its balance.
-    await prisma.account.createMany({ data: [{ id: accountId, currency: body.currency }], skipDuplicates: true });
-    const account = await prisma.account.findUniqueOrThrow({ where: { id: accountId } });
-    // The currency is fixed by the first credit, not the first order: an unpaid order in another
-    // currency must not lock the account. The worker settles the currency at the first credit.
-    if (account.currency !== body.currency && (await prisma.ledgerEntry.findFirst({ where: { accountId }, select: { id: true } }))) {
-      throw new HttpError(400, 'currency_mismatch', `Account ${accountId} holds ${account.currency}; an order in ${body.currency} cannot credit it.`);
-    }
-
-    // ON CONFLICT DO NOTHING on (account, idempotency key): of concurrent requests, one inserts.
-    const { count } = await prisma.order.createMany({
-      data: [{ id: newOrderId(), accountId, amount: body.amount, currency: body.currency, idempotencyKey: key, requestHash }],
-      skipDuplicates: true,
-    });
-    const order = await prisma.order.findUniqueOrThrow({
-      where: { accountId_idempotencyKey: { accountId, idempotencyKey: key } },
-    });
-    if (order.requestHash !== requestHash) {
-      throw new HttpError(409, 'idempotency_conflict', 'This Idempotency-Key was already used with a different request body.');
-    }
-    if (count === 1) app.metrics.ordersCreated.inc();
-    const withIntent = await ensurePaymentIntent(order);
-    return reply.code(count === 1 ? 201 : 200).send(withIntent);
+    const { order, created } = await app.ordersService.create(accountId, body, key);
+    return reply.code(created ? 201 : 200).send(order);
   });
-
-  /** The order if the caller may see it; another account's order is "not found" (no existence leak). */
-  async function findOrder(request: FastifyRequest, id: string): Promise<Order> {
-    const caller = callerOf(request);
-    const order = ORDER_ID.test(id) ? await prisma.order.findUnique({ where: { id } }) : null;
-    if (!order || (caller.kind === 'user' && order.accountId !== caller.accountId)) {
-      throw new HttpError(404, 'order_not_found', 'No order with this id.');
-    }
-    return order;
-  }
 
   /**
    * Plain polling, or a long-poll: with `wait` and `status`, answers once the status differs from
@@ -270,31 +177,16 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
   } as const;
   app.get('/orders/:id', getOrderOptions, async (request, reply) => {
     const { wait, status } = request.query;
-    if (!wait || !status) return findOrder(request, request.params.id);
-
-    const deadline = Date.now() + wait * 1000;
-    const gone = clientGone(reply);
-    for (;;) {
-      // Watch before reading: a change committed after the read still wakes this request.
-      const watch = app.orderStatus.watch(request.params.id, deadline - Date.now(), gone);
-      try {
-        // Ownership is checked on every read, so another account's order never makes anyone wait.
-        const order = await findOrder(request, request.params.id);
-        // Shutting down: the connection must not stay open for another request, or closing waits
-        // for its keep-alive timeout (idle connections were closed before this answer was sent).
-        if (app.orderStatus.closing) reply.header('connection', 'close');
-        if (order.status !== status || Date.now() >= deadline || gone.aborted || app.orderStatus.closing) return order;
-        await watch.changed;
-      } finally {
-        watch.cancel();
-      }
-    }
+    const caller = callerOf(request);
+    if (!wait || !status) return app.ordersService.find(caller, request.params.id);
+    const order = await app.ordersService.waitForChange(caller, request.params.id, status, wait, clientGone(reply));
+    // Shutting down: the connection must not stay open for another request, or closing waits
+    // for its keep-alive timeout (idle connections were closed before this answer was sent).
+    if (app.orderStatus.closing) reply.header('connection', 'close');
+    return order;
   });
 
-  /**
-   * The client says it paid. Never a credit here: queue a sync that asks Stripe, whose job id
-   * collapses concurrent confirms; the worker applies what Stripe says through the ledger.
-   */
+  /** The client says it paid. Never a credit here: a sync job asks Stripe (`ordersService.confirm`). */
   const confirmOrderOptions = {
     config: { rateLimited: true },
     schema: {
@@ -313,17 +205,9 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
     },
   } as const;
   app.post('/orders/:id/confirm', confirmOrderOptions, async (request, reply) => {
-    const order = await findOrder(request, request.params.id);
+    const order = await app.ordersService.find(callerOf(request), request.params.id);
     await app.rateLimits.byAccount(request, order.accountId);
-    if (!order.paymentIntentId) {
-      throw new HttpError(409, 'payment_not_started', 'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.');
-    }
-    await addJobOnce(app.queues, 'paymentSync', {
-      name: 'confirm',
-      jobId: paymentSyncJobId(order.paymentIntentId),
-      data: { paymentIntentId: order.paymentIntentId, reason: 'confirm' },
-      backoffMs: options.jobBackoffMs,
-    });
+    await app.ordersService.confirm(order);
     return reply.code(202).send(order);
   });
 }
