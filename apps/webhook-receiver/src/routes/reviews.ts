@@ -87,8 +87,10 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
 
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
-      const job = await queue.getJob(jobId);
-      const state = await job?.getState();
+      // The state first, then the job: a job read just before the worker finished it has no result
+      // yet (answered 500 under load before this order).
+      const state = await queue.getJobState(jobId);
+      const job = state === 'completed' || state === 'failed' ? await queue.getJob(jobId) : undefined;
       if (job && state === 'completed') {
         const result = job.returnvalue as { outcome: string; status?: string };
         if (result.outcome === 'unknown_order') throw new HttpError(404, 'order_not_found', 'No order with this id.');
