@@ -111,6 +111,12 @@ describe('the OpenAPI document', () => {
     }
     expect(new Set(operations.map(({ operation }) => operation.operationId)).size).toBe(operations.length);
   });
+
+  it('documents what the webhook route reads, though only the handler checks it (after the signature)', () => {
+    const webhook = spec.paths['/webhooks/stripe']!.post as Operation & { parameters: { name: string; in: string }[]; requestBody: { content: Record<string, { schema: { required: string[] } }> } };
+    expect(webhook.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'stripe-signature', in: 'header' })]));
+    expect(webhook.requestBody.content['application/json']!.schema.required).toEqual(expect.arrayContaining(['id', 'object', 'type', 'data']));
+  });
 });
 
 describe('every route answers what its document says', () => {
