@@ -1,4 +1,4 @@
-import { QUEUES, stripeEventJobData, stripeEventJobOptions } from '@ledger/shared';
+import { QUEUES, jobOptions, stripeEventJobData } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
@@ -58,7 +58,7 @@ async function enqueueBatch(queue: Queue, batch: string, count: number): Promise
     const jobs = [];
     for (let index = start; index < Math.min(count, start + chunk); index += 1) {
       const event = paymentSucceededEvent(benchOrder(batch, index));
-      jobs.push({ name: event.type, data: stripeEventJobData(event), opts: stripeEventJobOptions(event.id) });
+      jobs.push({ name: event.type, data: stripeEventJobData(event), opts: jobOptions('stripeEvents', event.id) });
     }
     await queue.addBulk(jobs);
   }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { stripeEventJobOptions } from '@ledger/shared';
+import { jobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
@@ -37,7 +37,7 @@ describe('npm run replay', () => {
   it('applies a queued event once and reports newly, then already applied', async () => {
     const order = await createOrderFixture(db.prisma, { amount: 1_234 });
     const job = jobOf(events.paymentIntent('succeeded', order));
-    await queue.add(job.type, job, stripeEventJobOptions(job.id));
+    await queue.add(job.type, job, jobOptions('stripeEvents', job.id));
 
     const first = command('replay', job.id);
     expect(first.code, first.err).toBe(0);
@@ -52,7 +52,7 @@ describe('npm run replay', () => {
     const order = await createOrderFixture(db.prisma, { amount: 4_321 });
     const job = jobOf(events.paymentIntent('succeeded', order));
     const allowLedger = await refuseLedgerInserts(db.prisma);
-    await queue.add(job.type, job, stripeEventJobOptions(job.id, 1));
+    await queue.add(job.type, job, jobOptions('stripeEvents', job.id, 1));
     const workers = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1 });
     try {
       await eventually(async () => (await queue.getJobState(job.id)) === 'failed', 30_000, 'the job to fail for good');

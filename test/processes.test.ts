@@ -1,4 +1,4 @@
-import { stripeEventJobOptions } from '@ledger/shared';
+import { jobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
@@ -43,7 +43,7 @@ describe('scaling and shutdown, as separate processes', () => {
 
     const orders = await Promise.all(Array.from({ length: 150 }, (_, i) => createOrderFixture(db.prisma, { accountId: `acct_scale_${i % 15}`, amount: 100 + i })));
     const jobs = orders.flatMap((order) => [jobOf(events.paymentIntent('succeeded', order)), jobOf(events.checkoutCompleted(order))]);
-    await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: stripeEventJobOptions(job.id, 5) })));
+    await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: jobOptions('stripeEvents', job.id, 5) })));
 
     await eventually(async () => ((await queue!.getJobCounts('completed')).completed ?? 0) >= 60, 30_000, 'a fifth of the jobs');
     const stopped = workers[0]!;

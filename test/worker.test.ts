@@ -1,4 +1,4 @@
-import { stripeEventJobOptions, type StripeEventJob } from '@ledger/shared';
+import { jobOptions, type StripeEventJob } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ function startWorkerProcess(extraEnv: Record<string, string> = {}) {
   return worker;
 }
 
-const add = (job: StripeEventJob, jobId = job.id) => queue.add(job.type, job, { ...stripeEventJobOptions(job.id, 5), jobId });
+const add = (job: StripeEventJob, jobId = job.id) => queue.add(job.type, job, { ...jobOptions('stripeEvents', job.id, 5), jobId });
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -56,7 +56,7 @@ describe('order workers, as separate processes', () => {
 
     const orders = await Promise.all(Array.from({ length: 40 }, (_, i) => createOrderFixture(db.prisma, { amount: 100 + i })));
     const jobs = orders.flatMap((order) => [jobOf(events.paymentIntent('succeeded', order)), jobOf(events.checkoutCompleted(order))]);
-    await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: stripeEventJobOptions(job.id, 5) })));
+    await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: jobOptions('stripeEvents', job.id, 5) })));
 
     expect(await waitForFinished(queue, jobs.length)).toEqual({ completed: jobs.length, failed: 0 });
     const credits = await db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { orderId: { in: orders.map((order) => order.id) } }, _count: true });
@@ -137,7 +137,7 @@ describe('order workers, as separate processes', () => {
     await worker.waitFor(/order worker started/);
     const ghost = { id: 'ord_doesnotexist0000000000', accountId: 'acct_ghost', amount: 100, currency: 'usd', paymentIntentId: 'pi_ghost0000' };
     const job = jobOf(events.paymentIntent('succeeded', ghost));
-    await queue.add(job.type, job, { ...stripeEventJobOptions(job.id, 2) });
+    await queue.add(job.type, job, { ...jobOptions('stripeEvents', job.id, 2) });
     expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 1, failed: 0 });
     expect((await queue.getJob(job.id))?.attemptsMade).toBe(1);
     const inbox = await db.prisma.stripeEvent.findUniqueOrThrow({ where: { id: job.id } });
@@ -155,7 +155,7 @@ describe('order workers, as separate processes', () => {
       const worker = startWorkerProcess();
       await worker.waitFor(/order worker started/);
       const job = jobOf(events.paymentIntent('succeeded', order));
-      await queue.add(job.type, job, { ...stripeEventJobOptions(job.id, 2) });
+      await queue.add(job.type, job, { ...jobOptions('stripeEvents', job.id, 2) });
       expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 0, failed: 1 });
       const failed = (await queue.getFailed())[0]!;
       expect(failed.attemptsMade).toBe(10);
@@ -175,7 +175,7 @@ describe('order workers, as separate processes', () => {
     await worker.waitFor(/order worker started/);
     const order = await createOrderFixture(db.prisma);
     const job = jobOf(events.paymentIntent('succeeded', order));
-    await queue.add(job.type, { ...job, object: { ...job.object, amount_received: -5 } }, stripeEventJobOptions(job.id, 2));
+    await queue.add(job.type, { ...job, object: { ...job.object, amount_received: -5 } }, jobOptions('stripeEvents', job.id, 2));
     expect(await waitForFinished(queue, 1)).toEqual({ completed: 0, failed: 1 });
     const failed = (await queue.getFailed())[0]!;
     expect(failed.attemptsMade).toBe(1);

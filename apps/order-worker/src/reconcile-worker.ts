@@ -1,4 +1,4 @@
-import { QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
+import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
 import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -30,7 +30,7 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
   const eventsQueue = new Queue(QUEUES.stripeEvents, queueOptions);
   const syncQueue = new Queue(QUEUES.paymentSync, queueOptions);
   const scheduleQueue = new Queue(QUEUES.reconcile, queueOptions);
-  const kept = { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } };
+  const kept = { removeOnComplete: JOBS.reconcile.removeOnComplete, removeOnFail: JOBS.reconcile.removeOnFail };
   await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, { name: 'reconcile', opts: kept });
   await scheduleQueue.upsertJobScheduler('inbox-retention-every', { every: INBOX_RETENTION_EVERY_MS }, { name: 'inbox-retention', opts: kept });
   const worker = new Worker(

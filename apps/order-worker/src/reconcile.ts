@@ -1,20 +1,19 @@
 import {
   HANDLED_EVENT_TYPES,
+  jobOptions,
   paymentSyncJobId,
-  paymentSyncJobOptions,
   stripeEventJobData,
-  stripeEventJobOptions,
+  type JobQueue,
   type Logger,
   type PrismaClient,
   type Stripe,
 } from '@ledger/shared';
-import type { Queue } from 'bullmq';
 
 export interface ReconcileDeps {
   prisma: PrismaClient;
   stripe: Stripe;
-  eventsQueue: Queue;
-  syncQueue: Queue;
+  eventsQueue: JobQueue<'stripeEvents'>;
+  syncQueue: JobQueue<'paymentSync'>;
   logger: Logger;
 }
 
@@ -89,7 +88,7 @@ function rateLimiter(perSecond: number) {
  * Redis half lost (its data left, no longer in any list: `unknown`), is replaced. Returns whether a
  * job was queued.
  */
-async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number | undefined): Promise<boolean> {
+async function requeueEvent(queue: JobQueue<'stripeEvents'>, event: Stripe.Event, backoffMs: number | undefined): Promise<boolean> {
   const existing = await queue.getJob(event.id);
   if (existing) {
     const state = await existing.getState();
@@ -106,7 +105,7 @@ async function requeueEvent(queue: Queue, event: Stripe.Event, backoffMs: number
       return false;
     }
   }
-  await queue.add(event.type, stripeEventJobData(event), stripeEventJobOptions(event.id, backoffMs));
+  await queue.add(event.type, stripeEventJobData(event), jobOptions('stripeEvents', event.id, backoffMs));
   return true;
 }
 
@@ -200,7 +199,7 @@ async function checkUnpaidOrders(deps: ReconcileDeps, options: ReconcileOptions)
     if (!paymentIntentId) return [];
     const reason = expiring ? ('expire' as const) : ('reconcile' as const);
     const jobId = expiring ? `expire-${paymentIntentId}` : paymentSyncJobId(paymentIntentId);
-    return [{ name: reason, data: { paymentIntentId, reason }, opts: paymentSyncJobOptions(jobId, options.jobBackoffMs) }];
+    return [{ name: reason, data: { paymentIntentId, reason }, opts: jobOptions('paymentSync', jobId, options.jobBackoffMs) }];
   });
   if (jobs.length > 0) await deps.syncQueue.addBulk(jobs);
   return {

@@ -1,13 +1,13 @@
 import {
-  QUEUES,
+  JOBS,
   Stripe,
   eventOutOfScope,
   isDatabaseUnavailableError,
-  paymentSyncJobSchema,
-  reviewResolutionJobSchema,
-  stripeEventJobSchema,
+  type JobData,
+  type JobKind,
   type Logger,
   type OutageLog,
+  type ParsedJobData,
   type PrismaClient,
   type RedisConnection,
   type StripeEventJob,
@@ -94,10 +94,18 @@ function jobLog(logger: Logger, job: Job): JobLog {
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') } as JobLog;
 }
 
+/**
+ * A job's payload read with its catalog schema. Redis holds whatever was written (an older release,
+ * a hand-made job): one that does not parse can never succeed, so it fails for good at once.
+ */
+function readJob<K extends JobKind>(kind: K, data: unknown): ParsedJobData<K> {
+  const parsed = JOBS[kind].schema.safeParse(data);
+  if (!parsed.success) throw new UnrecoverableError(`not a ${kind} job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data as ParsedJobData<K>;
+}
+
 export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'>, data: unknown, log: JobLog): Promise<ApplyResult> {
-  const parsed = stripeEventJobSchema.safeParse(data);
-  if (!parsed.success) throw new UnrecoverableError(`not a Stripe event job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const event = parsed.data;
+  const event = readJob('stripeEvents', data);
   const source = eventSource(event);
   // The receiver already answers these without queueing; replay and old jobs can still bring one.
   const outOfScope = eventOutOfScope(event, deps.scope ?? TEST_MODE_SCOPE);
@@ -142,9 +150,7 @@ const CANCELABLE = new Set<Stripe.PaymentIntent.Status>(['requires_payment_metho
  * canceled PaymentIntent cannot be paid any more, so the order can end.
  */
 export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe' | 'batcher'>, data: unknown, log: JobLog): Promise<ApplyResult> {
-  const parsed = paymentSyncJobSchema.safeParse(data);
-  if (!parsed.success) throw new UnrecoverableError(`not a payment sync job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const { paymentIntentId, reason } = parsed.data;
+  const { paymentIntentId, reason } = readJob('paymentSync', data);
   let pi = await deps.stripe.paymentIntents.retrieve(paymentIntentId);
   if (reason === 'expire' && CANCELABLE.has(pi.status)) {
     try {
@@ -164,11 +170,10 @@ export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | '
 
 /** Applies an operator's resolution queued by the admin API (`npm run review` calls resolveReview itself). */
 export async function applyReviewResolution(deps: Pick<OrderWorkerDeps, 'prisma'>, data: unknown, log: JobLog): Promise<ResolveResult> {
-  const parsed = reviewResolutionJobSchema.safeParse(data);
-  if (!parsed.success) throw new UnrecoverableError(`not a review resolution job: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  const request = readJob('reviews', data);
   try {
-    const result = await resolveReview(deps.prisma, parsed.data);
-    log.info({ orderId: parsed.data.orderId, decision: parsed.data.decision, resolvedBy: parsed.data.resolvedBy, result }, 'review resolution');
+    const result = await resolveReview(deps.prisma, request);
+    log.info({ orderId: request.orderId, decision: request.decision, resolvedBy: request.resolvedBy, result }, 'review resolution');
     return result;
   } catch (error) {
     // The operator sees why at once; retrying the same request cannot help.
@@ -201,13 +206,13 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
   };
   const jobLogger = (job: Job) => jobLog(deps.logger, job);
 
-  const eventsWorker = new Worker(QUEUES.stripeEvents, async (job) => processStripeEvent(deps, job.data, jobLogger(job)), options);
+  const eventsWorker = new Worker<JobData<'stripeEvents'>>(JOBS.stripeEvents.queue, async (job) => processStripeEvent(deps, job.data, jobLogger(job)), options);
   // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit.
-  const syncWorker = new Worker(QUEUES.paymentSync, async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)), {
+  const syncWorker = new Worker<JobData<'paymentSync'>>(JOBS.paymentSync.queue, async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)), {
     ...options,
     limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
   });
-  const reviewsWorker = new Worker(QUEUES.reviews, async (job) => applyReviewResolution(deps, job.data, jobLogger(job)), { ...options, concurrency: 1 });
+  const reviewsWorker = new Worker<JobData<'reviews'>>(JOBS.reviews.queue, async (job) => applyReviewResolution(deps, job.data, jobLogger(job)), { ...options, concurrency: 1 });
   const workers = [eventsWorker, syncWorker, reviewsWorker];
 
   for (const worker of workers) {

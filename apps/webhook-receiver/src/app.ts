@@ -3,11 +3,13 @@ import type { Logger, Stripe, StripeScope } from '@ledger/shared';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import { openApiDocument } from './openapi.js';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { documentComponents, validationError } from './http-schemas.js';
 import type { OrdersAuthConfig } from './orders-auth.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import orderStatusListener from './plugins/order-status-listener.js';
+import ordersService from './plugins/orders-service.js';
 import prisma from './plugins/prisma.js';
 import queues from './plugins/queues.js';
 import rateLimits, { type RateLimitSettings } from './plugins/rate-limits.js';
@@ -41,6 +43,23 @@ export interface ReceiverConfig {
   jobBackoffMs?: number;
 }
 
+/** Who may call what; routes name these in their `security`. */
+const SECURITY_SCHEMES = {
+  admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (basic-auth password also accepted); never an orders credential' },
+  userJwt: {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description:
+      "An end user's JWT: HS256 (ORDERS_JWT_SECRET), RS256/ES256 (ORDERS_JWT_PUBLIC_KEY[_FILE] or ORDERS_JWKS_FILE). `sub` is the account id; `exp` required; `nbf`, and `iss`/`aud` when configured, checked. Acts for its own account only.",
+  },
+  serviceKey: {
+    type: 'http',
+    scheme: 'bearer',
+    description: "A service key from ORDERS_API_KEYS (the merchant's backend): acts for any account, named in the body's accountId.",
+  },
+} as const;
+
 /** Builds the receiver without listening: `server.ts` listens, tests use `app.inject`. */
 export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance> {
   const app = Fastify({
@@ -62,19 +81,42 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
     trustProxy: config.trustProxy ?? false,
+    // A route's zod schema that refuses the input answers 400 {error: "invalid_request", message}.
+    schemaErrorFormatter: validationError,
   });
+  // Each route's zod schemas validate its input and serialize its answers (fastify-type-provider-zod).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorHandler);
+  // OpenAPI of the routes at /docs (JSON at /docs/json), made from the routes' own zod schemas;
+  // registered before any route so that it sees them all (Bull Board and the UI hide themselves).
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Stripe exactly-once ledger',
+        version: '0.1.0',
+        description: 'Credit top-up orders paid through Stripe; every payment credits its account exactly once. Money is integer minor units.',
+      },
+      tags: [
+        { name: 'webhooks', description: 'Stripe event delivery' },
+        { name: 'orders', description: "Top-up orders, for the order's own account (a user's JWT) or the merchant's backend (a service key)" },
+        { name: 'admin', description: 'Money views and review resolutions, behind ADMIN_TOKEN' },
+        { name: 'operations', description: 'Health, readiness and metrics' },
+      ],
+      components: { securitySchemes: SECURITY_SCHEMES },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: documentComponents,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
   await app.register(prisma, { databaseUrl: config.databaseUrl });
   await app.register(queues, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
   await app.register(metrics);
   await app.register(rateLimits, { redisUrl: config.redisUrl, prefix: config.queuePrefix, ...config.rateLimits });
   await app.register(orderStatusListener, { databaseUrl: config.databaseUrl });
-
-  // OpenAPI of the public routes at /docs (JSON at /docs/json); a static document, since the
-  // routes validate with zod rather than Fastify schemas.
-  await app.register(swagger, { mode: 'static', specification: { document: openApiDocument() } });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(healthRoutes);
   await app.register(webhookRoutes, {
@@ -84,7 +126,8 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     bodyLimit: config.webhookBodyLimit,
     jobBackoffMs: config.jobBackoffMs,
   });
-  await app.register(orderRoutes, { stripe: config.stripe, auth: config.ordersAuth, jobBackoffMs: config.jobBackoffMs });
+  await app.register(ordersService, { stripe: config.stripe, jobBackoffMs: config.jobBackoffMs });
+  await app.register(orderRoutes, { auth: config.ordersAuth });
   await app.register(adminRoutes, { adminToken: config.adminToken, bullBoardWrite: config.bullBoardWrite });
   await app.register(reviewRoutes, { adminToken: config.adminToken });
 

@@ -1,12 +1,22 @@
-import { withTimeout } from '@ledger/shared';
-import { Job, type JobsOptions, type Queue } from 'bullmq';
+import { jobOptions, withTimeout, type JobData, type JobKind, type JobQueues } from '@ledger/shared';
+import { Job, type Queue } from 'bullmq';
 import { HttpError } from './errors.js';
 
 /** How long a request waits for Redis before answering 503. */
 const ENQUEUE_TIMEOUT_MS = 1_000;
 
+/** One job of a kind in the catalog: its payload type and its options come from there. */
+export interface CatalogJob<K extends JobKind> {
+  name: string;
+  jobId: string;
+  data: JobData<K>;
+  /** Base delay of its retries instead of the catalog's (tests shorten it). */
+  backoffMs?: number | undefined;
+}
+
 /**
- * Adds a job with a fixed id and tells whether that id was already queued, in ONE round trip:
+ * Adds a job of kind `kind` (its queue, payload type and options from the job catalog) with a fixed
+ * id and tells whether that id was already queued, in ONE round trip:
  * BullMQ's add script and an `HGET <job> timestamp` are written back to back on one connection,
  * so Redis runs the read right after the add. A timestamp other than ours means an earlier add won
  * (BullMQ's add returns the existing id without saying so). No MULTI: ioredis copies every defined
@@ -14,23 +24,20 @@ const ENQUEUE_TIMEOUT_MS = 1_000;
  * Throws a 503 {@link HttpError} when Redis cannot take the job in time (the caller must then not
  * acknowledge anything).
  */
-export async function addJobOnce(
-  queue: Queue,
-  name: string,
-  data: unknown,
-  options: JobsOptions & { jobId: string },
-): Promise<{ duplicate: boolean; failed: boolean }> {
+export async function addJobOnce<K extends JobKind>(queues: JobQueues, kind: K, job: CatalogJob<K>): Promise<{ duplicate: boolean; failed: boolean }> {
+  const queue: Queue = queues[kind];
+  const options = jobOptions(kind, job.jobId, job.backoffMs);
   const addAtomically = async () => {
     // BullMQ's own client (its scripts are defined on it); resolved at once after the first call.
     const client = await queue.backend.client;
-    const job = new Job(queue, name, data, options, options.jobId);
+    const bullJob = new Job(queue, job.name, job.data, options, options.jobId);
     // Both commands are issued before anything is awaited: nothing can come between them here.
-    const added = job.addJob(client);
+    const added = bullJob.addJob(client);
     const stored = client.hget(queue.toKey(options.jobId), 'timestamp');
     // In the same round trip: whether the job already there failed for good (a resend must rerun it).
     const failedScore = client.zscore(queue.toKey('failed'), options.jobId);
     const [, timestamp, failed] = await Promise.all([added, stored, failedScore]);
-    const duplicate = timestamp !== String(job.timestamp);
+    const duplicate = timestamp !== String(bullJob.timestamp);
     return { duplicate, failed: duplicate && failed !== null };
   };
   try {

@@ -1,45 +1,49 @@
+import { z } from 'zod';
 import type { PrismaClient } from './database.js';
+import { ORDER_STATUSES } from './domain.js';
+
+/** Whose order and how much (minor units). */
+const orderAmount = { accountId: z.string(), amount: z.number().int(), currency: z.string() };
 
 /** An order under review, as operators list it (`npm run review -- list`, `GET /admin/reviews`). */
-export interface ReviewSummary {
-  orderId: string;
-  accountId: string;
-  amount: number;
-  currency: string;
-  reason: string;
+export const reviewSummarySchema = z.object({
+  orderId: z.string(),
+  ...orderAmount,
+  reason: z.string(),
   /** Facts waiting for the operator, and what they would post together (signed minor units). */
-  heldFacts: number;
-  heldAmount: number;
-  updatedAt: string;
-}
+  heldFacts: z.number().int(),
+  heldAmount: z.number().int(),
+  updatedAt: z.string(),
+});
+export type ReviewSummary = z.infer<typeof reviewSummarySchema>;
 
-/** One held fact, as `show` prints it. */
-export interface HeldFactView {
-  entryType: string;
-  reference: string;
-  amount: number;
-  currency: string;
-  reason: string;
-  stripeEventId: string | null;
-  resolutionId: string | null;
-  createdAt: string;
-}
-
-export interface ResolutionView {
-  id: string;
-  decision: string;
-  amount: number;
-  note: string;
-  resolvedBy: string;
-  createdAt: string;
-}
-
-export interface ReviewDetail {
-  order: { id: string; accountId: string; amount: number; currency: string; status: string; paymentIntentId: string | null; reviewReason: string | null };
-  heldFacts: HeldFactView[];
-  resolutions: ResolutionView[];
-  ledger: { type: string; amount: number; reference: string; createdAt: string }[];
-}
+/** Everything an operator needs to decide on one order (`npm run review -- show`, `GET /admin/reviews/:orderId`). */
+export const reviewDetailSchema = z.object({
+  order: z.object({
+    id: z.string(),
+    ...orderAmount,
+    status: z.enum(ORDER_STATUSES),
+    paymentIntentId: z.string().nullable(),
+    reviewReason: z.string().nullable(),
+  }),
+  heldFacts: z.array(
+    z.object({
+      entryType: z.string(),
+      reference: z.string(),
+      amount: z.number().int(),
+      currency: z.string(),
+      reason: z.string(),
+      stripeEventId: z.string().nullable(),
+      resolutionId: z.string().nullable(),
+      createdAt: z.string(),
+    }),
+  ),
+  resolutions: z.array(
+    z.object({ id: z.string(), decision: z.string(), amount: z.number().int(), note: z.string(), resolvedBy: z.string(), createdAt: z.string() }),
+  ),
+  ledger: z.array(z.object({ type: z.string(), amount: z.number().int(), reference: z.string(), createdAt: z.string() })),
+});
+export type ReviewDetail = z.infer<typeof reviewDetailSchema>;
 
 /** Orders under review, oldest first, with what is held for each. */
 export async function listReviews(prisma: PrismaClient, limit = 500): Promise<ReviewSummary[]> {
@@ -67,7 +71,10 @@ export async function listReviews(prisma: PrismaClient, limit = 500): Promise<Re
 
 /** Everything an operator needs to decide on one order; undefined for an unknown order. */
 export async function showReview(prisma: PrismaClient, orderId: string): Promise<ReviewDetail | undefined> {
-  const order = await prisma.order.findUnique({ where: { id: orderId } });
+  const order = await prisma.order.findUnique({
+    where: { id: orderId },
+    select: { id: true, accountId: true, amount: true, currency: true, status: true, paymentIntentId: true, reviewReason: true },
+  });
   if (!order) return undefined;
   const [heldFacts, resolutions, ledger] = await Promise.all([
     prisma.heldFact.findMany({ where: { orderId }, orderBy: { id: 'asc' } }),
@@ -75,15 +82,7 @@ export async function showReview(prisma: PrismaClient, orderId: string): Promise
     prisma.ledgerEntry.findMany({ where: { orderId }, orderBy: { id: 'asc' } }),
   ]);
   return {
-    order: {
-      id: order.id,
-      accountId: order.accountId,
-      amount: order.amount,
-      currency: order.currency,
-      status: order.status,
-      paymentIntentId: order.paymentIntentId,
-      reviewReason: order.reviewReason,
-    },
+    order,
     heldFacts: heldFacts.map((fact) => ({
       entryType: fact.entryType,
       reference: fact.reference,

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorResponse } from '../http-schemas.js';
 
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -20,6 +21,16 @@ function presentedToken(request: FastifyRequest): string | undefined {
     return colon >= 0 ? decoded.slice(colon + 1) : undefined;
   }
   return undefined;
+}
+
+/** The documented answer of {@link requireAdmin}. */
+export const adminUnauthorized = errorResponse('No or wrong admin credentials, or admin routes disabled (no ADMIN_TOKEN)', {
+  'WWW-Authenticate': { description: '`Basic realm="ledger admin"`', type: 'string' },
+});
+
+/** What the document says of every admin operation. */
+export function adminOperation(operationId: string, summary: string) {
+  return { tags: ['admin'], operationId, summary, security: [{ admin: [] }] };
 }
 
 /**

@@ -2,6 +2,7 @@ import { withTimeout } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { z } from 'zod';
 
 function createReceiverMetrics(app: FastifyInstance) {
   // One registry per app instance: tests build many apps in one process.
@@ -109,10 +110,22 @@ export default fp(
   async function metricsPlugin(app: FastifyInstance) {
     const metrics = createReceiverMetrics(app);
     app.decorate('metrics', metrics);
-    app.get('/metrics', async (_request, reply) => {
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    });
+    app.get(
+      '/metrics',
+      {
+        schema: {
+          tags: ['operations'],
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics',
+          produces: ['text/plain'],
+          response: { 200: z.string().meta({ description: 'Prometheus text exposition format' }) },
+        },
+      },
+      async (_request, reply) => {
+        reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      },
+    );
   },
   { name: 'metrics', dependencies: ['queues'] },
 );

@@ -1,12 +1,12 @@
-import { OutageLog, QUEUES, createProducerConnection, redisEndpoint, type QueueName, type RedisConnection } from '@ledger/shared';
+import { OutageLog, QUEUES, createProducerConnection, redisEndpoint, type JobQueues, type QueueName, type RedisConnection } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** BullMQ queues this app produces to, on a fail-fast connection. */
-    queues: Record<keyof typeof QUEUES, Queue>;
+    /** BullMQ queues this app produces to, on a fail-fast connection; each takes its catalog payload only. */
+    queues: JobQueues;
     /** The producer Redis connection, to one server or a cluster (readiness checks). */
     redis: RedisConnection;
   }

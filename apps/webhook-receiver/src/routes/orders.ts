@@ -1,25 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  ACCOUNT_ID,
-  MAX_AMOUNT,
-  ORDER_STATUSES,
-  normalizeCurrency,
-  paymentSyncJobId,
-  paymentSyncJobOptions,
-  type Order,
-  type Stripe,
-} from '@ledger/shared';
+import { ACCOUNT_ID, MAX_AMOUNT, ORDER_STATUSES, normalizeCurrency } from '@ledger/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { addJobOnce } from '../enqueue.js';
 import { HttpError } from '../errors.js';
+import { bodyRefused, errorResponse, internalError, orderSchema, unavailable, validationError } from '../http-schemas.js';
 import { createOrdersAuthenticator, type OrdersAuthConfig, type OrdersCaller } from '../orders-auth.js';
 
 export interface OrderRouteOptions {
-  stripe: Stripe;
   auth: OrdersAuthConfig;
-  /** Base delay of the sync jobs' exponential backoff. */
-  jobBackoffMs?: number;
 }
 
 declare module 'fastify' {
@@ -60,36 +48,21 @@ export const orderStatusQuery = z.object({
 });
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-const ORDER_ID = /^ord_[A-Za-z0-9_-]{20,40}$/;
+const idempotencyKeyHeader = z.looseObject({
+  'idempotency-key': z.string().regex(IDEMPOTENCY_KEY).describe("The client's key for this order (1-255 printable ASCII characters); per account"),
+});
+const orderIdParams = z.object({ id: z.string().describe('The order id (`ord_…`)') });
 
-/** An order id: 128 random bits, so ids cannot be guessed or enumerated. */
-function newOrderId(): string {
-  return `ord_${randomBytes(16).toString('base64url')}`;
-}
-
-/** The Stripe Idempotency-Key for an order's PaymentIntent: a retry after a crash gets the same one. */
-export function paymentIntentIdempotencyKey(orderId: string): string {
-  return `pi-create-${orderId}`;
-}
-
-/** The order as the contract shows it. */
-export function orderView(order: Order) {
-  return {
-    id: order.id,
-    accountId: order.accountId,
-    amount: order.amount,
-    currency: order.currency,
-    status: order.status,
-    paymentIntentId: order.paymentIntentId,
-    clientSecret: order.clientSecret,
-    createdAt: order.createdAt.toISOString(),
-    updatedAt: order.updatedAt.toISOString(),
-  };
-}
-
-function zodMessage(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`).join('; ');
-}
+/** End users (a JWT whose `sub` is their account) or the merchant's backend (a service key). */
+const ordersSecurity: Record<string, string[]>[] = [{ userJwt: [] }, { serviceKey: [] }];
+const ordersOperation = (operationId: string, summary: string) => ({ tags: ['orders'], operationId, summary, security: ordersSecurity });
+const orderOperation = (operationId: string, summary: string) => ({ ...ordersOperation(operationId, summary), params: orderIdParams });
+const unauthorized = errorResponse('No or bad credentials (missing, malformed, expired, forged, wrong issuer or audience)', {
+  'WWW-Authenticate': { description: '`Bearer realm="orders"` (with `error="invalid_token"` for a bad token)', type: 'string' },
+});
+const rateLimited = errorResponse('Over the per-account or per-address rate limit', {
+  'Retry-After': { description: 'Seconds until the window resets', type: 'integer' },
+});
 
 /** The caller the onRequest hook below authenticated (it answers 401 before any route here runs). */
 function callerOf(request: FastifyRequest): OrdersCaller {
@@ -125,8 +98,8 @@ function clientGone(reply: FastifyReply): AbortSignal {
  * `POST /orders`, `GET /orders/:id`, `POST /orders/:id/confirm`, for the order's own account
  * (a user's JWT) or the merchant's backend (a service key).
  */
-export default async function orderRoutes(app: FastifyInstance, options: OrderRouteOptions) {
-  const { prisma } = app;
+export default async function orderRoutes(fastify: FastifyInstance, options: OrderRouteOptions) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const authenticate = createOrdersAuthenticator(options.auth);
   if (options.auth.apiKeys.length === 0 && !options.auth.jwt) {
     app.log.warn('orders API closed (every request 401): no ORDERS_API_KEYS or ORDERS_JWT_* configured');
@@ -146,129 +119,95 @@ export default async function orderRoutes(app: FastifyInstance, options: OrderRo
     request.ordersCaller = caller;
   });
 
-  /**
-   * Creates the order's PaymentIntent unless it has one. Concurrent callers all send the same
-   * Stripe Idempotency-Key, so Stripe creates one PaymentIntent and they all store the same id.
-   */
-  async function ensurePaymentIntent(order: Order): Promise<Order> {
-    if (order.paymentIntentId) return order;
-    let intent: Stripe.PaymentIntent;
-    try {
-      intent = await options.stripe.paymentIntents.create(
-        {
-          amount: order.amount,
-          currency: order.currency,
-          metadata: { order_id: order.id, account_id: order.accountId },
-          automatic_payment_methods: { enabled: true },
-        },
-        { idempotencyKey: paymentIntentIdempotencyKey(order.id) },
-      );
-    } catch (error) {
-      app.log.warn({ err: error, orderId: order.id }, 'creating the PaymentIntent failed');
-      const status = (error as { statusCode?: number }).statusCode;
-      throw new HttpError(
-        status && status < 500 && status !== 429 ? 502 : 503,
-        'payment_provider_unavailable',
-        'The payment provider did not create the payment; retry with the same Idempotency-Key.',
-      );
-    }
-    await prisma.order.updateMany({
-      where: { id: order.id, paymentIntentId: null },
-      data: { paymentIntentId: intent.id, clientSecret: intent.client_secret },
-    });
-    return prisma.order.findUniqueOrThrow({ where: { id: order.id } });
-  }
-
-  app.post('/orders', { config: { rateLimited: true } }, async (request, reply) => {
-    const caller = callerOf(request);
+  const createOrderOptions = {
+    config: { rateLimited: true },
+    schema: {
+      ...ordersOperation('createOrder', 'Create a top-up order and its PaymentIntent'),
+      description:
+        "accountId is required with a service key; a user may leave it out, and if given it must equal the token's sub (403 otherwise). Idempotency keys are per account. The currency of an account is fixed by its first credited order (400 currency_mismatch after that).",
+      headers: idempotencyKeyHeader,
+      body: createOrderBody,
+      response: {
+        201: orderSchema.meta({ description: 'Created' }),
+        200: orderSchema.meta({ description: 'The order this Idempotency-Key created before' }),
+        400: errorResponse('Invalid body (`invalid_request`), no usable Idempotency-Key (`idempotency_key_required`), malformed JSON, or an account holding another currency (`currency_mismatch`)'),
+        401: unauthorized,
+        403: errorResponse("A user's token naming another account"),
+        409: errorResponse('This Idempotency-Key was used with a different body'),
+        ...bodyRefused,
+        429: rateLimited,
+        502: errorResponse('Stripe refused to create the PaymentIntent'),
+        503: errorResponse('Stripe, PostgreSQL or Redis unreachable: retry with the same Idempotency-Key'),
+        ...internalError,
+      },
+    },
+    // The key is checked after the body; without a usable one the answer names it.
+    schemaErrorFormatter: (errors: Parameters<typeof validationError>[0], part: string) =>
+      part === 'headers'
+        ? new HttpError(400, 'idempotency_key_required', 'The Idempotency-Key header is required (1-255 printable ASCII characters).')
+        : validationError(errors, part),
+  } as const;
+  app.post('/orders', createOrderOptions, async (request, reply) => {
     const key = request.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
-      throw new HttpError(400, 'idempotency_key_required', 'The Idempotency-Key header is required (1-255 printable ASCII characters).');
-    }
-    const parsed = createOrderBody.safeParse(request.body);
-    if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
-    const body = parsed.data;
-    const accountId = actingAccount(caller, body.accountId);
+    const body = request.body;
+    const accountId = actingAccount(callerOf(request), body.accountId);
     // After validation: only requests that can reach Stripe spend an account's budget.
     await app.rateLimits.byAccount(request, accountId);
-    const requestHash = createHash('sha256').update(JSON.stringify([accountId, body.amount, body.currency])).digest('hex');
-
-    // The row is created with balance 0 (the worker needs it); only the worker moves its balance.
-    await prisma.account.createMany({ data: [{ id: accountId, currency: body.currency }], skipDuplicates: true });
-    const account = await prisma.account.findUniqueOrThrow({ where: { id: accountId } });
-    // The currency is fixed by the first credit, not the first order: an unpaid order in another
-    // currency must not lock the account. The worker settles the currency at the first credit.
-    if (account.currency !== body.currency && (await prisma.ledgerEntry.findFirst({ where: { accountId }, select: { id: true } }))) {
-      throw new HttpError(400, 'currency_mismatch', `Account ${accountId} holds ${account.currency}; an order in ${body.currency} cannot credit it.`);
-    }
-
-    // ON CONFLICT DO NOTHING on (account, idempotency key): of concurrent requests, one inserts.
-    const { count } = await prisma.order.createMany({
-      data: [{ id: newOrderId(), accountId, amount: body.amount, currency: body.currency, idempotencyKey: key, requestHash }],
-      skipDuplicates: true,
-    });
-    const order = await prisma.order.findUniqueOrThrow({
-      where: { accountId_idempotencyKey: { accountId, idempotencyKey: key } },
-    });
-    if (order.requestHash !== requestHash) {
-      throw new HttpError(409, 'idempotency_conflict', 'This Idempotency-Key was already used with a different request body.');
-    }
-    if (count === 1) app.metrics.ordersCreated.inc();
-    const withIntent = await ensurePaymentIntent(order);
-    return reply.code(count === 1 ? 201 : 200).send(orderView(withIntent));
+    const { order, created } = await app.ordersService.create(accountId, body, key);
+    return reply.code(created ? 201 : 200).send(order);
   });
-
-  /** The order if the caller may see it; another account's order is "not found" (no existence leak). */
-  async function findOrder(request: FastifyRequest, id: string): Promise<Order> {
-    const caller = callerOf(request);
-    const order = ORDER_ID.test(id) ? await prisma.order.findUnique({ where: { id } }) : null;
-    if (!order || (caller.kind === 'user' && order.accountId !== caller.accountId)) {
-      throw new HttpError(404, 'order_not_found', 'No order with this id.');
-    }
-    return order;
-  }
 
   /**
    * Plain polling, or a long-poll: with `wait` and `status`, answers once the status differs from
    * `status` (PostgreSQL notifies every change), or when `wait` seconds have passed.
    */
-  app.get<{ Params: { id: string } }>('/orders/:id', async (request, reply) => {
-    const query = orderStatusQuery.safeParse(request.query);
-    if (!query.success) throw new HttpError(400, 'invalid_request', zodMessage(query.error));
-    const { wait, status } = query.data;
-    if (!wait || !status) return orderView(await findOrder(request, request.params.id));
-
-    const deadline = Date.now() + wait * 1000;
-    const gone = clientGone(reply);
-    for (;;) {
-      // Watch before reading: a change committed after the read still wakes this request.
-      const watch = app.orderStatus.watch(request.params.id, deadline - Date.now(), gone);
-      try {
-        // Ownership is checked on every read, so another account's order never makes anyone wait.
-        const order = await findOrder(request, request.params.id);
-        // Shutting down: the connection must not stay open for another request, or closing waits
-        // for its keep-alive timeout (idle connections were closed before this answer was sent).
-        if (app.orderStatus.closing) reply.header('connection', 'close');
-        if (order.status !== status || Date.now() >= deadline || gone.aborted || app.orderStatus.closing) return orderView(order);
-        await watch.changed;
-      } finally {
-        watch.cancel();
-      }
-    }
+  const getOrderOptions = {
+    schema: {
+      ...orderOperation('getOrder', 'The order, as clients poll or long-poll it'),
+      querystring: orderStatusQuery,
+      response: {
+        200: orderSchema,
+        400: errorResponse('Invalid `wait` or `status`'),
+        401: unauthorized,
+        404: errorResponse("Unknown order, or another account's"),
+        ...unavailable,
+        ...internalError,
+      },
+    },
+  } as const;
+  app.get('/orders/:id', getOrderOptions, async (request, reply) => {
+    const { wait, status } = request.query;
+    const caller = callerOf(request);
+    if (!wait || !status) return app.ordersService.find(caller, request.params.id);
+    const order = await app.ordersService.waitForChange(caller, request.params.id, status, wait, clientGone(reply));
+    // Shutting down: the connection must not stay open for another request, or closing waits
+    // for its keep-alive timeout (idle connections were closed before this answer was sent).
+    if (app.orderStatus.closing) reply.header('connection', 'close');
+    return order;
   });
 
-  /**
-   * The client says it paid. Never a credit here: queue a sync that asks Stripe, whose job id
-   * collapses concurrent confirms; the worker applies what Stripe says through the ledger.
-   */
-  app.post<{ Params: { id: string } }>('/orders/:id/confirm', { config: { rateLimited: true } }, async (request, reply) => {
-    const order = await findOrder(request, request.params.id);
+  /** The client says it paid. Never a credit here: a sync job asks Stripe (`ordersService.confirm`). */
+  const confirmOrderOptions = {
+    config: { rateLimited: true },
+    schema: {
+      ...orderOperation('confirmOrder', 'The client finished paying: check with Stripe (never a credit in the request)'),
+      response: {
+        202: orderSchema.meta({ description: 'A check with Stripe is queued' }),
+        400: errorResponse('Malformed JSON body'),
+        401: unauthorized,
+        404: errorResponse("Unknown order, or another account's"),
+        409: errorResponse('The order has no PaymentIntent yet (`payment_not_started`)'),
+        ...bodyRefused,
+        429: rateLimited,
+        ...unavailable,
+        ...internalError,
+      },
+    },
+  } as const;
+  app.post('/orders/:id/confirm', confirmOrderOptions, async (request, reply) => {
+    const order = await app.ordersService.find(callerOf(request), request.params.id);
     await app.rateLimits.byAccount(request, order.accountId);
-    if (!order.paymentIntentId) {
-      throw new HttpError(409, 'payment_not_started', 'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.');
-    }
-    const jobId = paymentSyncJobId(order.paymentIntentId);
-    await addJobOnce(app.queues.paymentSync, 'confirm', { paymentIntentId: order.paymentIntentId, reason: 'confirm' }, paymentSyncJobOptions(jobId, options.jobBackoffMs));
-    return reply.code(202).send(orderView(order));
+    await app.ordersService.confirm(order);
+    return reply.code(202).send(order);
   });
 }

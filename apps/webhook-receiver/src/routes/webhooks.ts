@@ -5,13 +5,16 @@ import {
   nestedDeeperThan,
   stripeEventEnvelopeSchema,
   stripeEventJobData,
-  stripeEventJobOptions,
   type Stripe,
   type StripeScope,
 } from '@ledger/shared';
+import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { addJobOnce, requeueIfFailed } from '../enqueue.js';
 import { HttpError } from '../errors.js';
+import { errorResponse, internalError, unavailable } from '../http-schemas.js';
 import { verifyStripeSignature } from '../stripe-signature.js';
 
 export interface WebhookRouteOptions {
@@ -27,11 +30,51 @@ export interface WebhookRouteOptions {
   jobBackoffMs?: number;
 }
 
+const acknowledged = z
+  .object({
+    received: z.literal(true),
+    duplicate: z.literal(true).optional().describe('The event was already queued (a resend)'),
+    requeued: z.literal(true).optional().describe('A resend of an event whose job had failed for good: it runs again'),
+    ignored: z.literal(true).optional().describe("An event type the worker does not apply, or another mode's or account's event"),
+  })
+  .meta({ description: 'Verified and durably queued (or acknowledged without queueing: `ignored`)' });
+
+const webhookSchema = {
+  tags: ['webhooks'],
+  operationId: 'receiveStripeEvent',
+  summary: 'Stripe event delivery',
+  description: 'Verified on the raw body against every configured secret; queued under the event id. 2xx only once durably queued.',
+  response: {
+    200: acknowledged,
+    400: errorResponse('Missing or invalid signature, a timestamp outside the tolerance, or a body that is not a Stripe event'),
+    413: errorResponse('Body over the webhook body limit'),
+    415: errorResponse('Content type other than application/json'),
+    ...unavailable,
+    ...internalError,
+  },
+};
+
+/**
+ * What the request looks like, for the document only: Fastify must not validate it, since the
+ * signature covers the raw bytes and is checked first; the handler then parses the envelope with
+ * this same schema.
+ */
+const documentRequest: SwaggerTransform = (document) =>
+  jsonSchemaTransform({
+    ...document,
+    schema: {
+      ...document.schema,
+      headers: z.looseObject({ 'stripe-signature': z.string().describe('`t=…,v1=…`, made with one of the webhook secrets') }),
+      body: stripeEventEnvelopeSchema,
+    },
+  });
+
 /**
  * `POST /webhooks/stripe`: verify the signature on the raw bytes, then queue the event under its
  * own id and answer 2xx only once Redis has it. https://docs.stripe.com/webhooks#verify-events
  */
-export default async function webhookRoutes(app: FastifyInstance, options: WebhookRouteOptions) {
+export default async function webhookRoutes(fastify: FastifyInstance, options: WebhookRouteOptions) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const tolerance = options.toleranceSeconds ?? 300;
   const scope = options.scope ?? { livemode: false, connectedAccounts: new Set<string>() };
   const { signature: signatureVerifier } = options.stripe.webhooks;
@@ -44,7 +87,16 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
 
   // This route logs one line per delivery itself instead of Fastify's two per request (at full
   // ingest speed the logging was a large share of the route's CPU); warnings and errors still show.
-  app.post('/webhooks/stripe', { bodyLimit: options.bodyLimit, logLevel: 'warn' }, async (request, reply) => {
+  const routeOptions = {
+    bodyLimit: options.bodyLimit,
+    logLevel: 'warn',
+    schema: webhookSchema,
+    config: { swaggerTransform: documentRequest },
+    // The answers are a few fixed shapes (test/openapi.test.ts proves them against the schema), so
+    // the hottest route serializes them as it did without a schema, with no per-request zod pass.
+    serializerCompiler: () => (data: unknown) => JSON.stringify(data),
+  } as const;
+  app.post('/webhooks/stripe', routeOptions, async (request, reply) => {
     const { metrics } = app;
     metrics.webhooksReceived.inc();
     const reject = (reason: string, message: string): never => {
@@ -94,11 +146,15 @@ export default async function webhookRoutes(app: FastifyInstance, options: Webho
       return reply.code(200).send({ received: true, ignored: true });
     }
 
-    const queue = app.queues.stripeEvents;
-    const { duplicate, failed } = await addJobOnce(queue, stripeEvent.type, stripeEventJobData(stripeEvent), stripeEventJobOptions(stripeEvent.id, options.jobBackoffMs));
+    const { duplicate, failed } = await addJobOnce(app.queues, 'stripeEvents', {
+      name: stripeEvent.type,
+      jobId: stripeEvent.id,
+      data: stripeEventJobData(stripeEvent),
+      backoffMs: options.jobBackoffMs,
+    });
     // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
     // runs it again: the failed job is the only copy, and adding under its id does nothing.
-    const requeued = failed ? await requeueIfFailed(queue, stripeEvent.id) : false;
+    const requeued = failed ? await requeueIfFailed(app.queues.stripeEvents, stripeEvent.id) : false;
     if (duplicate) metrics.webhooksDuplicate.inc();
     app.log.info({ ...logFields, duplicate, ...(requeued ? { requeued } : {}) }, requeued ? 'failed event queued again' : 'event queued');
     return reply.code(200).send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
