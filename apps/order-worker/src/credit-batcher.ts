@@ -98,7 +98,8 @@ export class CreditBatcher {
     const batch: Pending[] = [];
     const keys = new Set<string>();
     for (let index = 0; index < this.queue.length && batch.length < this.options.maxBatch; ) {
-      const pending = this.queue[index]!;
+      const pending = this.queue[index];
+      if (!pending) break;
       const { fact, source } = pending.credit;
       if (keys.has(fact.paymentIntentId) || (source && keys.has(source.id))) {
         index += 1;

@@ -54,7 +54,9 @@ await runService({
       postgres: new OutageLog(logger, 'PostgreSQL', endpointOf(env.DATABASE_URL, 5432), checkPostgres),
       redis: new OutageLog(logger, 'Redis', redisEndpoint(env.REDIS_URL)),
     };
-    onClose('outage probes', () => Object.values(outages).forEach((outage) => outage.close()));
+    onClose('outage probes', () => {
+      for (const outage of Object.values(outages)) outage.close();
+    });
 
     const connection = createWorkerConnection(env.REDIS_URL);
     onClose('redis', () => connection.quit());

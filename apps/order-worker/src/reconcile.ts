@@ -163,8 +163,9 @@ async function reconcileEvents(deps: ReconcileDeps, options: ReconcileOptions, s
       if (await requeueEvent(deps.eventsQueue, event, options.jobBackoffMs)) enqueued += 1;
       else inFlight += 1;
     }
-    if (!page.has_more || page.data.length === 0) break;
-    startingAfter = page.data[page.data.length - 1]!.id;
+    const last = page.data.at(-1);
+    if (!page.has_more || !last) break;
+    startingAfter = last.id;
   }
   return { listed, enqueued, inFlight, lowWater: oldestLacking ?? newest, succeeded };
 }

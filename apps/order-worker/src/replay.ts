@@ -46,7 +46,7 @@ export async function replayEvents(deps: ReplayDeps, selection: { eventIds: stri
   if ('failed' in selection) {
     for (let start = 0; ; start += 100) {
       const page = await deps.eventsQueue.getFailed(start, start + 99);
-      targets.push(...page.filter((job) => job.id).map((job) => ({ eventId: job.id!, job })));
+      for (const job of page) if (job.id) targets.push({ eventId: job.id, job });
       if (page.length < 100) break;
     }
   } else {

@@ -33,8 +33,7 @@ function splitKey(key: string): Array<string | typeof APPEND> {
   const rest = key.slice(open);
   const pattern = /\[([^[\]]*)\]/gy;
   let consumed = 0;
-  let match: RegExpExecArray | null;
-  while ((match = pattern.exec(rest)) !== null) {
+  for (let match = pattern.exec(rest); match !== null; match = pattern.exec(rest)) {
     consumed = pattern.lastIndex;
     const segment = match[1] ?? '';
     segments.push(segment === '' ? APPEND : segment);

@@ -84,8 +84,9 @@ const JWT_SOURCES = ['ORDERS_JWT_SECRET', 'ORDERS_JWT_PUBLIC_KEY', 'ORDERS_JWT_P
 /** Rules across variables; called from the receiver schema's superRefine. */
 export function checkOrdersEnv(env: OrdersEnv, ctx: z.RefinementCtx): void {
   const jwtSources = JWT_SOURCES.filter((name) => env[name] !== undefined);
-  if (jwtSources.length > 1) {
-    ctx.addIssue({ code: 'custom', path: [jwtSources[1]!], message: `cannot be combined with ${jwtSources[0]}: set one JWT key source` });
+  const [first, second] = jwtSources;
+  if (second !== undefined) {
+    ctx.addIssue({ code: 'custom', path: [second], message: `cannot be combined with ${first}: set one JWT key source` });
   }
   // An unauthenticated orders API lets anyone create orders for any account.
   if (env.NODE_ENV === 'production' && !env.ORDERS_API_KEYS && jwtSources.length === 0) {

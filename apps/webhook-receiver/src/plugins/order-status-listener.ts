@@ -60,9 +60,11 @@ export class PgOrderStatusListener implements OrderStatusListener {
     let cancel = () => {};
     const changed = new Promise<void>((resolve) => {
       if (this.closing || signal.aborted || timeoutMs <= 0) return resolve();
-      let waiting = this.waiters.get(orderId);
-      if (!waiting) this.waiters.set(orderId, (waiting = new Set()));
-      const set = waiting;
+      let set = this.waiters.get(orderId);
+      if (!set) {
+        set = new Set();
+        this.waiters.set(orderId, set);
+      }
       const done = () => {
         if (!set.delete(done)) return;
         if (set.size === 0 && this.waiters.get(orderId) === set) this.waiters.delete(orderId);
