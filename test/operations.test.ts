@@ -11,7 +11,8 @@ import { JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/a
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
+import { testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestSystem, EMULATOR_KEY, type TestSystem } from './helpers/system.js';
@@ -118,7 +119,7 @@ describe('Bull Board actions', () => {
     const worker = new Worker(QUEUES.paymentSync, async () => Promise.reject(new Error('failed on purpose')), { connection: { url: TEST_REDIS_URL }, prefix });
     try {
       await queue.add('confirm', { paymentIntentId: 'pi_board', reason: 'confirm' }, { jobId: 'board-job', attempts: 1 });
-      await eventually(async () => (await queue.getJobCounts('failed')).failed === 1, 10_000, 'the job to fail');
+      await waitUntil(async () => (await queue.getJobCounts('failed')).failed === 1, 10_000, 'the job to fail');
     } finally {
       await worker.close();
       await queue.close();

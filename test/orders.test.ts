@@ -3,7 +3,7 @@ import { createStripeClient } from '@ledger/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serviceAuth } from './helpers/auth.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { eventually } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
 
@@ -37,7 +37,7 @@ function createOrder(body: unknown, key: string | null = randomUUID(), app = sys
 }
 
 async function pollStatus(id: string, wanted: string) {
-  await eventually(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
+  await waitUntil(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
 }
 
 describe('POST /orders', () => {

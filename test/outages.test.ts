@@ -6,11 +6,9 @@ import { createLogger } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../scripts/chaos/processes.js';
+import { freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { startProcess, type RunningProcess } from './helpers/processes.js';
-import { eventually } from './helpers/queues.js';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { uniquePrefix } from './helpers/redis.js';
 
@@ -23,7 +21,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
   const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
-    await eventually(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
+    await waitUntil(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
   } finally {
     probe.disconnect();
   }
@@ -97,13 +95,13 @@ describe('receiver during a Redis outage', () => {
     };
     // Until its connection is ready the receiver reports the depths as unknown too.
     let healthy = await scrape();
-    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
+    await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
     await stopRedis(redis);
     const refuser = await refuseConnections(port!);
     cleanups.push(() => refuser.close());
-    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
 
     const during = await scrape();
     expect(during.status).toBe(200);
@@ -118,8 +116,8 @@ describe('receiver during a Redis outage', () => {
 
     await refuser.close();
     redis = await startRedis(port!);
-    await eventually(async () => messages(logs.lines).some((msg) => msg.startsWith('Redis reachable again')), 20_000, 'the recovery line');
-    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((await scrape()).text), 10_000, 'queue depths again');
+    await waitUntil(async () => messages(logs.lines).some((msg) => msg.startsWith('Redis reachable again')), 20_000, 'the recovery line');
+    await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((await scrape()).text), 10_000, 'queue depths again');
     expect(messages(logs.lines).filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);
   });
 });
@@ -159,13 +157,17 @@ describe('worker during a Redis outage', () => {
   it('reports not ready, logs the outage once and its end once, and keeps working after it', async () => {
     const [port, healthPort] = await freePorts(2);
     redis = await startRedis(port!);
-    worker = startProcess('apps/order-worker/src/main.ts', {
-      DATABASE_URL: db.url,
-      REDIS_URL: `redis://127.0.0.1:${port}`,
-      QUEUE_PREFIX: uniquePrefix(),
-      RECONCILE_INTERVAL_SECONDS: '0',
-      WORKER_HEALTH_PORT: String(healthPort),
-      LOG_FORMAT: 'json',
+    worker = startChild({
+      script: 'apps/order-worker/src/main.ts',
+      env: {
+        LOG_LEVEL: 'info',
+        DATABASE_URL: db.url,
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        QUEUE_PREFIX: uniquePrefix(),
+        RECONCILE_INTERVAL_SECONDS: '0',
+        WORKER_HEALTH_PORT: String(healthPort),
+        LOG_FORMAT: 'json',
+      },
     });
     await worker.waitFor(/order worker started/);
     const readiness = async () => {
@@ -173,12 +175,12 @@ describe('worker during a Redis outage', () => {
       const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
       return { status: response.status, body: (await response.json()) as { checks: Record<string, string> }, ms: performance.now() - started };
     };
-    await eventually(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
+    await waitUntil(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 
     await stopRedis(redis);
     const refuser = await refuseConnections(port!);
     cleanups.push(() => refuser.close());
-    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
     const down = await readiness();
     expect(down.status).toBe(503);
     expect(down.body.checks).toEqual({ postgres: 'ok', redis: 'down', workers: 'ok' });
@@ -187,7 +189,7 @@ describe('worker during a Redis outage', () => {
     await refuser.close();
     redis = await startRedis(port!);
     await worker.waitFor(/Redis reachable again/, 20_000);
-    await eventually(async () => (await readiness()).status === 200, 10_000, 'ready again');
+    await waitUntil(async () => (await readiness()).status === 200, 10_000, 'ready again');
 
     const logged = worker.lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(logged.filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { events, type OrderFixture } from './helpers/fixtures.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
+import { testQueue } from './helpers/queues.js';
 import { buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -108,7 +109,7 @@ describe('POST /webhooks/stripe', () => {
       throw new UnrecoverableError('PostgreSQL was down for longer than the retries lasted');
     }, { connection: { url: TEST_REDIS_URL }, prefix });
     try {
-      await eventually(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
+      await waitUntil(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
     } finally {
       await failing.close();
     }

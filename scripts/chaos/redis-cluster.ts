@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { freePorts, startChild, waitUntil, type ChildApp } from './processes.js';
+import { freePorts, startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 
 interface ClusterNode {
   port: number;
