@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { createLogger, QUEUES } from '@ledger/shared';
 import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -10,24 +9,13 @@ import { processStripeEvent } from '../apps/order-worker/src/worker.js';
 import { JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
+import { captureLogs } from './helpers/logs.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
 import { waitUntil } from '@ledger/testkit';
 import { testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestSystem, EMULATOR_KEY, type TestSystem } from './helpers/system.js';
-
-/** Every line a logger wrote. */
-function captureLogs() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 let db: TestDatabase;
 let system: TestSystem;

@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
-import { Writable } from 'node:stream';
 import { createLogger } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
@@ -9,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { captureLogs } from './helpers/logs.js';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { uniquePrefix } from './helpers/redis.js';
 
@@ -16,8 +15,8 @@ import { uniquePrefix } from './helpers/redis.js';
 // when it is back), never hang a scrape, and turn requests into 503s that tell the client to retry.
 
 /** A redis-server of this test's own on `port`, so that it can be taken away and brought back. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+async function startRedis(port: number): Promise<RunningProcess> {
+  const server = startChild({ command: 'redis-server', args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] });
   const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
@@ -26,12 +25,6 @@ async function startRedis(port: number): Promise<ChildProcess> {
     probe.disconnect();
   }
   return server;
-}
-
-async function stopRedis(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  server.kill('SIGKILL');
-  await once(server, 'exit');
 }
 
 /**
@@ -50,14 +43,8 @@ async function refuseConnections(port: number): Promise<{ attempts: () => number
 }
 
 /** Log lines of an in-process receiver. */
-function captureLogs() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
+function receiverLogs() {
+  const { lines, stream } = captureLogs();
   return { lines, logger: createLogger('webhook-receiver', 'info', stream) };
 }
 
@@ -65,7 +52,7 @@ const messages = (lines: string[]) => lines.map((line) => (JSON.parse(line) as {
 
 let db: TestDatabase;
 let app: FastifyInstance | undefined;
-let redis: ChildProcess | undefined;
+let redis: RunningProcess | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
@@ -75,7 +62,7 @@ afterEach(async () => {
   await app?.close();
   app = undefined;
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-  if (redis) await stopRedis(redis);
+  await redis?.stop('SIGKILL');
   redis = undefined;
 });
 afterAll(async () => {
@@ -86,7 +73,7 @@ describe('receiver during a Redis outage', () => {
   it('answers /metrics within a second with the queue depth marked stale, and logs the outage once', async () => {
     const [port] = await freePorts(1);
     redis = await startRedis(port!);
-    const logs = captureLogs();
+    const logs = receiverLogs();
     app = await buildTestReceiver({ databaseUrl: db.url, prefix: uniquePrefix(), redisUrl: `redis://127.0.0.1:${port}`, logger: logs.logger });
     const scrape = async () => {
       const started = performance.now();
@@ -98,7 +85,7 @@ describe('receiver during a Redis outage', () => {
     await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
-    await stopRedis(redis);
+    await redis.stop('SIGKILL');
     const refuser = await refuseConnections(port!);
     cleanups.push(() => refuser.close());
     await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
@@ -126,7 +113,7 @@ describe('receiver with PostgreSQL down', () => {
   it('answers 503 database_unavailable to POST /orders and GET /orders/:id, and logs the outage once', async () => {
     // Port 1 refuses connections everywhere (a port found free may meanwhile be another test's).
     const deadPort = 1;
-    const logs = captureLogs();
+    const logs = receiverLogs();
     app = await buildTestReceiver({ databaseUrl: `postgresql://postgres@127.0.0.1:${deadPort}/ledger`, prefix: uniquePrefix(), logger: logs.logger });
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const created = await app.inject({
@@ -177,7 +164,7 @@ describe('worker during a Redis outage', () => {
     };
     await waitUntil(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 
-    await stopRedis(redis);
+    await redis.stop('SIGKILL');
     const refuser = await refuseConnections(port!);
     cleanups.push(() => refuser.close());
     await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
