@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -68,16 +67,17 @@ process.once('exit', () => {
   }
 });
 
-async function bindable(port: number): Promise<boolean> {
-  const server = createServer();
-  server.listen(port, '127.0.0.1');
-  const [event] = await Promise.race([once(server, 'listening').then(() => ['listening']), once(server, 'error').then(() => ['error'])]);
-  if (event === 'listening') await new Promise<void>((resolve) => server.close(() => resolve()));
-  return event === 'listening';
+/** Whether a server can listen on `port` right now (nothing else does). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
-/** Where the search for the next port starts: spread by pid so that parallel callers rarely meet. */
-let cursor = -1;
+/** The next port to try: each port handed out is reserved, so the search goes on from there. */
+let next = FIRST_PORT;
 
 /**
  * `count` distinct TCP ports on 127.0.0.1 that nothing listens on, that no other caller on this
@@ -86,13 +86,11 @@ let cursor = -1;
 export async function freePorts(count: number): Promise<number[]> {
   mkdirSync(RESERVATIONS, { recursive: true });
   const end = ephemeralStart();
-  const span = end - FIRST_PORT;
-  if (cursor < 0) cursor = (process.pid * 7919) % span;
   const ports: number[] = [];
   for (let tried = 0; ports.length < count; tried += 1) {
-    if (tried >= span) throw new Error(`no free port between ${FIRST_PORT} and ${end}`);
-    const port = FIRST_PORT + cursor;
-    cursor = (cursor + 1) % span;
+    if (tried >= end - FIRST_PORT) throw new Error(`no free port between ${FIRST_PORT} and ${end}`);
+    const port = next;
+    next = next + 1 >= end ? FIRST_PORT : next + 1;
     if (!reserve(port)) continue;
     held.add(port);
     if (await bindable(port)) ports.push(port);
