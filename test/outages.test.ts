@@ -69,6 +69,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** Kills the test's Redis and stands on its port until a client has tried to reconnect three times. */
+async function takeRedisAway(port: number): Promise<{ close(): Promise<void> }> {
+  await redis?.stop('SIGKILL');
+  const refuser = await refuseConnections(port);
+  cleanups.push(() => refuser.close());
+  await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+  return refuser;
+}
+
 describe('receiver during a Redis outage', () => {
   it('answers /metrics within a second with the queue depth marked stale, and logs the outage once', async () => {
     const [port] = await freePorts(1);
@@ -85,10 +94,7 @@ describe('receiver during a Redis outage', () => {
     await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
-    await redis.stop('SIGKILL');
-    const refuser = await refuseConnections(port!);
-    cleanups.push(() => refuser.close());
-    await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    const refuser = await takeRedisAway(port!);
 
     const during = await scrape();
     expect(during.status).toBe(200);
@@ -164,10 +170,7 @@ describe('worker during a Redis outage', () => {
     };
     await waitUntil(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 
-    await redis.stop('SIGKILL');
-    const refuser = await refuseConnections(port!);
-    cleanups.push(() => refuser.close());
-    await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    const refuser = await takeRedisAway(port!);
     const down = await readiness();
     expect(down.status).toBe(503);
     expect(down.body.checks).toEqual({ postgres: 'ok', redis: 'down', workers: 'ok' });
