@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createMigratedDatabase } from '../scripts/support/postgres.js';
+import { createMigratedDatabase } from '@ledger/testkit';
 import { BENCH_AMOUNT, BENCH_CURRENCY } from './stripe-events.js';
 
 /** A database of the bench's own, migrated with the project's real migration path. */

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
 import { Redis } from 'ioredis';
 import { QUEUES } from '@ledger/shared';
+import { freePort, runScript, type RunningProcess } from '@ledger/testkit';
 import { Queue } from 'bullmq';
 import { deleteKeysWithPrefix, sampleRedisMemory } from './bench-redis.js';
-import { freePort, runToCompletion, type BenchChild } from './child-process.js';
 import type { FixedRateOptions, FixedRateRecord } from './fixed-rate-sender.js';
 import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
 import { percentile } from './stats.js';
@@ -170,8 +170,8 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
   const total = warmup + Math.round(rate * config.e2eSeconds);
   await seedOrders(db.pool, batch, total);
   const port = await freePort();
-  let receiver: BenchChild | undefined;
-  let worker: BenchChild | undefined;
+  let receiver: RunningProcess | undefined;
+  let worker: RunningProcess | undefined;
   try {
     receiver = await startReceiver(context, `receiver-${batch}`, { port, prefix });
     worker = await startOrderWorker(context, `worker-${batch}`, prefix);
@@ -200,8 +200,10 @@ export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabas
       services: await readServiceCpu(config.redisUrl, database),
     });
     let cpuBeforeReading = cpuNow();
-    const output = await runToCompletion('bench/fixed-rate-sender.ts', [JSON.stringify(sender)], (line) => {
-      if (line === 'measuring') cpuBeforeReading = cpuNow();
+    const output = await runScript('bench/fixed-rate-sender.ts', [JSON.stringify(sender)], {
+      onLine: (line) => {
+        if (line === 'measuring') cpuBeforeReading = cpuNow();
+      },
     });
     const cpuBefore = await cpuBeforeReading;
     const summary = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as { maxSendLagMs: number };

@@ -1,8 +1,8 @@
 import { QUEUES } from '@ledger/shared';
+import { freePort, runScript, type RunningProcess } from '@ledger/testkit';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { deleteKeysWithPrefix } from './bench-redis.js';
-import { freePort, runToCompletion, type BenchChild } from './child-process.js';
 import type { IngestLoadOptions } from './ingest-load.js';
 import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
 import { median } from './stats.js';
@@ -52,7 +52,7 @@ export interface IngestResult {
 
 async function load(
   context: RunContext,
-  server: BenchChild,
+  server: RunningProcess,
   options: Omit<IngestLoadOptions, 'connections' | 'seconds' | 'warmupSeconds'>,
 ): Promise<LoadRun> {
   const { config } = context;
@@ -64,7 +64,7 @@ async function load(
   };
   const cpuBefore = server.cpuMs();
   const servicesBefore = await readServiceCpu(config.redisUrl);
-  const output = await runToCompletion('bench/ingest-load.ts', [JSON.stringify(full)]);
+  const output = await runScript('bench/ingest-load.ts', [JSON.stringify(full)]);
   const serverCpuMs = server.cpuMs() - cpuBefore;
   const { redisMs } = serviceCpuUsed(servicesBefore, await readServiceCpu(config.redisUrl));
   const { generatorCpuMs, ...run } = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Omit<

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '@ledger/testkit';
 import { seedOrders, type BenchDatabase } from './bench-database.js';
-import { freePort } from './child-process.js';
 import type { Latency } from './end-to-end.js';
 import { percentile } from './stats.js';
 import { startReceiver, type RunContext } from './system-processes.js';
@@ -138,6 +138,6 @@ export async function runLongPollBenchmark(context: RunContext, db: BenchDatabas
     return { waiters, rssIdle, rssWaiting, peakRss: receiver.memory().peakRss, listenConnections, poolConnections, rounds };
   } finally {
     agent.destroy();
-    await receiver.stop(5_000);
+    await receiver.stop('SIGTERM', 5_000);
   }
 }

@@ -60,7 +60,7 @@ let cleaning: Promise<void> | undefined;
 function cleanUp(keepLogs: boolean): Promise<void> {
   cleaning ??= (async () => {
     const children = [...(context?.children ?? [])];
-    await Promise.allSettled(children.map((child) => child.stop(5_000)));
+    await Promise.allSettled(children.map((child) => child.stop('SIGTERM', 5_000)));
     await db?.drop().catch((error: unknown) => log(`could not drop ${db?.name}: ${String(error)}`));
     await deleteKeysWithPrefix(config.redisUrl, `${runPrefix}-`).catch((error: unknown) => log(`could not delete Redis keys: ${String(error)}`));
     if (keepLogs) log(`child logs kept in ${logDir}`);

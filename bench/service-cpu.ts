@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { processCpuMs } from './child-process.js';
+import { processCpuMs } from '@ledger/testkit';
 
 /**
  * CPU time of the shared services, so each benchmark can say what one event costs Redis and

@@ -1,11 +1,11 @@
 import { QUEUES, jobOptions, stripeEventJobData } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { RunningProcess } from '@ledger/testkit';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
 import { deleteKeysWithPrefix } from './bench-redis.js';
-import type { BenchChild } from './child-process.js';
 import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
 import { median } from './stats.js';
 import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
@@ -83,7 +83,7 @@ async function drain(context: RunContext, db: BenchDatabase, runPrefix: string, 
   await seedOrders(db.pool, batch, config.workerEvents);
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
   const queue = new Queue(QUEUES.stripeEvents, { connection, prefix });
-  let worker: BenchChild | undefined;
+  let worker: RunningProcess | undefined;
   try {
     // Paused while the worker starts, so the clock measures draining and not process start-up.
     await queue.pause();

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EMULATOR_API_BASE, parseCommandLine } from '@ledger/shared';
-import { demoOrdersKey } from './support/dev-orders-key.js';
+import { demoOrdersKey } from './dev-orders-key.js';
 
 parseCommandLine('demo', {
   usage: 'npm run demo',

@@ -18,7 +18,7 @@ import {
   probePostgres,
   probeRedis,
 } from '@ledger/shared';
-import { developmentOrdersKey, hasOrdersAuth } from './support/dev-orders-key.js';
+import { developmentOrdersKey, hasOrdersAuth } from './dev-orders-key.js';
 
 const { values } = parseCommandLine('start', {
   usage: 'npm start | npm run dev',

@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../scripts/chaos/processes.js';
+import { freePorts, runCommand, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { eventually } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
-import { runCommand, startCommand, type RunningProcess } from './helpers/processes.js';
 
 // The production path: `npm run build`, then the npm scripts that run compiled JavaScript with no
 // tsx (the container runs the same files with `node --conditions=compiled`).
 
 const npm = (script: string, args: string[] = [], env: Record<string, string> = {}) =>
-  runCommand('npm', ['run', '--silent', script, ...(args.length > 0 ? ['--', ...args] : [])], env, 120_000);
+  runCommand('npm', ['run', '--silent', script, ...(args.length > 0 ? ['--', ...args] : [])], { env, timeoutMs: 120_000 });
 
 let db: TestDatabase;
 const prefix = uniquePrefix();
@@ -31,13 +29,13 @@ describe('compiled commands', () => {
   it('receiver and worker start, report ready, and stop cleanly on SIGTERM', async () => {
     const [port, healthPort] = await freePorts(2);
     const env = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_INTERVAL_SECONDS: '0', LOG_FORMAT: 'json' };
-    const receiver = startCommand('npm', ['run', '--silent', 'receiver'], { ...env, PORT: String(port) });
-    const worker = startCommand('npm', ['run', '--silent', 'worker'], { ...env, WORKER_HEALTH_PORT: String(healthPort), WORKER_METRICS_PORT: String(healthPort) });
+    const receiver = startChild({ command: 'npm', args: ['run', '--silent', 'receiver'], env: { LOG_LEVEL: 'info', ...env, PORT: String(port) } });
+    const worker = startChild({ command: 'npm', args: ['run', '--silent', 'worker'], env: { LOG_LEVEL: 'info', ...env, WORKER_HEALTH_PORT: String(healthPort), WORKER_METRICS_PORT: String(healthPort) } });
     running.push(receiver, worker);
 
     const ready = async (url: string) => (await fetch(url).catch(() => undefined))?.status === 200;
-    await eventually(() => ready(`http://127.0.0.1:${port}/readyz`), 30_000, 'the compiled receiver to be ready');
-    await eventually(() => ready(`http://127.0.0.1:${healthPort}/readyz`), 30_000, 'the compiled worker to be ready');
+    await waitUntil(() => ready(`http://127.0.0.1:${port}/readyz`), 30_000, 'the compiled receiver to be ready');
+    await waitUntil(() => ready(`http://127.0.0.1:${healthPort}/readyz`), 30_000, 'the compiled worker to be ready');
     const readiness = await (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).json();
     expect(readiness).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok', workers: 'ok' } });
     expect(await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text()).toMatch(/^# TYPE ledger_worker_jobs_total counter$/m);

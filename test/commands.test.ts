@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
+import { testQueue } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestWorkers } from './helpers/workers.js';
 
@@ -55,7 +56,7 @@ describe('npm run replay', () => {
     await queue.add(job.type, job, jobOptions('stripeEvents', job.id, 1));
     const workers = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1 });
     try {
-      await eventually(async () => (await queue.getJobState(job.id)) === 'failed', 30_000, 'the job to fail for good');
+      await waitUntil(async () => (await queue.getJobState(job.id)) === 'failed', 30_000, 'the job to fail for good');
     } finally {
       await workers.close();
       await allowLedger();

@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../scripts/chaos/processes.js';
+import { freePorts, runCommand, type CommandResult } from '@ledger/testkit';
 import { TEST_PG_URL, TEST_REDIS_URL } from './helpers/env.js';
-import { runCommand, type CommandResult } from './helpers/processes.js';
 
 // Every command, started the way its npm script starts it (from source here; test/build.test.ts runs
 // the compiled ones), must stop within seconds with one readable line when it cannot work.
@@ -54,7 +53,7 @@ type Command = keyof typeof COMMANDS;
 /** Runs a command with the test's services unless `env` says otherwise. */
 function run(command: Command, args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
   // The kill after 2 minutes only stops a hang from stalling the suite; the bound is expectFailFast's.
-  return runCommand(process.execPath, [...COMMANDS[command], ...args], { DATABASE_URL: TEST_PG_URL, REDIS_URL: TEST_REDIS_URL, LOG_FORMAT: 'json', ...env }, 120_000);
+  return runCommand(process.execPath, [...COMMANDS[command], ...args], { env: { DATABASE_URL: TEST_PG_URL, REDIS_URL: TEST_REDIS_URL, LOG_FORMAT: 'json', ...env }, timeoutMs: 120_000 });
 }
 
 /**

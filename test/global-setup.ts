@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { createMigratedDatabase, type MigratedDatabase } from '../scripts/support/postgres.js';
+import { createMigratedDatabase, type MigratedDatabase } from '@ledger/testkit';
 import { TEST_PG_URL, testDatabaseName, withAdmin } from './helpers/env.js';
 
 declare module 'vitest' {

@@ -8,7 +8,7 @@ import { serviceAuth, userAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_PG_URL, withAdmin } from './helpers/env.js';
 import { createOrderFixture } from './helpers/fixtures.js';
-import { eventually } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { tcpProxy } from './helpers/tcp-proxy.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
@@ -55,7 +55,7 @@ describe('long-poll', () => {
     const auth = await userAuth('acct_lp_credit');
     const before = await waiters();
     const poll = longPoll(system.receiverUrl, created.id, 'wait=25&status=awaiting_payment', auth);
-    await eventually(async () => (await waiters()) === before + 1, 10_000, 'the request to wait');
+    await waitUntil(async () => (await waiters()) === before + 1, 10_000, 'the request to wait');
     system.emulator.controller.succeedPaymentIntent(created.paymentIntentId);
     const first = await poll;
     expect(first.status).toBe(200);
@@ -73,7 +73,7 @@ describe('long-poll', () => {
   it('wakes on a status change made by any code path (plain SQL here)', async () => {
     const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_sql' });
     const poll = longPoll(system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', await userAuth(order.accountId));
-    await eventually(async () => (await waiters()) >= 1, 10_000, 'the request to wait');
+    await waitUntil(async () => (await waiters()) >= 1, 10_000, 'the request to wait');
     await setStatus(order.id, 'processing');
     const answer = await poll;
     expect(answer).toMatchObject({ status: 200, order: { id: order.id, status: 'processing' } });
@@ -118,10 +118,10 @@ describe('long-poll', () => {
     const before = await waiters();
     const clients = Array.from({ length: 20 }, () => new AbortController());
     const polls = clients.map((client) => longPoll(system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth, client.signal).catch(() => 'aborted'));
-    await eventually(async () => (await waiters()) === before + 20, 10_000, '20 waiters');
+    await waitUntil(async () => (await waiters()) === before + 20, 10_000, '20 waiters');
     for (const client of clients) client.abort();
     expect(await Promise.all(polls)).toEqual(clients.map(() => 'aborted'));
-    await eventually(async () => (await waiters()) === before, 10_000, 'the waiters to be forgotten');
+    await waitUntil(async () => (await waiters()) === before, 10_000, 'the waiters to be forgotten');
   });
 
   it('holds one LISTEN connection per receiver process, whatever the number of waiters, and wakes waiters on every receiver', async () => {
@@ -130,11 +130,11 @@ describe('long-poll', () => {
     try {
       const listeners = () =>
         withAdmin(async (client) => (await client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'webhook-receiver-listener'`, [db.name])).rows[0].n as number, TEST_PG_URL);
-      await eventually(async () => (await listeners()) === 2, 10_000, 'both receivers to listen');
+      await waitUntil(async () => (await listeners()) === 2, 10_000, 'both receivers to listen');
       const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_many' });
       const auth = await userAuth(order.accountId);
       const polls = Array.from({ length: 50 }, (_, i) => longPoll(i % 2 ? secondUrl : system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth));
-      await eventually(async () => (await waiters()) + (await waiters(second)) >= 50, 10_000, '50 waiters');
+      await waitUntil(async () => (await waiters()) + (await waiters(second)) >= 50, 10_000, '50 waiters');
       expect(await listeners()).toBe(2);
       await setStatus(order.id, 'canceled');
       const answers = await Promise.all(polls);
@@ -152,12 +152,12 @@ describe('long-poll', () => {
     );
     expect(terminated).toBe(1);
     const metrics = async () => (await system.receiver.inject({ method: 'GET', url: '/metrics' })).body;
-    await eventually(async () => /^ledger_order_status_listener_reconnects_total [1-9]/m.test(await metrics()), 10_000, 'the listener to notice');
+    await waitUntil(async () => /^ledger_order_status_listener_reconnects_total [1-9]/m.test(await metrics()), 10_000, 'the listener to notice');
     const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_reconnect' });
     const auth = await userAuth(order.accountId);
     // A change right after the reconnect may fall in the gap: then the post-reconnect re-check answers.
     const poll = longPoll(system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth);
-    await eventually(async () => (await waiters()) >= 1, 10_000, 'the request to wait');
+    await waitUntil(async () => (await waiters()) >= 1, 10_000, 'the request to wait');
     await setStatus(order.id, 'processing');
     const answer = await poll;
     expect(answer.order.status).toBe('processing');
@@ -169,7 +169,7 @@ describe('long-poll', () => {
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_shutdown' });
     const poll = longPoll(url, order.id, 'wait=25&status=awaiting_payment', await userAuth(order.accountId));
-    await eventually(async () => (await waiters(app)) === 1, 10_000, 'the request to wait');
+    await waitUntil(async () => (await waiters(app)) === 1, 10_000, 'the request to wait');
     const closing = performance.now();
     await app.close();
     expect(performance.now() - closing).toBeLessThan(10_000);
@@ -196,7 +196,7 @@ describe('PgOrderStatusListener', () => {
     });
     try {
       const listening = () => lines.filter((line) => line.includes('listening for order status changes')).length;
-      await eventually(async () => listening() === 1, 10_000, 'the listener to connect');
+      await waitUntil(async () => listening() === 1, 10_000, 'the listener to connect');
       const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_gap' });
       const started = performance.now();
       let woken = false;
@@ -204,10 +204,10 @@ describe('PgOrderStatusListener', () => {
       void watch.changed.then(() => (woken = true));
 
       proxy.cut();
-      await eventually(async () => (await reconnects.get()).values[0]?.value === 1, 10_000, 'the listener to notice the loss');
+      await waitUntil(async () => (await reconnects.get()).values[0]?.value === 1, 10_000, 'the listener to notice the loss');
       await setStatus(order.id, 'processing'); // notified while nobody listens: this notification is gone
       // The wait goes on while the listener cannot reconnect (several retries refused meanwhile)...
-      await eventually(async () => (await reconnects.get()).values[0]!.value >= 3, 10_000, 'reconnect attempts');
+      await waitUntil(async () => (await reconnects.get()).values[0]!.value >= 3, 10_000, 'reconnect attempts');
       expect(woken).toBe(false);
       // ...and ends as soon as it listens again, long before its 20 s.
       proxy.restore();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceAuth, userAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { events } from './helpers/fixtures.js';
-import { eventually } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
@@ -123,7 +123,7 @@ describe('every route answers what its document says', () => {
   it('health, readiness, metrics', async () => {
     conforms('GET', '/healthz', await app.inject({ method: 'GET', url: '/healthz' }), 200);
     // Ready once its connections are up (a fresh process answers 503 until then).
-    await eventually(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'the receiver to be ready');
+    await waitUntil(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'the receiver to be ready');
     conforms('GET', '/readyz', await app.inject({ method: 'GET', url: '/readyz' }), 200);
     conforms('GET', '/metrics', await app.inject({ method: 'GET', url: '/metrics' }), 200);
   });
@@ -202,7 +202,7 @@ describe('every route answers what its document says', () => {
       // Callers without a service key count per address, refused credentials included. Until the
       // limiter's Redis connection is up, it lets requests through (401); then the limit holds.
       for (const [path, url] of [['/orders', '/orders'], ['/orders/{id}/confirm', `/orders/${unpaid.id}/confirm`]] as const) {
-        await eventually(
+        await waitUntil(
           async () => {
             const response = await limited.inject({ method: 'POST', url, payload: { accountId, amount: 300, currency: 'usd' } });
             conforms('POST', path, response, response.statusCode === 429 ? 429 : 401);
@@ -222,7 +222,7 @@ describe('every route answers what its document says', () => {
     const accountId = account();
     const order = (await createOrder({ accountId, amount: 700, currency: 'eur' })).json();
     system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
-    await eventually(async () => (await db.prisma.ledgerEntry.count({ where: { accountId } })) === 1, 20_000, 'the payment to be credited');
+    await waitUntil(async () => (await db.prisma.ledgerEntry.count({ where: { accountId } })) === 1, 20_000, 'the payment to be credited');
 
     const shown = await app.inject({ method: 'GET', url: `/accounts/${accountId}`, headers: admin });
     conforms('GET', '/accounts/{id}', shown, 200);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { createLogger, QUEUES } from '@ledger/shared';
 import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -10,23 +9,13 @@ import { processStripeEvent } from '../apps/order-worker/src/worker.js';
 import { JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
+import { captureLogs } from './helpers/logs.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
+import { testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestSystem, EMULATOR_KEY, type TestSystem } from './helpers/system.js';
-
-/** Every line a logger wrote. */
-function captureLogs() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 let db: TestDatabase;
 let system: TestSystem;
@@ -118,7 +107,7 @@ describe('Bull Board actions', () => {
     const worker = new Worker(QUEUES.paymentSync, async () => Promise.reject(new Error('failed on purpose')), { connection: { url: TEST_REDIS_URL }, prefix });
     try {
       await queue.add('confirm', { paymentIntentId: 'pi_board', reason: 'confirm' }, { jobId: 'board-job', attempts: 1 });
-      await eventually(async () => (await queue.getJobCounts('failed')).failed === 1, 10_000, 'the job to fail');
+      await waitUntil(async () => (await queue.getJobCounts('failed')).failed === 1, 10_000, 'the job to fail');
     } finally {
       await worker.close();
       await queue.close();

@@ -4,7 +4,8 @@ import type { Job, Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serviceAuth } from './helpers/auth.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
 
@@ -46,7 +47,7 @@ async function waitForQuiet() {
   await system.emulator.controller.idle();
   const queues: Queue[] = [QUEUES.stripeEvents, QUEUES.paymentSync].map((name) => testQueue(system.prefix, name));
   try {
-    await eventually(async () => {
+    await waitUntil(async () => {
       const counts = await Promise.all(queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
       return counts.every((count) => Object.values(count).every((n) => n === 0));
     }, 15_000, 'the event and sync queues to drain');
@@ -65,7 +66,7 @@ async function syncResult(paymentIntentId: string, from: number, to: number) {
   const jobIds = [...new Set([paymentSyncJobId(paymentIntentId, from), paymentSyncJobId(paymentIntentId, to)])];
   try {
     let completed: Job | undefined;
-    await eventually(async () => {
+    await waitUntil(async () => {
       for (const job of await Promise.all(jobIds.map((id) => queue.getJob(id)))) {
         if (!job) continue;
         const state = await job.getState();
@@ -81,7 +82,7 @@ async function syncResult(paymentIntentId: string, from: number, to: number) {
 }
 
 async function pollStatus(id: string, wanted: string) {
-  await eventually(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
+  await waitUntil(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
 }
 
 describe('POST /orders', () => {

@@ -1,16 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
-import { Writable } from 'node:stream';
 import { createLogger } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../scripts/chaos/processes.js';
+import { freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { startProcess, type RunningProcess } from './helpers/processes.js';
-import { eventually } from './helpers/queues.js';
+import { captureLogs } from './helpers/logs.js';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { uniquePrefix } from './helpers/redis.js';
 
@@ -18,22 +15,16 @@ import { uniquePrefix } from './helpers/redis.js';
 // when it is back), never hang a scrape, and turn requests into 503s that tell the client to retry.
 
 /** A redis-server of this test's own on `port`, so that it can be taken away and brought back. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+async function startRedis(port: number): Promise<RunningProcess> {
+  const server = startChild({ command: 'redis-server', args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] });
   const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
-    await eventually(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
+    await waitUntil(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
   } finally {
     probe.disconnect();
   }
   return server;
-}
-
-async function stopRedis(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  server.kill('SIGKILL');
-  await once(server, 'exit');
 }
 
 /**
@@ -52,14 +43,8 @@ async function refuseConnections(port: number): Promise<{ attempts: () => number
 }
 
 /** Log lines of an in-process receiver. */
-function captureLogs() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
+function receiverLogs() {
+  const { lines, stream } = captureLogs();
   return { lines, logger: createLogger('webhook-receiver', 'info', stream) };
 }
 
@@ -67,7 +52,7 @@ const messages = (lines: string[]) => lines.map((line) => (JSON.parse(line) as {
 
 let db: TestDatabase;
 let app: FastifyInstance | undefined;
-let redis: ChildProcess | undefined;
+let redis: RunningProcess | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
@@ -77,18 +62,27 @@ afterEach(async () => {
   await app?.close();
   app = undefined;
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-  if (redis) await stopRedis(redis);
+  await redis?.stop('SIGKILL');
   redis = undefined;
 });
 afterAll(async () => {
   await db?.drop();
 });
 
+/** Kills the test's Redis and stands on its port until a client has tried to reconnect three times. */
+async function takeRedisAway(port: number): Promise<{ close(): Promise<void> }> {
+  await redis?.stop('SIGKILL');
+  const refuser = await refuseConnections(port);
+  cleanups.push(() => refuser.close());
+  await waitUntil(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+  return refuser;
+}
+
 describe('receiver during a Redis outage', () => {
   it('answers /metrics within a second with the queue depth marked stale, and logs the outage once', async () => {
     const [port] = await freePorts(1);
     redis = await startRedis(port!);
-    const logs = captureLogs();
+    const logs = receiverLogs();
     app = await buildTestReceiver({ databaseUrl: db.url, prefix: uniquePrefix(), redisUrl: `redis://127.0.0.1:${port}`, logger: logs.logger });
     const scrape = async () => {
       const started = performance.now();
@@ -97,13 +91,10 @@ describe('receiver during a Redis outage', () => {
     };
     // Until its connection is ready the receiver reports the depths as unknown too.
     let healthy = await scrape();
-    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
+    await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
-    await stopRedis(redis);
-    const refuser = await refuseConnections(port!);
-    cleanups.push(() => refuser.close());
-    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    const refuser = await takeRedisAway(port!);
 
     const during = await scrape();
     expect(during.status).toBe(200);
@@ -118,8 +109,8 @@ describe('receiver during a Redis outage', () => {
 
     await refuser.close();
     redis = await startRedis(port!);
-    await eventually(async () => messages(logs.lines).some((msg) => msg.startsWith('Redis reachable again')), 20_000, 'the recovery line');
-    await eventually(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((await scrape()).text), 10_000, 'queue depths again');
+    await waitUntil(async () => messages(logs.lines).some((msg) => msg.startsWith('Redis reachable again')), 20_000, 'the recovery line');
+    await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((await scrape()).text), 10_000, 'queue depths again');
     expect(messages(logs.lines).filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);
   });
 });
@@ -128,7 +119,7 @@ describe('receiver with PostgreSQL down', () => {
   it('answers 503 database_unavailable to POST /orders and GET /orders/:id, and logs the outage once', async () => {
     // Port 1 refuses connections everywhere (a port found free may meanwhile be another test's).
     const deadPort = 1;
-    const logs = captureLogs();
+    const logs = receiverLogs();
     app = await buildTestReceiver({ databaseUrl: `postgresql://postgres@127.0.0.1:${deadPort}/ledger`, prefix: uniquePrefix(), logger: logs.logger });
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const created = await app.inject({
@@ -159,13 +150,17 @@ describe('worker during a Redis outage', () => {
   it('reports not ready, logs the outage once and its end once, and keeps working after it', async () => {
     const [port, healthPort] = await freePorts(2);
     redis = await startRedis(port!);
-    worker = startProcess('apps/order-worker/src/main.ts', {
-      DATABASE_URL: db.url,
-      REDIS_URL: `redis://127.0.0.1:${port}`,
-      QUEUE_PREFIX: uniquePrefix(),
-      RECONCILE_INTERVAL_SECONDS: '0',
-      WORKER_HEALTH_PORT: String(healthPort),
-      LOG_FORMAT: 'json',
+    worker = startChild({
+      script: 'apps/order-worker/src/main.ts',
+      env: {
+        LOG_LEVEL: 'info',
+        DATABASE_URL: db.url,
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        QUEUE_PREFIX: uniquePrefix(),
+        RECONCILE_INTERVAL_SECONDS: '0',
+        WORKER_HEALTH_PORT: String(healthPort),
+        LOG_FORMAT: 'json',
+      },
     });
     await worker.waitFor(/order worker started/);
     const readiness = async () => {
@@ -173,12 +168,9 @@ describe('worker during a Redis outage', () => {
       const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
       return { status: response.status, body: (await response.json()) as { checks: Record<string, string> }, ms: performance.now() - started };
     };
-    await eventually(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
+    await waitUntil(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 
-    await stopRedis(redis);
-    const refuser = await refuseConnections(port!);
-    cleanups.push(() => refuser.close());
-    await eventually(async () => refuser.attempts() >= 3, 20_000, 'three reconnect attempts');
+    const refuser = await takeRedisAway(port!);
     const down = await readiness();
     expect(down.status).toBe(503);
     expect(down.body.checks).toEqual({ postgres: 'ok', redis: 'down', workers: 'ok' });
@@ -187,7 +179,7 @@ describe('worker during a Redis outage', () => {
     await refuser.close();
     redis = await startRedis(port!);
     await worker.waitFor(/Redis reachable again/, 20_000);
-    await eventually(async () => (await readiness()).status === 200, 10_000, 'ready again');
+    await waitUntil(async () => (await readiness()).status === 200, 10_000, 'ready again');
 
     const logged = worker.lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(logged.filter((msg) => msg.startsWith('Redis unreachable'))).toHaveLength(1);

@@ -5,8 +5,8 @@ import { auditLedger } from '../apps/order-worker/src/audit.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf, newOrderFixture } from './helpers/fixtures.js';
-import { startProcess, type RunningProcess } from './helpers/processes.js';
-import { eventually, testQueue, waitForFinished } from './helpers/queues.js';
+import { startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
+import { testQueue, waitForFinished } from './helpers/queues.js';
 import { WEBHOOK_SECRETS, signatureHeader } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 function start(script: string, env: Record<string, string>) {
-  const running = startProcess(script, { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_INTERVAL_SECONDS: '0', ...env });
+  const running = startChild({ script, env: { LOG_LEVEL: 'info', DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_INTERVAL_SECONDS: '0', ...env } });
   processes.push(running);
   return running;
 }
@@ -45,7 +45,7 @@ describe('scaling and shutdown, as separate processes', () => {
     const jobs = orders.flatMap((order) => [jobOf(events.paymentIntent('succeeded', order)), jobOf(events.checkoutCompleted(order))]);
     await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: jobOptions('stripeEvents', job.id, 5) })));
 
-    await eventually(async () => ((await queue!.getJobCounts('completed')).completed ?? 0) >= 60, 30_000, 'a fifth of the jobs');
+    await waitUntil(async () => ((await queue!.getJobCounts('completed')).completed ?? 0) >= 60, 30_000, 'a fifth of the jobs');
     const stopped = workers[0]!;
     expect(await stopped.stop('SIGTERM')).toBe(0);
     expect(stopped.lines.some((line) => line.includes('order worker stopped'))).toBe(true);
@@ -90,7 +90,7 @@ describe('scaling and shutdown, as separate processes', () => {
       }
     };
     const load = Promise.all(Array.from({ length: 16 }, sender));
-    await eventually(async () => results.length >= 150, 30_000, 'load to build up');
+    await waitUntil(async () => results.length >= 150, 30_000, 'load to build up');
     const exit = receiver.stop('SIGTERM');
     await load;
     expect(await exit).toBe(0);

@@ -5,7 +5,7 @@ import { buildStripeEmulator, type StripeEmulator } from '../apps/stripe-emulato
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { startProcess, type RunningProcess } from './helpers/processes.js';
+import { startChild, type RunningProcess } from '@ledger/testkit';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -26,20 +26,24 @@ beforeAll(async () => {
   emulator = buildStripeEmulator({ webhookSecret: WEBHOOK_SECRETS[0] });
   emulatorUrl = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
   for (let i = 0; i < 2; i += 1) {
-    const process = startProcess('apps/webhook-receiver/src/server.ts', {
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      PORT: '0',
-      STRIPE_API_BASE: emulatorUrl,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(','),
-      ORDERS_API_KEYS: ORDERS_API_KEYS.join(','),
-      ORDERS_JWT_SECRET: JWT_SECRET,
-      ORDERS_JWT_ISSUER: JWT_ISSUER,
-      ORDERS_JWT_AUDIENCE: JWT_AUDIENCE,
-      ORDERS_RATE_LIMIT_ACCOUNT: String(PER_ACCOUNT),
-      ORDERS_RATE_LIMIT_IP: String(PER_IP),
-      ORDERS_RATE_LIMIT_WINDOW_SECONDS: '60',
+    const process = startChild({
+      script: 'apps/webhook-receiver/src/server.ts',
+      env: {
+        LOG_LEVEL: 'info',
+        DATABASE_URL: db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        PORT: '0',
+        STRIPE_API_BASE: emulatorUrl,
+        STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(','),
+        ORDERS_API_KEYS: ORDERS_API_KEYS.join(','),
+        ORDERS_JWT_SECRET: JWT_SECRET,
+        ORDERS_JWT_ISSUER: JWT_ISSUER,
+        ORDERS_JWT_AUDIENCE: JWT_AUDIENCE,
+        ORDERS_RATE_LIMIT_ACCOUNT: String(PER_ACCOUNT),
+        ORDERS_RATE_LIMIT_IP: String(PER_IP),
+        ORDERS_RATE_LIMIT_WINDOW_SECONDS: '60',
+      },
     });
     const line = await process.waitFor(/webhook receiver listening/);
     receivers.push({ process, url: /listening on (http:\/\/[^"\s]+)/.exec(line)![1]! });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
 import { serviceAuth } from './helpers/auth.js';
 import { refuseLedgerInserts } from './helpers/database.js';
-import { eventually } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { useReconcileHarness } from './helpers/reconcile.js';
 import { startTestWorkers } from './helpers/workers.js';
 
@@ -38,7 +38,7 @@ describe('reconciliation', () => {
     await h.start({ emulator: { dropRate: 0.3, seed: 7 } });
     const orders = await payOrders(80);
     await h.system.emulator.controller.idle();
-    await eventually(() => h.drained(), 20_000, 'queues to drain');
+    await waitUntil(() => h.drained(), 20_000, 'queues to drain');
     const before = await creditsPerOrder(orders.map((order) => order.id));
     const missing = orders.filter((order) => !before.has(order.id));
     // The seeded drop must have hit some payments (both their events), or this test proves nothing.
@@ -47,7 +47,7 @@ describe('reconciliation', () => {
     const report = await reconcile();
     expect(report.eventsListed).toBeGreaterThan(100); // more than one page of 100
     expect(report.eventsEnqueued).toBeGreaterThan(0);
-    await eventually(() => h.drained(), 20_000, 'queues to drain');
+    await waitUntil(() => h.drained(), 20_000, 'queues to drain');
     const after = await creditsPerOrder(orders.map((order) => order.id));
     expect(orders.map((order) => after.get(order.id))).toEqual(orders.map(() => 1));
     expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
@@ -63,7 +63,7 @@ describe('reconciliation', () => {
     const orders = await payOrders(40);
     await Promise.all([reconcile(), reconcile(), h.system.emulator.controller.idle().then(() => reconcile())]);
     await h.system.emulator.controller.idle();
-    await eventually(() => h.drained(), 20_000, 'queues to drain');
+    await waitUntil(() => h.drained(), 20_000, 'queues to drain');
     const credits = await creditsPerOrder(orders.map((order) => order.id));
     expect(orders.map((order) => credits.get(order.id))).toEqual(orders.map(() => 1));
     expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
@@ -89,12 +89,12 @@ describe('reconciliation', () => {
     const workers = startTestWorkers({ prisma: h.db.prisma, prefix: h.system.prefix, stripe: h.system.stripe });
     try {
       // Both of the payment's events (payment_intent.succeeded, checkout.session.completed) fail.
-      await eventually(async () => (await h.queues.eventsQueue.getFailedCount()) === 2, 20_000, 'the event jobs to fail');
+      await waitUntil(async () => (await h.queues.eventsQueue.getFailedCount()) === 2, 20_000, 'the event jobs to fail');
       expect(await h.queues.eventsQueue.getJobState(eventId)).toBe('failed');
       await allowLedger();
       const report = await reconcile();
       expect(report.eventsEnqueued).toBe(2);
-      await eventually(async () => (await h.queues.eventsQueue.getJobState(eventId)) === 'completed', 20_000, 'the retried job to complete');
+      await waitUntil(async () => (await h.queues.eventsQueue.getJobState(eventId)) === 'completed', 20_000, 'the retried job to complete');
     } finally {
       await allowLedger();
       await workers.close();

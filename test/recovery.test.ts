@@ -2,7 +2,7 @@ import { HANDLED_EVENT_TYPES } from '@ledger/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/audit.js';
-import { eventually } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
 import { useReconcileHarness } from './helpers/reconcile.js';
 import { deleteKeysWithPrefix } from './helpers/redis.js';
 import { startTestWorkers } from './helpers/workers.js';
@@ -25,7 +25,7 @@ describe('when Redis loses what it acknowledged', () => {
     const orders = await h.createOrders(6);
     for (const order of orders) h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
     const paidSecond = Math.floor(Date.now() / 1000);
-    await eventually(async () => Math.floor(Date.now() / 1000) > paidSecond, 3_000, 'the next second');
+    await waitUntil(async () => Math.floor(Date.now() / 1000) > paidSecond, 3_000, 'the next second');
     const refundable = orders[0]!;
     h.system.emulator.controller.refundPaymentIntent(refundable.paymentIntentId, { amount: 100 });
     await h.system.emulator.controller.idle();
@@ -45,7 +45,7 @@ describe('when Redis loses what it acknowledged', () => {
     try {
       const second = await h.reconcile({ overlapSeconds: 0 });
       expect(second.eventsEnqueued).toBeGreaterThanOrEqual(7);
-      await eventually(() => h.drained(), 20_000, 'the queues to drain');
+      await waitUntil(() => h.drained(), 20_000, 'the queues to drain');
     } finally {
       await workers.close();
     }
@@ -106,8 +106,8 @@ describe('a property: Redis loses every queued job at a random moment', () => {
         });
         if (flushAfter >= actions.length) await deleteKeysWithPrefix(h.system.prefix);
         await h.system.emulator.controller.idle();
-        await eventually(() => h.drained(), 20_000, 'the queues to drain');
-        for (let pass = 0; pass < 5 && (await h.reconcile()).eventsEnqueued > 0; pass++) await eventually(() => h.drained(), 20_000, 'the reconciled jobs');
+        await waitUntil(() => h.drained(), 20_000, 'the queues to drain');
+        for (let pass = 0; pass < 5 && (await h.reconcile()).eventsEnqueued > 0; pass++) await waitUntil(() => h.drained(), 20_000, 'the reconciled jobs');
 
         const ledger = await h.db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
         for (const order of orders) {
@@ -165,7 +165,7 @@ describe('unpaid orders', () => {
     let after = new Map<string, string>();
     for (let pass = 0; pass < 5 && [...expected].some(([id, status]) => after.get(id) !== status); pass += 1) {
       expiring += (await h.reconcile({ orderTtlSeconds: 24 * 3600 })).ordersExpiring;
-      await eventually(() => h.drained(), 20_000, 'the expiry jobs');
+      await waitUntil(() => h.drained(), 20_000, 'the expiry jobs');
       after = await statuses([...expected.keys()]);
     }
     expect(after).toEqual(expected);
@@ -193,7 +193,7 @@ describe('the reconciliation summary', () => {
     const foreign = await h.system.stripe.paymentIntents.create({ amount: 700, currency: 'usd', metadata: { shop: 'another-integration' } });
     h.system.emulator.controller.succeedPaymentIntent(foreign.id);
     await h.system.emulator.controller.idle();
-    await eventually(() => h.drained(), 20_000, 'the queues to drain');
+    await waitUntil(() => h.drained(), 20_000, 'the queues to drain');
 
     const report = await h.reconcile();
     expect(report.payments).toMatchObject({ credited: 0, held: [order!.paymentIntentId], notOurs: 1, uncredited: [] });

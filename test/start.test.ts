@@ -1,11 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { databaseUrlOn, withPgClient } from '../scripts/support/postgres.js';
-import { freePorts } from '../scripts/chaos/processes.js';
+import { databaseUrlOn, freePorts, runCommand, startChild, waitUntil, withPgClient, type RunningProcess } from '@ledger/testkit';
 import { TEST_PG_URL, TEST_REDIS_URL } from './helpers/env.js';
-import { runCommand, startCommand, type RunningProcess } from './helpers/processes.js';
-import { eventually } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
 // The README's first command, as a user runs it: `npm start` on a database that does not exist yet
@@ -69,13 +66,13 @@ describe('npm start', () => {
       STRIPE_WEBHOOK_SECRET: '',
       LOG_FORMAT: '',
     };
-    start = startCommand('npm', ['start'], env);
+    start = startChild({ command: 'npm', args: ['start'], env: { LOG_LEVEL: 'info', ...env } });
     await start.waitFor(new RegExp(`^  receiver     http://127\\.0\\.0\\.1:${port} `), 90_000);
     const processes = descendants(start.child.pid!);
     // npm, then node scripts/start.ts and its three children (emulator, receiver, worker).
     expect(processes.length).toBeGreaterThanOrEqual(4);
 
-    const demo = await runCommand('npm', ['run', 'demo'], env, 60_000);
+    const demo = await runCommand('npm', ['run', 'demo'], { env, timeoutMs: 60_000 });
     expect(demo.code, demo.stdout + demo.stderr).toBe(0);
     expect(demo.stdout).toMatch(/^ {3}\S+ {2}credited$/m);
     expect(demo.stdout).toMatch(/it holds 1 credit for pi_/);
@@ -83,6 +80,6 @@ describe('npm start', () => {
     expect(await start.stop('SIGTERM', 60_000)).toBe(0);
     const output = start.lines.join('\n');
     for (const stopped of ['webhook receiver stopped', 'order worker stopped', 'stripe emulator stopped']) expect(output).toContain(stopped);
-    await eventually(async () => processes.every((pid) => !alive(pid)), 10_000, 'every process npm start ran to exit');
+    await waitUntil(async () => processes.every((pid) => !alive(pid)), 10_000, 'every process npm start ran to exit');
   });
 });

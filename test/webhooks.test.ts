@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { events, type OrderFixture } from './helpers/fixtures.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { eventually, testQueue } from './helpers/queues.js';
+import { waitUntil } from '@ledger/testkit';
+import { testQueue } from './helpers/queues.js';
 import { buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { tcpProxy } from './helpers/tcp-proxy.js';
@@ -109,7 +110,7 @@ describe('POST /webhooks/stripe', () => {
       throw new UnrecoverableError('PostgreSQL was down for longer than the retries lasted');
     }, { connection: { url: TEST_REDIS_URL }, prefix });
     try {
-      await eventually(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
+      await waitUntil(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
     } finally {
       await failing.close();
     }
@@ -223,7 +224,7 @@ describe('when Redis goes away', () => {
       // (The refused attempt's add may itself land after the reconnect — ioredis resends a command
       // the cut left unanswered — and then the retry is answered as a duplicate: one job either way.)
       proxy.restore();
-      await eventually(async () => (await flaky.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 15_000, 'the receiver to reach Redis again');
+      await waitUntil(async () => (await flaky.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 15_000, 'the receiver to reach Redis again');
       const retried = await deliver(payload, undefined, flaky);
       expect(retried.statusCode).toBe(200);
       expect(retried.json()).toMatchObject({ received: true });

@@ -2,12 +2,11 @@ import { jobOptions, type StripeEventJob } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../scripts/chaos/processes.js';
 import { balanceDrift, createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { startProcess, type RunningProcess } from './helpers/processes.js';
-import { eventually, testQueue, waitForFinished } from './helpers/queues.js';
+import { freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
+import { testQueue, waitForFinished } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestWorkers } from './helpers/workers.js';
 
@@ -19,13 +18,17 @@ let queue: Queue;
 const processes: RunningProcess[] = [];
 
 function startWorkerProcess(extraEnv: Record<string, string> = {}) {
-  const worker = startProcess(WORKER_SCRIPT, {
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    WORKER_CONCURRENCY: '8',
-    RECONCILE_INTERVAL_SECONDS: '0',
-    ...extraEnv,
+  const worker = startChild({
+    script: WORKER_SCRIPT,
+    env: {
+      LOG_LEVEL: 'info',
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      WORKER_CONCURRENCY: '8',
+      RECONCILE_INTERVAL_SECONDS: '0',
+      ...extraEnv,
+    },
   });
   processes.push(worker);
   return worker;
@@ -69,7 +72,7 @@ describe('order workers, as separate processes', () => {
     let scrapes: string[] = [];
     const total = (pattern: RegExp) => scrapes.reduce((sum, text) => sum + Number(pattern.exec(text)?.[1] ?? 0), 0);
     // A job's 'completed' event can trail the queue count by a moment.
-    await eventually(async () => {
+    await waitUntil(async () => {
       scrapes = await Promise.all(metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()));
       return total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m) === 80;
     }, 5_000, 'the completed counters');
@@ -111,16 +114,16 @@ describe('order workers, as separate processes', () => {
     const first = startWorkerProcess({ WORKER_LOCK_DURATION_MS: '1000' });
     await first.waitFor(/order worker started/);
     await add(jobOf(events.paymentIntent('succeeded', order)));
-    await eventually(async () => (await waitingOnLocks()) === 1, 20_000, 'the first run to block inside its transaction');
+    await waitUntil(async () => (await waitingOnLocks()) === 1, 20_000, 'the first run to block inside its transaction');
 
     // Freeze it: it stops renewing its job lock, so BullMQ hands the job to another worker.
     first.child.kill('SIGSTOP');
     const second = startTestWorkers({ prisma: db.prisma, prefix, concurrency: 1, lockDurationMs: 1_000, stalledIntervalMs: 300 });
     try {
-      await eventually(async () => (await waitingOnLocks()) === 2, 20_000, 'the second run to reach the same transaction');
+      await waitUntil(async () => (await waitingOnLocks()) === 2, 20_000, 'the second run to reach the same transaction');
       await blocker.query('COMMIT');
       first.child.kill('SIGCONT');
-      await eventually(async () => (await queue.getJobCounts('completed')).completed === 1, 20_000, 'the job to complete');
+      await waitUntil(async () => (await queue.getJobCounts('completed')).completed === 1, 20_000, 'the job to complete');
       expect(await db.prisma.ledgerEntry.count({ where: { orderId: order.id } })).toBe(1);
       expect((await db.prisma.account.findUniqueOrThrow({ where: { id: order.accountId } })).balance).toBe(3_000n);
     } finally {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createMigratedDatabase, withPgClient, type MigratedDatabase } from '../support/postgres.js';
+import { createMigratedDatabase, withPgClient, type MigratedDatabase } from '@ledger/testkit';
 
 /** The PostgreSQL server's maintenance database, from which run databases are created and dropped. */
 export const ADMIN_DATABASE_URL = process.env.CHAOS_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

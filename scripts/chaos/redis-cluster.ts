@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
-import { startChild, waitUntil, type ChildApp } from './processes.js';
+import { startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 
 /** Each node also listens on its port + 10000 (the cluster bus), which must be a port too. */
 const CLUSTER_BUS_OFFSET = 10_000;

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { freePorts, startChild, waitUntil, type ChildApp } from './processes.js';
+import { freePorts, startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 
 /**
  * A redis-server of the run's own, on a free port, with an append-only file in `dir`: a restart

@@ -6,8 +6,7 @@ import { HANDLED_EVENT_TYPES, QUEUES, connectRedis, createPrismaClient, type Red
 import { Queue } from 'bullmq';
 import type { ReconcileReport } from '../../apps/order-worker/src/reconcile.js';
 import { createChaosDatabase, databaseName, terminateConnections } from './database.js';
-import { freePorts, sleep, startChild, waitUntil, type ChildApp } from './processes.js';
-import { Rng } from './random.js';
+import { Rng, freePorts, sleep, startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 import { ChaosRedisCluster } from './redis-cluster.js';
 import { ChaosRedis } from './redis-server.js';
 import { verifyRun, type VerifyReport } from './verify.js';

@@ -1,5 +1,5 @@
-import type { Rng } from './random.js';
-import { sleep } from './processes.js';
+import type { Rng } from '@ledger/testkit';
+import { sleep } from '@ledger/testkit';
 
 /** What happens to one order's payment, as the customer, the bank and the dashboard play it. */
 export type Scenario =

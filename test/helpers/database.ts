@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createPrismaClient, type PrismaClient } from '@ledger/shared';
+import { Prisma, createPrismaClient, type PrismaClient } from '@ledger/shared';
 import { inject } from 'vitest';
 import { databaseUrl, testDatabaseName, withAdmin } from './env.js';
 
@@ -53,4 +53,9 @@ export async function refuseLedgerInserts(prisma: PrismaClient): Promise<() => P
   return async () => {
     await prisma.$executeRawUnsafe(`DROP TRIGGER IF EXISTS test_refuse_ledger ON ledger_entries`);
   };
+}
+
+/** True for Prisma's unique-constraint violation (P2002): for the ledger it means "already applied". */
+export function isUniqueConstraintError(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }

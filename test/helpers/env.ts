@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { databaseUrlOn, withPgClient } from '../../scripts/support/postgres.js';
+import { databaseUrlOn, withPgClient } from '@ledger/testkit';
 
 /** Where the tests find PostgreSQL and Redis (the machine's own services by default). */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

@@ -19,12 +19,3 @@ export async function waitForFinished(queue: Queue, count: number, timeoutMs = 3
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
-
-/** Polls `check` until it returns true, or throws after `timeoutMs`. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

@@ -1,5 +1,18 @@
-import { checkRedisEnv, commonEnvSchema, durationSeconds, parseEnv } from '@ledger/shared';
+import { checkRedisEnv, commonEnvSchema, parseEnv } from '@ledger/shared';
 import { z } from 'zod';
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in seconds, written as seconds (`86400`) or with a unit (`90s`, `30m`, `24h`, `2d`). */
+const durationSeconds = z
+  .string()
+  .trim()
+  .regex(/^\d+\s*[smhd]?$/, 'must be a duration such as 86400, 30m, 24h or 2d')
+  .transform((value) => {
+    const unit = value.at(-1) ?? '';
+    return unit in DURATION_UNITS ? Number.parseInt(value, 10) * DURATION_UNITS[unit]! : Number.parseInt(value, 10);
+  })
+  .pipe(z.number().int().min(1, 'must be at least one second'));
 
 export const workerEnvSchema = commonEnvSchema.extend({
   /** Jobs one worker process runs at once (per queue); their payments share group-commit batches. */

@@ -41,11 +41,6 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
   return new PrismaClient({ adapter });
 }
 
-/** True for Prisma's unique-constraint violation (P2002): for us it means "already applied". */
-export function isUniqueConstraintError(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
-}
-
 /** The PostgreSQL error behind a Prisma error (raw queries through the pg adapter), if any. */
 export function postgresErrorOf(error: unknown): { code: string; constraint?: string } | undefined {
   if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return undefined;

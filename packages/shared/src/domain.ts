@@ -16,14 +16,6 @@ export const ORDER_STATUSES = [
   'expired',
 ] as const satisfies readonly OrderStatus[];
 
-/**
- * ISO 4217 currencies Stripe charges in with no minor unit: an amount of 500 is 500 yen, not 5.00.
- * https://docs.stripe.com/currencies#zero-decimal
- */
-export const ZERO_DECIMAL_CURRENCIES = new Set([
-  'bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf',
-]);
-
 /** Stripe's largest charge amount (eight digits in minor units). */
 export const MAX_AMOUNT = 99_999_999;
 
@@ -38,8 +30,3 @@ export function normalizeCurrency(code: string): string | undefined {
 
 /** An account id: the caller's own external id (also a JWT's `sub`). */
 export const ACCOUNT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
-
-/** A PaymentIntent id as Stripe writes it (also safe as a BullMQ job id: no `:`, not all digits). */
-export const PAYMENT_INTENT_ID = /^pi_[A-Za-z0-9_]{1,250}$/;
-/** A Stripe event id (`evt_…`). */
-export const EVENT_ID = /^evt_[A-Za-z0-9_]{1,250}$/;

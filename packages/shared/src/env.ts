@@ -23,19 +23,6 @@ export const commaList = z
   .string()
   .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
 
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** A duration in seconds, written as seconds (`86400`) or with a unit (`90s`, `30m`, `24h`, `2d`). */
-export const durationSeconds = z
-  .string()
-  .trim()
-  .regex(/^\d+\s*[smhd]?$/, 'must be a duration such as 86400, 30m, 24h or 2d')
-  .transform((value) => {
-    const unit = value.at(-1) ?? '';
-    return unit in DURATION_UNITS ? Number.parseInt(value, 10) * DURATION_UNITS[unit]! : Number.parseInt(value, 10);
-  })
-  .pipe(z.number().int().min(1, 'must be at least one second'));
-
 /** Variables both apps read. */
 export const commonEnvSchema = z.object({
   NODE_ENV: z.string().default('development'),

@@ -10,7 +10,7 @@ export type LogFormat = 'json' | 'pretty';
  * Paths pino blanks in every line. Secrets never belong in logs: webhook signatures, API keys,
  * webhook secrets, client secrets, admin credentials, orders API keys and users' JWTs.
  */
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["stripe-signature"]',
   'req.headers.cookie',
@@ -39,7 +39,7 @@ export const REDACTED_PATHS = [
 ];
 
 /** The pino options every process uses; `name` says which process wrote the line. */
-export function loggerOptions(name: string, level: string): LoggerOptions {
+function loggerOptions(name: string, level: string): LoggerOptions {
   return {
     name,
     level,

@@ -3,7 +3,7 @@ import Stripe from 'stripe';
 export { Stripe };
 
 /** Secret key the embedded emulator accepts; never a real key. */
-export const EMULATOR_SECRET_KEY = 'sk_test_emulator';
+const EMULATOR_SECRET_KEY = 'sk_test_emulator';
 
 /**
  * A Stripe SDK client. `apiBase` points it at any Stripe-compatible server (the emulator,

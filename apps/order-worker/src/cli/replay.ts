@@ -1,8 +1,11 @@
-import { EVENT_ID, QUEUES, createWorkerConnection, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
+import { QUEUES, createWorkerConnection, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { createWorkerMetrics } from '../metrics.js';
 import { replayEvents } from '../replay.js';
 import { runCli } from './shared.js';
+
+/** A Stripe event id (`evt_…`). */
+const EVENT_ID = /^evt_[A-Za-z0-9_]{1,250}$/;
 
 /** `npm run replay -- evt_… | --failed`: replays events and reports newly / already applied. */
 await runCli(

@@ -1,10 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-
-/** The repository root (this file is in scripts/support/). */
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { REPO_ROOT } from './processes.js';
 
 /** Runs `work` with a fresh client on `url`, then closes it. */
 export async function withPgClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {

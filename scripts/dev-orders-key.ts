@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Where `npm start` keeps the development service key it made, for `npm run demo` (gitignored). */
-export const DEV_ORDERS_KEY_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.dev/orders-api-key');
+export const DEV_ORDERS_KEY_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.dev/orders-api-key');
 
 /** Variables that configure orders credentials; with none of them set the orders API is closed. */
 const ORDERS_AUTH_VARIABLES = ['ORDERS_API_KEYS', 'ORDERS_JWT_SECRET', 'ORDERS_JWT_PUBLIC_KEY', 'ORDERS_JWT_PUBLIC_KEY_FILE', 'ORDERS_JWKS_FILE'];

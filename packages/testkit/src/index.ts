@@ -1,0 +1,5 @@
+export * from './ports.js';
+export * from './postgres.js';
+export * from './processes.js';
+export * from './random.js';
+export * from './wait.js';
