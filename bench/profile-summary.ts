@@ -84,7 +84,7 @@ function componentOf(leaf: ProfileNode): string {
 }
 
 const selfMicros = new Map<number, number>();
-profile.samples.forEach((id, index) => selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
+for (const [index, id] of profile.samples.entries()) selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
 
 const byComponent = new Map<string, number>();
 const selfByArea = new Map<string, number>();

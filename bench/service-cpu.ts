@@ -35,7 +35,6 @@ export async function readServiceCpu(redisUrl: string, database?: { pool: pg.Poo
       try {
         postgresByPid.set(pid, processCpuMs(pid));
       } catch {
-        continue;
       }
     }
   }

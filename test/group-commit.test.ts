@@ -12,7 +12,7 @@ const ledger = useLedgerDatabase();
 
 let eventCounter = 0;
 const source = (paymentIntentId: string, type = 'payment_intent.succeeded'): EventSource => ({
-  id: `evt_gc${Date.now()}${(eventCounter += 1)}`,
+  id: `evt_gc${Date.now()}${++eventCounter}`,
   type,
   objectId: paymentIntentId,
   created: Math.floor(Date.now() / 1000),

@@ -185,7 +185,10 @@ describe('PgOrderStatusListener', () => {
   it('re-checks every waiter after a reconnect, so a change made while disconnected still ends the wait', async () => {
     const proxy = await tcpProxy(TEST_PG_URL, 5432);
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _encoding, done) => (lines.push(String(chunk)), done()) }));
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _encoding, done) => {
+      lines.push(String(chunk));
+      done();
+    } }));
     const registry = new Registry();
     const reconnects = new Counter({ name: 'reconnects', help: 'x', registers: [registry] });
     const url = new URL(db.url);

@@ -91,7 +91,10 @@ describe('receiver during a Redis outage', () => {
     };
     // Until its connection is ready the receiver reports the depths as unknown too.
     let healthy = await scrape();
-    await waitUntil(async () => /^ledger_queue_jobs_scrape_ok 1$/m.test((healthy = await scrape()).text), 10_000, 'the first read of the queues');
+    await waitUntil(async () => {
+      healthy = await scrape();
+      return /^ledger_queue_jobs_scrape_ok 1$/m.test(healthy.text);
+    }, 10_000, 'the first read of the queues');
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
     const refuser = await takeRedisAway(port!);

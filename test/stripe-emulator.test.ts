@@ -407,7 +407,10 @@ describe('stripe emulator: webhook delivery', () => {
     openApps.push(hanging);
     let onReceived = () => {};
     const received = new Promise<void>((resolve) => (onReceived = resolve));
-    hanging.post('/webhooks', () => (onReceived(), new Promise(() => {})));
+    hanging.post('/webhooks', () => {
+      onReceived();
+      return new Promise(() => {});
+    });
     const hangingUrl = `${await hanging.listen({ port: 0, host: '127.0.0.1' })}/webhooks`;
     const { stripe, controller, app } = await startEmulator({ webhookUrl: hangingUrl, timeoutMs: 60_000 });
     await stripe.paymentIntents.create({ amount: 100, currency: 'usd' });

@@ -490,7 +490,10 @@ async function startSystem(ctx: RunContext, database: RunDatabase, redis: RunRed
   const alive = (app: ChildApp) => {
     if (app.done) throw new Error(`${app.name} exited during start-up:\n${app.tail.join('\n')}`);
   };
-  await waitUntil(async () => (alive(emulator), (await getJson(`${emulatorUrl}/_emulator/config`).then(() => true, () => false))), 60_000, 'the emulator');
+  await waitUntil(async () => {
+    alive(emulator);
+    return getJson(`${emulatorUrl}/_emulator/config`).then(() => true, () => false);
+  }, 60_000, 'the emulator');
   const configure = await fetch(`${emulatorUrl}/_emulator/config`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -508,7 +511,10 @@ async function startSystem(ctx: RunContext, database: RunDatabase, redis: RunRed
     }),
   });
   if (!configure.ok) throw new Error(`configuring the emulator failed: ${await configure.text()}`);
-  await waitUntil(async () => (alive(receiver), (await getJson(`${receiverUrl}/readyz`).then(() => true, () => false))), 60_000, 'the receiver');
+  await waitUntil(async () => {
+    alive(receiver);
+    return getJson(`${receiverUrl}/readyz`).then(() => true, () => false);
+  }, 60_000, 'the receiver');
   await workers.settle();
   ctx.log(`emulator ${emulatorUrl}, receiver ${receiverUrl}, ${workerCount} workers up (${Math.round((Date.now() - ctx.started) / 1000)} s)`);
   return { emulator, receiver, workers, emulatorUrl, receiverUrl, env };

@@ -141,7 +141,7 @@ export class Customers {
   private async request(method: string, url: string, body?: unknown, headers: Record<string, string> = {}, rawBody?: string): Promise<Answer> {
     this.counters.requests += 1;
     const started = performance.now();
-    const route = new URL(url).pathname.replace(/\/(ord|pi|dp)_[^/]+/g, '/:id');
+    const route = new URL(url).pathname.replace(/\/(ord|pi|dp|re|du|evt)_[^/]+/g, '/:id');
     const response = await fetch(url, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -150,7 +150,9 @@ export class Customers {
     });
     const text = await response.text();
     const elapsed = performance.now() - started;
-    const latency = (this.counters.latency[`${method} ${route}`] ??= { count: 0, totalMs: 0, maxMs: 0 });
+    const routeKey = `${method} ${route}`;
+    const latency = this.counters.latency[routeKey] ?? { count: 0, totalMs: 0, maxMs: 0 };
+    this.counters.latency[routeKey] = latency;
     latency.count += 1;
     latency.totalMs += elapsed;
     latency.maxMs = Math.max(latency.maxMs, elapsed);

@@ -322,9 +322,11 @@ async function runRpcServer() {
   // The CLI stops the engine by closing stdin and, right away, sending SIGTERM. Finish the current
   // request (within the native engine's 4 s grace period), then close the connections (releasing
   // the migration lock) and drop any temporary shadow database still there.
-  let stopping;
+  let stopping = false;
   const stop = () => {
-    stopping ??= (async () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
       setTimeout(() => process.exit(1), 4000);
       for (const resolve of clientCalls.values()) resolve(); // nobody is left to answer them
       await queue;

@@ -188,6 +188,7 @@ function createGlue() {
     __wbg___wbindgen_is_function_ee8a6c5833c90377: (v) => typeof v === 'function',
     __wbg___wbindgen_in_bb933bd9e1b3bc0f: (key, obj) => key in obj,
     __wbg___wbindgen_jsval_eq_6b13ab83478b1c50: (a, b) => a === b,
+    // biome-ignore lint/suspicious/noDoubleEquals: wasm-bindgen's glue asks for JavaScript's loose equality
     __wbg___wbindgen_jsval_loose_eq_b664b38a2f582147: (a, b) => a == b,
     // 0xFFFFFF encodes "not a boolean".
     __wbg___wbindgen_boolean_get_6d5a1ee65bab5f68: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : 0xffffff),

@@ -9,8 +9,8 @@ const durationSeconds = z
   .trim()
   .regex(/^\d+\s*[smhd]?$/, 'must be a duration such as 86400, 30m, 24h or 2d')
   .transform((value) => {
-    const unit = value.at(-1) ?? '';
-    return unit in DURATION_UNITS ? Number.parseInt(value, 10) * DURATION_UNITS[unit]! : Number.parseInt(value, 10);
+    const scale = DURATION_UNITS[value.at(-1) ?? ''] ?? 1;
+    return Number.parseInt(value, 10) * scale;
   })
   .pipe(z.number().int().min(1, 'must be at least one second'));
 

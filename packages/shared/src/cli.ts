@@ -64,7 +64,7 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
   const options = Object.fromEntries(
     Object.entries(spec.options ?? {}).map(([name, { type, short }]) => [name, short ? { type, short } : { type }]),
   );
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options & { help: { type: 'boolean'; short: 'h' } }; allowPositionals: boolean; strict: true }>>;
   try {
     parsed = parseArgs({
       args,
@@ -76,7 +76,7 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
     const code = (error as { code?: string }).code;
     if (!code?.startsWith('ERR_PARSE_ARGS')) throw error;
     // Node's message goes on about how to pass a positional starting with "-": the first sentence says it.
-    usageError(command, (error as Error).message.split('. ')[0]!, spec.usage);
+    usageError(command, (error as Error).message.split('. ')[0] ?? '', spec.usage);
   }
   if (parsed.values.help) {
     process.stdout.write(helpText(spec));

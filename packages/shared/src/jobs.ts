@@ -72,8 +72,8 @@ export const MAX_EVENT_DEPTH = 64;
  */
 export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
   const stack: { node: unknown; depth: number }[] = [{ node: value, depth: 0 }];
-  while (stack.length > 0) {
-    const { node, depth } = stack.pop()!;
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { node, depth } = item;
     if (node === null || typeof node !== 'object') continue;
     if (depth >= maxDepth) return true;
     for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });

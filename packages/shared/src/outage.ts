@@ -68,9 +68,10 @@ export class OutageLog {
   }
 
   private scheduleProbe(): void {
-    if (this.closed) return;
+    const probe = this.probe;
+    if (this.closed || !probe) return;
     this.timer = setTimeout(() => {
-      this.probe!().then(
+      probe().then(
         () => this.recovered(),
         () => this.down && this.scheduleProbe(),
       );

@@ -23,7 +23,8 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
     if (protocol !== 'redis:' && protocol !== 'rediss:') throw new Error('must be a URL starting with redis://, rediss:// or redis+cluster://');
     return { kind: 'single', url: redisUrl };
   }
-  const rest = cluster[2]!.replace(/[/?#].*$/, '');
+  const [, scheme = '', target = ''] = cluster;
+  const rest = target.replace(/[/?#].*$/, '');
   const at = rest.lastIndexOf('@');
   const credentials = at === -1 ? undefined : rest.slice(0, at);
   const hosts = at === -1 ? rest : rest.slice(at + 1);
@@ -32,14 +33,14 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
     .map((item) => item.trim())
     .filter(Boolean)
     .map((item) => {
-      const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(item);
-      const port = Number(match?.[2] ?? 6379);
-      if (!match || port < 1 || port > 65535) throw new Error(`must list cluster nodes as host:port, comma separated (got "${item}")`);
-      return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+      const [, host, portText] = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(item) ?? [];
+      const port = Number(portText ?? 6379);
+      if (host === undefined || port < 1 || port > 65535) throw new Error(`must list cluster nodes as host:port, comma separated (got "${item}")`);
+      return { host: host.replace(/^\[|\]$/g, ''), port };
     });
   if (nodes.length === 0) throw new Error('must name at least one cluster node (redis+cluster://host:port,host:port)');
   const [username, password] = credentials === undefined ? [] : splitCredentials(credentials);
-  return { kind: 'cluster', nodes, username: username || undefined, password: password || undefined, tls: cluster[1]!.toLowerCase() === 'rediss' };
+  return { kind: 'cluster', nodes, username: username || undefined, password: password || undefined, tls: scheme.toLowerCase() === 'rediss' };
 }
 
 function splitCredentials(credentials: string): [string, string | undefined] {

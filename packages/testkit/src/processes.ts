@@ -164,7 +164,10 @@ export function startChild(options: StartOptions): RunningProcess {
       const seen = lines.find((line) => pattern.test(line));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const waiter = { pattern, resolve: (line: string) => (clearTimeout(timer), resolve(line)) };
+        const waiter = { pattern, resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          } };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; last lines:\n${tail(15).join('\n')}`));
