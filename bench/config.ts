@@ -62,21 +62,39 @@ interface Knob extends OptionSpec {
 function knob(env: string, value: string, description: string): Knob & { type: 'string' };
 function knob(env: string, value: undefined, description: string): Knob & { type: 'boolean' };
 function knob(env: string, value: string | undefined, description: string): Knob {
-  return value === undefined ? { type: 'boolean', env, description: `${description} (${env}=1)` } : { type: 'string', value, env, description: `${description} (${env})` };
+  return value === undefined
+    ? { type: 'boolean', env, description: `${description} (${env}=1)` }
+    : { type: 'string', value, env, description: `${description} (${env})` };
 }
 
 /** One table for the flags, the variables and `--help`. */
 const KNOBS = {
   only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll,postgres-ceiling; default all'),
-  runtime: knob('BENCH_RUNTIME', 'compiled|source', 'run the receiver and worker compiled (default; `npm run bench` builds first) or from source with tsx'),
+  runtime: knob(
+    'BENCH_RUNTIME',
+    'compiled|source',
+    'run the receiver and worker compiled (default; `npm run bench` builds first) or from source with tsx',
+  ),
   rounds: knob('BENCH_ROUNDS', 'N', 'rounds of benchmarks 1 and 2, system and baseline each; default 2'),
   'ingest-seconds': knob('BENCH_INGEST_SECONDS', 'S', 'length of each ingest run; default 10'),
   'ingest-warmup-seconds': knob('BENCH_INGEST_WARMUP_SECONDS', 'S', 'ingest warm-up; default 2'),
   connections: knob('BENCH_CONNECTIONS', 'N', 'autocannon connections; default 32'),
   'worker-events': knob('BENCH_WORKER_EVENTS', 'N', 'jobs each worker variant drains; default 2000'),
-  'worker-concurrency': knob('BENCH_WORKER_CONCURRENCY', 'N', `WORKER_CONCURRENCY of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_CONCURRENCY})`),
-  'worker-batch-size': knob('BENCH_WORKER_BATCH_SIZE', 'N', `WORKER_BATCH_SIZE of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_SIZE})`),
-  'worker-batch-wait-ms': knob('BENCH_WORKER_BATCH_WAIT_MS', 'MS', `WORKER_BATCH_WAIT_MS likewise; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_WAIT_MS})`),
+  'worker-concurrency': knob(
+    'BENCH_WORKER_CONCURRENCY',
+    'N',
+    `WORKER_CONCURRENCY of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_CONCURRENCY})`,
+  ),
+  'worker-batch-size': knob(
+    'BENCH_WORKER_BATCH_SIZE',
+    'N',
+    `WORKER_BATCH_SIZE of the real worker and the baseline; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_SIZE})`,
+  ),
+  'worker-batch-wait-ms': knob(
+    'BENCH_WORKER_BATCH_WAIT_MS',
+    'MS',
+    `WORKER_BATCH_WAIT_MS likewise; default the worker's (${WORKER_DEFAULTS.WORKER_BATCH_WAIT_MS})`,
+  ),
   'ceiling-connections': knob('BENCH_CEILING_CONNECTIONS', 'LIST', 'PostgreSQL connections of the ceiling benchmark; default 1,4,16'),
   'ceiling-credits': knob('BENCH_CEILING_CREDITS', 'N', 'credits applied at each ceiling level; default 20000'),
   'e2e-rate': knob('BENCH_E2E_RATE', 'N', 'end-to-end events/s; default 1000'),
@@ -89,8 +107,12 @@ const KNOBS = {
   'long-poll-rate': knob('BENCH_LONG_POLL_RATE', 'N', 'status changes per second they wait for; default 200'),
   'log-level': knob('BENCH_LOG_LEVEL', 'LEVEL', 'LOG_LEVEL of the receiver and the worker; default info'),
   'cpu-prof': knob('BENCH_CPU_PROF', 'LIST', 'receiver, worker or both: run them with --cpu-prof (profiles in bench/profiles/)'),
-  'keep-logs': knob('BENCH_KEEP_LOGS', undefined, 'keep the child processes\' logs (kept anyway when a run fails)'),
-  'admin-database-url': knob('BENCH_ADMIN_DATABASE_URL', 'URL', 'where the bench database is created; default postgresql://postgres@127.0.0.1:5432/postgres'),
+  'keep-logs': knob('BENCH_KEEP_LOGS', undefined, "keep the child processes' logs (kept anyway when a run fails)"),
+  'admin-database-url': knob(
+    'BENCH_ADMIN_DATABASE_URL',
+    'URL',
+    'where the bench database is created; default postgresql://postgres@127.0.0.1:5432/postgres',
+  ),
 } satisfies Record<string, Knob>;
 
 type KnobName = keyof typeof KNOBS;
@@ -129,13 +151,17 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     const given = raw(name);
     if (given === undefined) return fallback;
     const value = Number(given);
-    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) bad(name, `${integer ? 'an integer' : 'a number'} ≥ ${min}`, given);
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+      bad(name, `${integer ? 'an integer' : 'a number'} ≥ ${min}`, given);
     return value;
   };
   const list = <T extends string>(name: KnobName, allowed: readonly T[], fallback: readonly T[]): Set<T> => {
     const given = raw(name);
     if (given === undefined) return new Set(fallback);
-    const items = given.split(',').map((item) => item.trim()).filter(Boolean);
+    const items = given
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
     if (items.some((item) => !(allowed as readonly string[]).includes(item))) bad(name, `a list of ${allowed.join(', ')}`, given);
     return new Set(items as T[]);
   };
@@ -145,7 +171,13 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
   };
   const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling'] as const, ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling']),
+    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling'] as const, [
+      'ingest',
+      'worker',
+      'e2e',
+      'long-poll',
+      'postgres-ceiling',
+    ]),
     adminDatabaseUrl: raw('admin-database-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
     runtime: choice('runtime', ['compiled', 'source'] as const, 'compiled'),
@@ -160,7 +192,9 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     workerBatchWaitMs: number('worker-batch-wait-ms', WORKER_DEFAULTS.WORKER_BATCH_WAIT_MS, { min: 0, integer: false }),
     ceilingConnections: (raw('ceiling-connections') ?? '1,4,16').split(',').map((item) => {
       const value = Number(item.trim());
-      return Number.isInteger(value) && value >= 1 ? value : bad('ceiling-connections', 'a list of integers ≥ 1', raw('ceiling-connections') ?? '');
+      return Number.isInteger(value) && value >= 1
+        ? value
+        : bad('ceiling-connections', 'a list of integers ≥ 1', raw('ceiling-connections') ?? '');
     }),
     ceilingCredits: number('ceiling-credits', 20_000, { min: 100 }),
     e2eRate: number('e2e-rate', 1_000, { min: 1 }),

@@ -38,7 +38,13 @@ const GROUP = 32;
  * Runs `credit` on `count` fresh orders of `batch`, `together` at a time (1: one after the other;
  * more: that many at once, so a batcher can group them); per-credit averages.
  */
-async function measure(variant: string, batch: string, count: number, credit: (job: unknown) => Promise<unknown>, together = 1): Promise<Cost> {
+async function measure(
+  variant: string,
+  batch: string,
+  count: number,
+  credit: (job: unknown) => Promise<unknown>,
+  together = 1,
+): Promise<Cost> {
   const jobs = Array.from({ length: count }, (_, index) => stripeEventJobData(paymentSucceededEvent(benchOrder(batch, index))));
   const run = async (list: unknown[]) => {
     for (let start = 0; start < list.length; start += together) await Promise.all(list.slice(start, start + together).map(credit));
@@ -68,19 +74,48 @@ try {
 
   const costs: Cost[] = [
     await measure('one PostgreSQL round trip (SELECT 1)', 'ccrtt', events + WARMUP, () => pool.query('SELECT 1')),
-    await measure('real: processStripeEvent (zod + Prisma), no logs', 'ccreal', events + WARMUP, (job) => processStripeEvent({ prisma, metrics }, job, silent)),
+    await measure('real: processStripeEvent (zod + Prisma), no logs', 'ccreal', events + WARMUP, (job) =>
+      processStripeEvent({ prisma, metrics }, job, silent),
+    ),
     await measure('real: applyPaymentFacts only (Prisma, no zod)', 'ccapply', events + WARMUP, (job) => {
       const data = job as Parameters<typeof paymentFactsFromEvent>[0];
-      return applyPaymentFacts(prisma, paymentFactsFromEvent(data), { id: data.id, type: data.type, objectId: String(data.object.id), created: data.created });
+      return applyPaymentFacts(prisma, paymentFactsFromEvent(data), {
+        id: data.id,
+        type: data.type,
+        objectId: String(data.object.id),
+        created: data.created,
+      });
     }),
-    await measure('real: processStripeEvent, info logs', 'cclogged', events + WARMUP, (job) => processStripeEvent({ prisma, metrics }, job, logged)),
-    await measure('plain pg: the same statement, one payment', 'ccplain', events + WARMUP, (job) => creditPaymentsWithPg(pool, [readPaymentCredit(undefined, job)])),
-    await measure(`real: batches of ${GROUP} (group commit, Prisma)`, 'ccrbatch', events + WARMUP, (job) => realBatcher.credit(readPaymentCredit(undefined, job)), GROUP),
-    await measure(`plain pg: batches of ${GROUP}`, 'ccpbatch', events + WARMUP, (job) => plainBatcher.credit(readPaymentCredit(undefined, job)), GROUP),
+    await measure('real: processStripeEvent, info logs', 'cclogged', events + WARMUP, (job) =>
+      processStripeEvent({ prisma, metrics }, job, logged),
+    ),
+    await measure('plain pg: the same statement, one payment', 'ccplain', events + WARMUP, (job) =>
+      creditPaymentsWithPg(pool, [readPaymentCredit(undefined, job)]),
+    ),
+    await measure(
+      `real: batches of ${GROUP} (group commit, Prisma)`,
+      'ccrbatch',
+      events + WARMUP,
+      (job) => realBatcher.credit(readPaymentCredit(undefined, job)),
+      GROUP,
+    ),
+    await measure(
+      `plain pg: batches of ${GROUP}`,
+      'ccpbatch',
+      events + WARMUP,
+      (job) => plainBatcher.credit(readPaymentCredit(undefined, job)),
+      GROUP,
+    ),
   ];
-  process.stdout.write(`\n${events} credits per variant, one at a time, after ${WARMUP} warm-up credits (load average ${os.loadavg().map((n) => n.toFixed(2)).join(' ')})\n\n`);
+  process.stdout.write(
+    `\n${events} credits per variant, one at a time, after ${WARMUP} warm-up credits (load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')})\n\n`,
+  );
   process.stdout.write(`${'variant'.padEnd(52)}${'wall ms'.padStart(9)}${'CPU ms'.padStart(9)}\n`);
-  for (const cost of costs) process.stdout.write(`${cost.variant.padEnd(52)}${cost.wallMs.toFixed(2).padStart(9)}${cost.cpuMs.toFixed(2).padStart(9)}\n`);
+  for (const cost of costs)
+    process.stdout.write(`${cost.variant.padEnd(52)}${cost.wallMs.toFixed(2).padStart(9)}${cost.cpuMs.toFixed(2).padStart(9)}\n`);
 } finally {
   await prisma.$disconnect();
   await pool.end();

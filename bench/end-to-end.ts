@@ -162,7 +162,12 @@ function latencyOf(values: number[]): Latency {
  * event for its own seeded order; latency from each event's due time to its credit, and the peak
  * RSS of both processes under that load. The first `e2eWarmupSeconds` of events are not measured.
  */
-export async function runEndToEndBenchmark(context: RunContext, db: BenchDatabase, runPrefix: string, rate: number): Promise<EndToEndResult> {
+export async function runEndToEndBenchmark(
+  context: RunContext,
+  db: BenchDatabase,
+  runPrefix: string,
+  rate: number,
+): Promise<EndToEndResult> {
   const { config } = context;
   const batch = `e2e${rate}`;
   const prefix = `${runPrefix}-${batch}`;

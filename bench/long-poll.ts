@@ -43,7 +43,13 @@ function latencyOf(values: number[]): Latency {
 function waitFor(port: number, agent: http.Agent, orderId: string): Promise<{ at: number; status: string }> {
   return new Promise((resolve, reject) => {
     const request = http.get(
-      { host: '127.0.0.1', port, agent, path: `/orders/${orderId}?wait=${WAIT_SECONDS}&status=awaiting_payment`, headers: { authorization: `Bearer ${API_KEY}` } },
+      {
+        host: '127.0.0.1',
+        port,
+        agent,
+        path: `/orders/${orderId}?wait=${WAIT_SECONDS}&status=awaiting_payment`,
+        headers: { authorization: `Bearer ${API_KEY}` },
+      },
       (response) => {
         let body = '';
         response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
@@ -72,14 +78,19 @@ async function metric(port: number, name: string): Promise<number> {
 export async function runLongPollBenchmark(context: RunContext, db: BenchDatabase, prefix: string): Promise<LongPollResult> {
   const { longPollWaiters: waiters, longPollRate: rate } = context.config;
   const port = await freePort();
-  const receiver = await startReceiver(context, 'receiver-long-poll', { port, prefix: `${prefix}-long-poll`, env: { ORDERS_API_KEYS: API_KEY } });
+  const receiver = await startReceiver(context, 'receiver-long-poll', {
+    port,
+    prefix: `${prefix}-long-poll`,
+    env: { ORDERS_API_KEYS: API_KEY },
+  });
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   try {
     // Warm up the route (module loading, pool) before the idle memory is read.
     // Batch names long enough for the receiver's order id pattern (ord_ + 20 characters or more).
     const run = randomBytes(4).toString('hex');
     await seedOrders(db.pool, `longpoll_warm_${run}`, 1);
-    for (let i = 0; i < 20; i += 1) await fetch(`http://127.0.0.1:${port}/orders/ord_longpoll_warm_${run}_0`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    for (let i = 0; i < 20; i += 1)
+      await fetch(`http://127.0.0.1:${port}/orders/ord_longpoll_warm_${run}_0`, { headers: { authorization: `Bearer ${API_KEY}` } });
     await sleep(500);
     const rssIdle = receiver.memory().rss;
 

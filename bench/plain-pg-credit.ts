@@ -27,8 +27,13 @@ export function readPaymentCredit(jobId: string | undefined, jobData: unknown): 
   const amount = object.amount_received;
   const currency = object.currency;
   if (
-    typeof id !== 'string' || typeof type !== 'string' || typeof created !== 'number' || typeof paymentIntentId !== 'string' ||
-    typeof orderId !== 'string' || typeof amount !== 'number' || typeof currency !== 'string'
+    typeof id !== 'string' ||
+    typeof type !== 'string' ||
+    typeof created !== 'number' ||
+    typeof paymentIntentId !== 'string' ||
+    typeof orderId !== 'string' ||
+    typeof amount !== 'number' ||
+    typeof currency !== 'string'
   ) {
     throw new UnrecoverableError(`job ${jobId} is not a payment_intent.succeeded event`);
   }
@@ -41,7 +46,10 @@ export function readPaymentCredit(jobId: string | undefined, jobData: unknown): 
 /** The statement over a batch through `pg`; undefined when PostgreSQL refused it (as `creditPayments`). */
 export async function creditPaymentsWithPg(pool: pg.Pool, credits: readonly PaymentCredit[]): Promise<PaymentCreditResult[] | undefined> {
   try {
-    const { rows } = await pool.query<{ eligible: boolean; inserted: boolean; event_new: boolean }>(CREDIT_PAYMENTS_SQL, creditPaymentsParams(credits));
+    const { rows } = await pool.query<{ eligible: boolean; inserted: boolean; event_new: boolean }>(
+      CREDIT_PAYMENTS_SQL,
+      creditPaymentsParams(credits),
+    );
     return rows.map((row) => ({ eligible: row.eligible, inserted: row.inserted, eventNew: row.event_new }));
   } catch (error) {
     const constraint = (error as { constraint?: string }).constraint;
@@ -59,7 +67,9 @@ export function plainPgBatcher(pool: pg.Pool, options: { maxBatch: number; maxWa
     applyOne: async (credit) => {
       const decided = options.maxBatch <= 1 ? creditResultOf(credit, (await creditPaymentsWithPg(pool, [credit]))?.[0]) : undefined;
       if (decided) return decided;
-      throw new UnrecoverableError(`order ${credit.fact.orderId} is missing or does not match its payment: the bench seeds only matching ones`);
+      throw new UnrecoverableError(
+        `order ${credit.fact.orderId} is missing or does not match its payment: the bench seeds only matching ones`,
+      );
     },
   });
 }

@@ -61,7 +61,12 @@ export async function runPostgresCeilingBenchmark(context: RunContext, db: Bench
       const used = serviceCpuUsed(before, await readServiceCpu(config.redisUrl, database));
       const problem = await checkBatchCredited(db.pool, batch, config.ceilingCredits);
       if (problem) throw new Error(`ceiling at ${connections} connections: ${problem}`);
-      levels.push({ connections, credits: config.ceilingCredits, creditsPerSecond: config.ceilingCredits / seconds, postgresCpuMsPerCredit: used.postgresMs / config.ceilingCredits });
+      levels.push({
+        connections,
+        credits: config.ceilingCredits,
+        creditsPerSecond: config.ceilingCredits / seconds,
+        postgresCpuMsPerCredit: used.postgresMs / config.ceilingCredits,
+      });
     } finally {
       await prisma.$disconnect();
     }

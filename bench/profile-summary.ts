@@ -23,14 +23,20 @@ interface CpuProfile {
 /** Components of this project's processes, by the file a frame comes from; first match wins. */
 const COMPONENTS: [name: string, url: RegExp][] = [
   ['logging (pino)', /node_modules\/(pino|sonic-boom|@pinojs|pino-std-serializers|quick-format-unescaped)\//],
-  ['queue (BullMQ, ioredis)', /node_modules\/(bullmq|ioredis|@ioredis|msgpackr|denque|cluster-key-slot)\/|webhook-receiver\/src\/enqueue\.ts|shared\/src\/timeout\.ts/],
+  [
+    'queue (BullMQ, ioredis)',
+    /node_modules\/(bullmq|ioredis|@ioredis|msgpackr|denque|cluster-key-slot)\/|webhook-receiver\/src\/enqueue\.ts|shared\/src\/timeout\.ts/,
+  ],
   ['Prisma (client, query compiler, adapter)', /node_modules\/(@prisma|prisma)\/|^wasm:/],
   ['pg driver', /node_modules\/(pg|pg-protocol|pg-pool|pg-types|postgres-[a-z]+)\//],
   ['Stripe SDK (signature)', /node_modules\/stripe\//],
   ['zod (event parsing)', /node_modules\/zod\/|order-worker\/src\/event-facts\.ts/],
   ['job payload (jobs.ts)', /shared\/src\/jobs\.ts/],
   ['metrics (prom-client)', /node_modules\/prom-client\//],
-  ['Fastify', /node_modules\/(fastify|find-my-way|avvio|@fastify|fast-json-stringify|toad-cache|secure-json-parse|fast-querystring|light-my-request)\//],
+  [
+    'Fastify',
+    /node_modules\/(fastify|find-my-way|avvio|@fastify|fast-json-stringify|toad-cache|secure-json-parse|fast-querystring|light-my-request)\//,
+  ],
   ['start-up (tsx, module loading)', /node_modules\/(tsx|esbuild)\//],
   ['app code', /\/(apps|packages|bench)\//],
 ];
@@ -118,7 +124,9 @@ const busyMicros = [...byComponent.values()].reduce((sum, value) => sum + value,
 const print = (title: string, map: Map<string, number>) => {
   process.stdout.write(`\n${title}\n`);
   for (const [key, micros] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    process.stdout.write(`${((100 * micros) / busyMicros).toFixed(1).padStart(5)}%  ${(micros / 1000).toFixed(0).padStart(7)} ms  ${key}\n`);
+    process.stdout.write(
+      `${((100 * micros) / busyMicros).toFixed(1).padStart(5)}%  ${(micros / 1000).toFixed(0).padStart(7)} ms  ${key}\n`,
+    );
   }
 };
 process.stdout.write(`${file}: ${(busyMicros / 1e6).toFixed(2)} s busy, ${(idleMicros / 1e6).toFixed(2)} s idle\n`);

@@ -59,11 +59,13 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
   const e2eRate = endToEnd ? `${int(endToEnd.rate)} events/s` : '1,000 events/s';
   const p99 = (run: EndToEndResult) => `${ms(run.creditVisible.p99)}${run.uncredited > 0 ? ` (${run.uncredited} uncredited)` : ''}`;
   const fallback = endToEndFallback
-    ? [{
-        target: `  same, at ${int(endToEndFallback.rate)} events/s (what this machine sustains; not the target)`,
-        measured: p99(endToEndFallback),
-        pass: endToEndFallback.creditVisible.p99 < 100 && endToEndFallback.non2xx === 0,
-      }]
+    ? [
+        {
+          target: `  same, at ${int(endToEndFallback.rate)} events/s (what this machine sustains; not the target)`,
+          measured: p99(endToEndFallback),
+          pass: endToEndFallback.creditVisible.p99 < 100 && endToEndFallback.non2xx === 0,
+        },
+      ]
     : [];
   const cpuPerEvent = endToEnd ? totalCpuMsPerEvent(endToEnd) : NaN;
   return [
@@ -78,11 +80,31 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
       measured: endToEnd ? `${cpuPerEvent.toFixed(2)} ms` : notRun,
       pass: endToEnd && cpuPerEvent <= 1.0,
     },
-    { target: 'worker drain ≥ 4× the same worker with batching off (credits/s)', measured: worker ? ratio(worker.ratioTo.unbatched) : notRun, pass: worker && worker.ratioTo.unbatched >= 4 },
-    { target: 'worker drain ≥ 0.8× plain pg, same batched SQL (credits/s)', measured: worker ? ratio(worker.ratioTo.plain) : notRun, pass: worker && worker.ratioTo.plain >= 0.8 },
-    { target: 'receiver ingest ≥ 0.35× bare Fastify (req/s)', measured: ingest ? ratio(ingest.ratio) : notRun, pass: ingest && ingest.ratio >= 0.35 },
-    { target: 'receiver peak RSS < 150 MB', measured: endToEnd ? mb(endToEnd.receiverPeakRss) : notRun, pass: endToEnd && endToEnd.receiverPeakRss < 150 * MB },
-    { target: 'worker peak RSS < 200 MB', measured: endToEnd ? mb(endToEnd.workerPeakRss) : notRun, pass: endToEnd && endToEnd.workerPeakRss < 200 * MB },
+    {
+      target: 'worker drain ≥ 4× the same worker with batching off (credits/s)',
+      measured: worker ? ratio(worker.ratioTo.unbatched) : notRun,
+      pass: worker && worker.ratioTo.unbatched >= 4,
+    },
+    {
+      target: 'worker drain ≥ 0.8× plain pg, same batched SQL (credits/s)',
+      measured: worker ? ratio(worker.ratioTo.plain) : notRun,
+      pass: worker && worker.ratioTo.plain >= 0.8,
+    },
+    {
+      target: 'receiver ingest ≥ 0.35× bare Fastify (req/s)',
+      measured: ingest ? ratio(ingest.ratio) : notRun,
+      pass: ingest && ingest.ratio >= 0.35,
+    },
+    {
+      target: 'receiver peak RSS < 150 MB',
+      measured: endToEnd ? mb(endToEnd.receiverPeakRss) : notRun,
+      pass: endToEnd && endToEnd.receiverPeakRss < 150 * MB,
+    },
+    {
+      target: 'worker peak RSS < 200 MB',
+      measured: endToEnd ? mb(endToEnd.workerPeakRss) : notRun,
+      pass: endToEnd && endToEnd.workerPeakRss < 200 * MB,
+    },
     {
       target: `Redis memory at steady state < 256 MB at ${e2eRate}`,
       measured: endToEnd ? `${mb(endToEnd.redisPeakBytes)} at the peak (${int(endToEnd.completedJobsKept)} completed jobs kept)` : notRun,
@@ -98,7 +120,14 @@ function totalCpuMsPerEvent(run: EndToEndResult): number {
 
 function table(rows: string[][]): string {
   const widths = rows.reduce<number[]>((acc, row) => row.map((cell, index) => Math.max(acc[index] ?? 0, cell.length)), []);
-  return rows.map((row) => row.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join('   ').trimEnd()).join('\n');
+  return rows
+    .map((row) =>
+      row
+        .map((cell, index) => cell.padEnd(widths[index] ?? 0))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** Throughput and latency of each benchmark next to its baseline. */
@@ -123,7 +152,12 @@ function measurementRows(results: BenchResults): string[][] {
       ratio(worker.ratioTo.unbatched),
     ]);
     rows.push(['', '', `plain pg, same batched SQL ${int(worker.creditsPerSecond.plain)} credits/s`, ratio(worker.ratioTo.plain)]);
-    rows.push(['', `peak RSS real worker ${mb(worker.peakRss.real)}`, `unbatched ${mb(worker.peakRss.unbatched)}, plain pg ${mb(worker.peakRss.plain)}`, '']);
+    rows.push([
+      '',
+      `peak RSS real worker ${mb(worker.peakRss.real)}`,
+      `unbatched ${mb(worker.peakRss.unbatched)}, plain pg ${mb(worker.peakRss.plain)}`,
+      '',
+    ]);
   }
   const endToEndRows = (run: EndToEndResult, label: string) => {
     rows.push([
@@ -133,7 +167,12 @@ function measurementRows(results: BenchResults): string[][] {
       '',
     ]);
     rows.push(['', `ledger insert ${latency(run.ledgerInsert)}`, `webhook 200 ${latency(run.webhookAnswer)}`, '']);
-    rows.push(['', `peak RSS receiver ${mb(run.receiverPeakRss)}, worker ${mb(run.workerPeakRss)}`, `RSS once ready: receiver ${mb(run.receiverReadyRss)}, worker ${mb(run.workerReadyRss)}`, '']);
+    rows.push([
+      '',
+      `peak RSS receiver ${mb(run.receiverPeakRss)}, worker ${mb(run.workerPeakRss)}`,
+      `RSS once ready: receiver ${mb(run.receiverReadyRss)}, worker ${mb(run.workerReadyRss)}`,
+      '',
+    ]);
     rows.push([
       '',
       `Redis +${mb(run.redisPeakBytes)} at the peak, +${mb(run.redisEndBytes)} at the end`,
@@ -153,19 +192,31 @@ function measurementRows(results: BenchResults): string[][] {
         '',
       ]);
     }
-    rows.push(['', `bytes per credited event: ledger ${int(bytesPerCredit.ledger)}, inbox ${int(bytesPerCredit.inbox)}`, `orders ${int(bytesPerCredit.orders)} (one per credit)`, '']);
+    rows.push([
+      '',
+      `bytes per credited event: ledger ${int(bytesPerCredit.ledger)}, inbox ${int(bytesPerCredit.inbox)}`,
+      `orders ${int(bytesPerCredit.orders)} (one per credit)`,
+      '',
+    ]);
   }
   if (results.longPoll) {
     const { waiters, rounds, rssIdle, rssWaiting, peakRss, listenConnections, poolConnections } = results.longPoll;
     for (const round of rounds) {
       rows.push([
-        round.mode === 'spread' ? `5 long-poll, ${int(waiters)} waiting, changes at ${int(round.rate ?? 0)}/s` : `  same, all ${int(waiters)} changed in one commit`,
+        round.mode === 'spread'
+          ? `5 long-poll, ${int(waiters)} waiting, changes at ${int(round.rate ?? 0)}/s`
+          : `  same, all ${int(waiters)} changed in one commit`,
         `commit → answer ${latency(round.commitToAnswer)}${round.missed > 0 ? `  ${int(round.missed)} missed` : ''}`,
         `receiver ${round.receiverCpuMsPerAnswer.toFixed(2)} ms CPU per answer`,
         '',
       ]);
     }
-    rows.push(['', `receiver RSS ${mb(rssIdle)} idle, ${mb(rssWaiting)} waiting (peak ${mb(peakRss)})`, `PostgreSQL: ${listenConnections} LISTEN + ${poolConnections} pool connections`, '']);
+    rows.push([
+      '',
+      `receiver RSS ${mb(rssIdle)} idle, ${mb(rssWaiting)} waiting (peak ${mb(peakRss)})`,
+      `PostgreSQL: ${listenConnections} LISTEN + ${poolConnections} pool connections`,
+      '',
+    ]);
   }
   return rows;
 }
@@ -179,19 +230,38 @@ function cpuRows(results: BenchResults): string[][] {
   const value = (ms?: number) => (ms === undefined ? '' : ms.toFixed(2));
   const rows: string[][] = [['CPU ms per event', 'app process', 'Redis', 'PostgreSQL', 'load generator']];
   if (ingest) {
-    rows.push(['1 receiver', value(ingest.cpuMsPerRequest.receiver), value(ingest.redisCpuMsPerRequest), '', value(ingest.generatorCpuMsPerRequest.receiver)]);
+    rows.push([
+      '1 receiver',
+      value(ingest.cpuMsPerRequest.receiver),
+      value(ingest.redisCpuMsPerRequest),
+      '',
+      value(ingest.generatorCpuMsPerRequest.receiver),
+    ]);
     rows.push(['  bare Fastify', value(ingest.cpuMsPerRequest.bare), '', '', value(ingest.generatorCpuMsPerRequest.bare)]);
   }
   if (worker) {
     const labels = { real: '2 real worker', unbatched: '  same worker, batching off', plain: '  plain pg, same batched SQL' } as const;
     for (const variant of ['real', 'unbatched', 'plain'] as const) {
-      rows.push([labels[variant], value(worker.cpuMsPerCredit[variant]), value(worker.redisCpuMsPerCredit[variant]), value(worker.postgresCpuMsPerCredit[variant])]);
+      rows.push([
+        labels[variant],
+        value(worker.cpuMsPerCredit[variant]),
+        value(worker.redisCpuMsPerCredit[variant]),
+        value(worker.postgresCpuMsPerCredit[variant]),
+      ]);
     }
   }
   const share = (cpu: CpuShare) => `${cpu.msPerEvent.toFixed(2)} (${Math.round(cpu.coreShare * 100)}%)`;
-  for (const [label, run] of [['3', endToEnd], ['3b', endToEndFallback]] as const) {
+  for (const [label, run] of [
+    ['3', endToEnd],
+    ['3b', endToEndFallback],
+  ] as const) {
     if (!run) continue;
-    rows.push([`${label} at ${int(run.rate)}/s: receiver + worker (share of a core)`, `${share(run.receiverCpu)} + ${share(run.workerCpu)}`, share(run.redisCpu), share(run.postgresCpu)]);
+    rows.push([
+      `${label} at ${int(run.rate)}/s: receiver + worker (share of a core)`,
+      `${share(run.receiverCpu)} + ${share(run.workerCpu)}`,
+      share(run.redisCpu),
+      share(run.postgresCpu),
+    ]);
     rows.push([`  all processes per credited event`, totalCpuMsPerEvent(run).toFixed(2), '', '']);
   }
   return rows;
@@ -213,7 +283,8 @@ export function formatReport(results: BenchResults): string {
     const { min, max } = load.loadAverage;
     return `${stageNames[stage as keyof typeof stageNames]}: load ${min.toFixed(1)}–${max.toFixed(1)}, CPU ${Math.round(load.cpuBusy * 100)}% busy`;
   });
-  if (loads.length > 0) lines.push(`machine during each benchmark (${machine.cpus} CPUs; this run's processes included) — ${loads.join('; ')}`, '');
+  if (loads.length > 0)
+    lines.push(`machine during each benchmark (${machine.cpus} CPUs; this run's processes included) — ${loads.join('; ')}`, '');
   const verdict = (pass: boolean | undefined) => (pass === undefined ? '—' : pass ? 'PASS' : 'MISS');
   lines.push(table([['target', 'measured', ''], ...results.targets.map((check) => [check.target, check.measured, verdict(check.pass)])]));
   return lines.join('\n');

@@ -62,7 +62,9 @@ function cleanUp(keepLogs: boolean): Promise<void> {
     const children = [...(context?.children ?? [])];
     await Promise.allSettled(children.map((child) => child.stop('SIGTERM', 5_000)));
     await db?.drop().catch((error: unknown) => log(`could not drop ${db?.name}: ${String(error)}`));
-    await deleteKeysWithPrefix(config.redisUrl, `${runPrefix}-`).catch((error: unknown) => log(`could not delete Redis keys: ${String(error)}`));
+    await deleteKeysWithPrefix(config.redisUrl, `${runPrefix}-`).catch((error: unknown) =>
+      log(`could not delete Redis keys: ${String(error)}`),
+    );
     if (keepLogs) log(`child logs kept in ${logDir}`);
     else rmSync(logDir, { recursive: true, force: true });
   })();
@@ -99,7 +101,9 @@ try {
     results.ingest = await stage('ingest', () => runIngestBenchmark(runContext, runPrefix));
   }
   if (config.only.has('worker')) {
-    log(`2/3 worker: ${config.rounds} × (real worker, same worker unbatched, plain pg with the same batched SQL) draining ${config.workerEvents} events`);
+    log(
+      `2/3 worker: ${config.rounds} × (real worker, same worker unbatched, plain pg with the same batched SQL) draining ${config.workerEvents} events`,
+    );
     results.worker = await stage('worker', () => runWorkerBenchmark(runContext, database, runPrefix));
   }
   if (config.only.has('e2e')) {
@@ -121,11 +125,20 @@ try {
   }
 
   if (config.only.has('postgres-ceiling')) {
-    log(`PostgreSQL ceiling: ${config.ceilingCredits} credits at ${config.ceilingConnections.join(', ')} connections, batches of ${config.workerBatchSize}`);
+    log(
+      `PostgreSQL ceiling: ${config.ceilingCredits} credits at ${config.ceilingConnections.join(', ')} connections, batches of ${config.workerBatchSize}`,
+    );
     results.postgresCeiling = await stage('postgresCeiling', () => runPostgresCeilingBenchmark(runContext, database));
   }
 
-  const machine: MachineConditions = { cpus: os.cpus().length, node: process.version, runtime: config.runtime, loadAverageBefore, loadAverageAfter: os.loadavg(), stageLoad };
+  const machine: MachineConditions = {
+    cpus: os.cpus().length,
+    node: process.version,
+    runtime: config.runtime,
+    loadAverageBefore,
+    loadAverageAfter: os.loadavg(),
+    stageLoad,
+  };
   const complete = { ...results, machine };
   const report: BenchResults = { ...complete, targets: checkTargets(complete) };
   writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);

@@ -34,8 +34,7 @@ export async function readServiceCpu(redisUrl: string, database?: { pool: pg.Poo
       // A backend may exit between the query and the read: it then simply does not count.
       try {
         postgresByPid.set(pid, processCpuMs(pid));
-      } catch {
-      }
+      } catch {}
     }
   }
   return { redisMs: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000, postgresByPid };

@@ -16,7 +16,14 @@ export interface RunContext {
 }
 
 /** Variables that would point a child at something other than the bench's own services. */
-const NEUTRAL_ENV = { STRIPE_SECRET_KEY: '', STRIPE_API_BASE: '', ADMIN_TOKEN: '', WORKER_METRICS_PORT: '', WORKER_HEALTH_PORT: '', LOG_FORMAT: 'json' };
+const NEUTRAL_ENV = {
+  STRIPE_SECRET_KEY: '',
+  STRIPE_API_BASE: '',
+  ADMIN_TOKEN: '',
+  WORKER_METRICS_PORT: '',
+  WORKER_HEALTH_PORT: '',
+  LOG_FORMAT: 'json',
+};
 
 /** The entry point of a system process in the run's runtime: compiled (as in production) or source. */
 function entryPoint(context: RunContext, app: 'webhook-receiver/src/server' | 'order-worker/src/main'): string {
@@ -30,7 +37,12 @@ const PROFILE_DIR = path.resolve('bench/profiles');
  * Starts `script` as a child of the run, its output straight to `<logDir>/<name>.log` (piping it
  * through this process would cost CPU on the same two cores), and tracks it until it exits.
  */
-function startBenchChild(context: RunContext, name: string, script: string, options: { env: Record<string, string>; cpuProfile?: boolean }): RunningProcess {
+function startBenchChild(
+  context: RunContext,
+  name: string,
+  script: string,
+  options: { env: Record<string, string>; cpuProfile?: boolean },
+): RunningProcess {
   const child = startChild({
     name,
     script,
@@ -47,7 +59,11 @@ function startBenchChild(context: RunContext, name: string, script: string, opti
 }
 
 /** The real receiver (`apps/webhook-receiver`), listening on `port`. */
-export async function startReceiver(context: RunContext, name: string, options: { port: number; prefix: string; env?: Record<string, string> }): Promise<RunningProcess> {
+export async function startReceiver(
+  context: RunContext,
+  name: string,
+  options: { port: number; prefix: string; env?: Record<string, string> },
+): Promise<RunningProcess> {
   const child = startBenchChild(context, name, entryPoint(context, 'webhook-receiver/src/server'), {
     cpuProfile: context.config.cpuProfile.has('receiver'),
     env: {
@@ -75,7 +91,12 @@ export async function startBareFastify(context: RunContext, name: string, port: 
 }
 
 /** The real order worker (`apps/order-worker`), reconciliation off, ready to take jobs. */
-export async function startOrderWorker(context: RunContext, name: string, prefix: string, options: { batchSize?: number } = {}): Promise<RunningProcess> {
+export async function startOrderWorker(
+  context: RunContext,
+  name: string,
+  prefix: string,
+  options: { batchSize?: number } = {},
+): Promise<RunningProcess> {
   const child = startBenchChild(context, name, entryPoint(context, 'order-worker/src/main'), {
     cpuProfile: context.config.cpuProfile.has('worker'),
     env: {

@@ -16,19 +16,27 @@ const { values } = parseCommandLine('chaos', {
   summary:
     'The chaos proof: places and pays orders through the receiver and the emulator while SIGKILLing workers, crashing its own Redis and terminating PostgreSQL connections, then checks that nothing was lost or doubled. Prints one summary line.',
   options: {
-    short: { type: 'boolean', description: '1,000 orders over 100 accounts, 2 workers (also CHAOS_MODE=short); default 10,000 over 500, 3 workers' },
+    short: {
+      type: 'boolean',
+      description: '1,000 orders over 100 accounts, 2 workers (also CHAOS_MODE=short); default 10,000 over 500, 3 workers',
+    },
     orders: { type: 'string', value: 'N', description: 'orders placed' },
     accounts: { type: 'string', value: 'N', description: 'accounts they credit' },
     workers: { type: 'string', value: 'N', description: 'worker processes running at once' },
     kills: { type: 'string', value: 'N', description: 'SIGKILLs of a single worker at random moments' },
     seed: { type: 'string', value: 'N', description: 'seed of the plan and of the violence (printed by every run)' },
-    'drop-rate': { type: 'string', value: 'R', description: 'share of webhooks never sent (default 0.01), for the final reconciliation pass' },
-    'keep-db': { type: 'boolean', description: 'keep the run\'s database' },
-    'keep-logs': { type: 'boolean', description: 'keep the processes\' logs' },
+    'drop-rate': {
+      type: 'string',
+      value: 'R',
+      description: 'share of webhooks never sent (default 0.01), for the final reconciliation pass',
+    },
+    'keep-db': { type: 'boolean', description: "keep the run's database" },
+    'keep-logs': { type: 'boolean', description: "keep the processes' logs" },
     'sigterm-redis': { type: 'boolean', description: 'stop Redis cleanly instead of crashing it' },
     'redis-cluster': {
       type: 'boolean',
-      description: 'run on a Redis Cluster of its own (3 masters, 3 replicas) and SIGKILL the master of the queues\' slot during the load (a failover) instead of crashing and flushing one redis-server',
+      description:
+        "run on a Redis Cluster of its own (3 masters, 3 replicas) and SIGKILL the master of the queues' slot during the load (a failover) instead of crashing and flushing one redis-server",
     },
     quiet: { type: 'boolean', description: 'only the summary line' },
   },
@@ -93,6 +101,6 @@ try {
   console.log(summary.line);
   process.exit(summary.ok && summary.lost === 0 && summary.doubled === 0 ? 0 : 1);
 } catch (error) {
-  console.error(`chaos run failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+  console.error(`chaos run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exit(2);
 }

@@ -9,7 +9,8 @@ import { demoOrdersKey } from './dev-orders-key.js';
 
 parseCommandLine('demo', {
   usage: 'npm run demo',
-  summary: 'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and long-polls until it is credited, printing each step.',
+  summary:
+    'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and long-polls until it is credited, printing each step.',
   environment: [
     'DEMO_RECEIVER_URL (default http://127.0.0.1:$PORT)',
     'PORT',
@@ -31,7 +32,10 @@ const asService = { authorization: `Bearer ${apiKey}` };
 
 /** Fails with one line when `url` does not answer within 3 s, saying what to start. */
 async function reachable(what: string, url: string, hint: string): Promise<void> {
-  const answered = await fetch(url, { signal: AbortSignal.timeout(3_000) }).then(() => true, () => false);
+  const answered = await fetch(url, { signal: AbortSignal.timeout(3_000) }).then(
+    () => true,
+    () => false,
+  );
   if (!answered) throw new Error(`the ${what} does not answer at ${new URL(url).origin}: ${hint}`);
 }
 
@@ -51,11 +55,20 @@ const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
 
 try {
   await reachable('receiver', `${receiver}/healthz`, 'is `npm start` running? (PORT or DEMO_RECEIVER_URL point the demo elsewhere)');
-  await reachable('Stripe emulator', `${emulator}/_emulator/config`, 'the demo pays through the emulator, which `npm start` runs when STRIPE_SECRET_KEY is unset');
+  await reachable(
+    'Stripe emulator',
+    `${emulator}/_emulator/config`,
+    'the demo pays through the emulator, which `npm start` runs when STRIPE_SECRET_KEY is unset',
+  );
   if (!apiKey) throw new Error('no orders API key: run `npm start` first (it makes one in .dev/orders-api-key) or set ORDERS_API_KEY');
   const accountId = `demo_${randomUUID().slice(0, 8)}`;
   step(1, `POST ${receiver}/orders — a 25.00 USD top-up for account ${accountId}`);
-  const order = await call('POST', `${receiver}/orders`, { accountId, amount: 2500, currency: 'usd' }, { ...asService, 'Idempotency-Key': randomUUID() });
+  const order = await call(
+    'POST',
+    `${receiver}/orders`,
+    { accountId, amount: 2500, currency: 'usd' },
+    { ...asService, 'Idempotency-Key': randomUUID() },
+  );
   console.log(`   order ${order.id}: ${order.status}, PaymentIntent ${order.paymentIntentId}`);
 
   step(2, `the customer pays: emulator marks ${order.paymentIntentId} succeeded and sends signed webhooks`);
@@ -79,7 +92,12 @@ try {
   if (process.env.ADMIN_TOKEN) {
     const auth = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
     const account = await call('GET', `${receiver}/accounts/${accountId}`, undefined, auth);
-    const ledger: { type: string; amount: number; reference: string }[] = await call('GET', `${receiver}/accounts/${accountId}/ledger`, undefined, auth);
+    const ledger: { type: string; amount: number; reference: string }[] = await call(
+      'GET',
+      `${receiver}/accounts/${accountId}/ledger`,
+      undefined,
+      auth,
+    );
     step(5, `GET ${receiver}/accounts/${accountId}: balance ${account.balance} ${account.currency}`);
     for (const entry of ledger) console.log(`   ledger: ${entry.type} ${entry.amount} ${entry.reference}`);
     const credits = ledger.filter((entry) => entry.reference === order.paymentIntentId).length;

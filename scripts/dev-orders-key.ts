@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 export const DEV_ORDERS_KEY_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.dev/orders-api-key');
 
 /** Variables that configure orders credentials; with none of them set the orders API is closed. */
-const ORDERS_AUTH_VARIABLES = ['ORDERS_API_KEYS', 'ORDERS_JWT_SECRET', 'ORDERS_JWT_PUBLIC_KEY', 'ORDERS_JWT_PUBLIC_KEY_FILE', 'ORDERS_JWKS_FILE'];
+const ORDERS_AUTH_VARIABLES = [
+  'ORDERS_API_KEYS',
+  'ORDERS_JWT_SECRET',
+  'ORDERS_JWT_PUBLIC_KEY',
+  'ORDERS_JWT_PUBLIC_KEY_FILE',
+  'ORDERS_JWKS_FILE',
+];
 
 export function hasOrdersAuth(env: NodeJS.ProcessEnv): boolean {
   return ORDERS_AUTH_VARIABLES.some((name) => Boolean(env[name]));

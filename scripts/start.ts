@@ -25,7 +25,18 @@ const { values } = parseCommandLine('start', {
   summary:
     'Checks PostgreSQL and Redis, applies migrations, then runs the receiver, one worker and (without STRIPE_SECRET_KEY) the Stripe emulator from source, with readable logs (LOG_FORMAT=json for JSON). Stops them all on SIGINT/SIGTERM or when one exits.',
   options: { watch: { type: 'boolean', description: 'restart a process when its code changes (npm run dev)' } },
-  environment: ['DATABASE_URL', 'REDIS_URL', 'PORT', 'HOST', 'STRIPE_SECRET_KEY', 'STRIPE_API_BASE', 'STRIPE_WEBHOOK_SECRET', 'ADMIN_TOKEN', 'LOG_FORMAT', 'and every variable of the receiver and the worker'],
+  environment: [
+    'DATABASE_URL',
+    'REDIS_URL',
+    'PORT',
+    'HOST',
+    'STRIPE_SECRET_KEY',
+    'STRIPE_API_BASE',
+    'STRIPE_WEBHOOK_SECRET',
+    'ADMIN_TOKEN',
+    'LOG_FORMAT',
+    'and every variable of the receiver and the worker',
+  ],
   exitCodes: [
     [0, 'stopped by SIGINT or SIGTERM'],
     [1, 'PostgreSQL or Redis unreachable, a port taken, migrations failed, or a process exited on its own'],
@@ -80,9 +91,15 @@ try {
   throw error;
 }
 const ports: { host: string; port: number; fix: string }[] = [{ host, port, fix: 'set PORT to a free port' }];
-if (useEmulator) ports.push({ host: emulatorUrl.hostname, port: Number(emulatorUrl.port || 80), fix: 'the emulator listens there: set STRIPE_API_BASE to a URL with a free port' });
+if (useEmulator)
+  ports.push({
+    host: emulatorUrl.hostname,
+    port: Number(emulatorUrl.port || 80),
+    fix: 'the emulator listens there: set STRIPE_API_BASE to a URL with a free port',
+  });
 for (const name of ['WORKER_HEALTH_PORT', 'WORKER_METRICS_PORT']) {
-  if (process.env[name]) ports.push({ host: process.env.WORKER_HTTP_HOST || '127.0.0.1', port: Number(process.env[name]), fix: `set ${name} to a free port` });
+  if (process.env[name])
+    ports.push({ host: process.env.WORKER_HTTP_HOST || '127.0.0.1', port: Number(process.env[name]), fix: `set ${name} to a free port` });
 }
 for (const taken of ports) {
   if (!(await portFree(taken.host, taken.port))) fail(`port ${taken.port} on ${taken.host} is already in use: ${taken.fix}`);
@@ -138,7 +155,13 @@ run('order-worker', 'apps/order-worker/src/main.ts', shared);
 
 // The URLs once the receiver answers, so that what is printed is what works.
 const deadline = Date.now() + 60_000;
-while (!stopping && !(await fetch(`${receiverUrl}/healthz`).then((response) => response.ok, () => false))) {
+while (
+  !stopping &&
+  !(await fetch(`${receiverUrl}/healthz`).then(
+    (response) => response.ok,
+    () => false,
+  ))
+) {
   if (Date.now() > deadline) {
     console.error(`[start] the receiver did not answer on ${receiverUrl} within 60 s; stopping`);
     stop(1);
@@ -154,7 +177,9 @@ if (!stopping) {
       useEmulator
         ? `  stripe       emulator at ${emulatorUrl.origin} (set STRIPE_SECRET_KEY to use Stripe itself)`
         : `  stripe       ${process.env.STRIPE_API_BASE || 'api.stripe.com'}`,
-      ...(devOrdersKey ? [`  orders key   ${devOrdersKey}  (development service key, kept in .dev/orders-api-key; set ORDERS_API_KEYS for your own)`] : []),
+      ...(devOrdersKey
+        ? [`  orders key   ${devOrdersKey}  (development service key, kept in .dev/orders-api-key; set ORDERS_API_KEYS for your own)`]
+        : []),
       `  demo         npm run demo`,
       '',
     ].join('\n'),

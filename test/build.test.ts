@@ -28,9 +28,23 @@ afterAll(async () => {
 describe('compiled commands', () => {
   it('receiver and worker start, report ready, and stop cleanly on SIGTERM', async () => {
     const [port, healthPort] = await freePorts(2);
-    const env = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_INTERVAL_SECONDS: '0', LOG_FORMAT: 'json' };
-    const receiver = startChild({ command: 'npm', args: ['run', '--silent', 'receiver'], env: { LOG_LEVEL: 'info', ...env, PORT: String(port) } });
-    const worker = startChild({ command: 'npm', args: ['run', '--silent', 'worker'], env: { LOG_LEVEL: 'info', ...env, WORKER_HEALTH_PORT: String(healthPort), WORKER_METRICS_PORT: String(healthPort) } });
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      RECONCILE_INTERVAL_SECONDS: '0',
+      LOG_FORMAT: 'json',
+    };
+    const receiver = startChild({
+      command: 'npm',
+      args: ['run', '--silent', 'receiver'],
+      env: { LOG_LEVEL: 'info', ...env, PORT: String(port) },
+    });
+    const worker = startChild({
+      command: 'npm',
+      args: ['run', '--silent', 'worker'],
+      env: { LOG_LEVEL: 'info', ...env, WORKER_HEALTH_PORT: String(healthPort), WORKER_METRICS_PORT: String(healthPort) },
+    });
     running.push(receiver, worker);
 
     const ready = async (url: string) => (await fetch(url).catch(() => undefined))?.status === 200;
@@ -53,13 +67,16 @@ describe('compiled commands', () => {
     expect(audit.stdout).toMatch(/^OK: every balance equals the sum of its ledger/m);
   });
 
-  it.concurrent.each(['receiver', 'worker', 'stripe:emulator', 'reconcile', 'replay', 'audit', 'review'])('npm run %s answers --help and refuses an unknown option', async (script) => {
-    const help = await npm(script, ['--help']);
-    expect(help.code, help.stderr).toBe(0);
-    expect(help.stdout).toMatch(/^Usage: /);
-    expect(help.stdout).toMatch(/^Exit codes:$/m);
-    const bad = await npm(script, ['--no-such-option']);
-    expect(bad.code).toBe(64);
-    expect(bad.stderr.trim()).toMatch(/^[\w-]+: Unknown option '--no-such-option'; usage: npm run \S+.* \(see --help\)$/);
-  });
+  it.concurrent.each(['receiver', 'worker', 'stripe:emulator', 'reconcile', 'replay', 'audit', 'review'])(
+    'npm run %s answers --help and refuses an unknown option',
+    async (script) => {
+      const help = await npm(script, ['--help']);
+      expect(help.code, help.stderr).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: /);
+      expect(help.stdout).toMatch(/^Exit codes:$/m);
+      const bad = await npm(script, ['--no-such-option']);
+      expect(bad.code).toBe(64);
+      expect(bad.stderr.trim()).toMatch(/^[\w-]+: Unknown option '--no-such-option'; usage: npm run \S+.* \(see --help\)$/);
+    },
+  );
 });

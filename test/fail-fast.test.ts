@@ -53,7 +53,10 @@ type Command = keyof typeof COMMANDS;
 /** Runs a command with the test's services unless `env` says otherwise. */
 function run(command: Command, args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
   // The kill after 2 minutes only stops a hang from stalling the suite; the bound is expectFailFast's.
-  return runCommand(process.execPath, [...COMMANDS[command], ...args], { env: { DATABASE_URL: TEST_PG_URL, REDIS_URL: TEST_REDIS_URL, LOG_FORMAT: 'json', ...env }, timeoutMs: 120_000 });
+  return runCommand(process.execPath, [...COMMANDS[command], ...args], {
+    env: { DATABASE_URL: TEST_PG_URL, REDIS_URL: TEST_REDIS_URL, LOG_FORMAT: 'json', ...env },
+    timeoutMs: 120_000,
+  });
 }
 
 /**
@@ -86,19 +89,33 @@ function expectFailFast(result: CommandResult, message: RegExp, helpMs: number):
 }
 
 const where = (url: string) => new URL(url).host.replaceAll('.', '\\.');
-const inUse = (port: number, variable: string) => new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use: set ${variable} to a free port$`, 'm');
+const inUse = (port: number, variable: string) =>
+  new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use: set ${variable} to a free port$`, 'm');
 
 // One process at a time (start-ups are CPU-bound: running them side by side only blurs the
 // timings); each test starts several, which takes minutes on a loaded machine.
 describe('each command: --help, and one line with exit 1 within seconds when it cannot work', { timeout: 300_000 }, () => {
   it('receiver: Redis down, PostgreSQL down, PORT=abc, port taken', async () => {
     const helpMs = await checkCommandLine('receiver', 'webhook-receiver');
-    expectFailFast(await run('receiver', [], { REDIS_URL: deadRedis }), new RegExp(`^webhook-receiver cannot start: Redis unreachable at ${where(deadRedis)}: connection refused$`), helpMs);
-    expectFailFast(await run('receiver', [], { DATABASE_URL: deadPg }), new RegExp(`^webhook-receiver cannot start: PostgreSQL unreachable at ${where(deadPg)}: connection refused$`), helpMs);
+    expectFailFast(
+      await run('receiver', [], { REDIS_URL: deadRedis }),
+      new RegExp(`^webhook-receiver cannot start: Redis unreachable at ${where(deadRedis)}: connection refused$`),
+      helpMs,
+    );
+    expectFailFast(
+      await run('receiver', [], { DATABASE_URL: deadPg }),
+      new RegExp(`^webhook-receiver cannot start: PostgreSQL unreachable at ${where(deadPg)}: connection refused$`),
+      helpMs,
+    );
     // A server that accepts and never answers (a firewall, a wrong port): the probe's 3 s bound it.
     const silent = `127.0.0.1:${busyPort}`;
-    expectFailFast(await run('receiver', [], { REDIS_URL: `redis://${silent}`, DATABASE_URL: `postgresql://postgres@${silent}/ledger` }),
-      new RegExp(`^webhook-receiver cannot start: PostgreSQL unreachable at ${silent.replaceAll('.', '\\.')}: no answer within 3 s; Redis unreachable at ${silent.replaceAll('.', '\\.')}: no answer within 3 s$`), helpMs);
+    expectFailFast(
+      await run('receiver', [], { REDIS_URL: `redis://${silent}`, DATABASE_URL: `postgresql://postgres@${silent}/ledger` }),
+      new RegExp(
+        `^webhook-receiver cannot start: PostgreSQL unreachable at ${silent.replaceAll('.', '\\.')}: no answer within 3 s; Redis unreachable at ${silent.replaceAll('.', '\\.')}: no answer within 3 s$`,
+      ),
+      helpMs,
+    );
     // Invalid, not "required": zod's coercion used to hide the value.
     expectFailFast(await run('receiver', [], { PORT: 'abc' }), /^Invalid environment: PORT must be a number \(got "abc"\)$/, helpMs);
     expectFailFast(await run('receiver', [], { PORT: String(busyPort) }), inUse(busyPort, 'PORT'), helpMs);
@@ -106,21 +123,49 @@ describe('each command: --help, and one line with exit 1 within seconds when it 
 
   it('worker: Redis down, PostgreSQL down, a variable out of range, port taken', async () => {
     const helpMs = await checkCommandLine('worker', 'order-worker');
-    expectFailFast(await run('worker', [], { REDIS_URL: deadRedis }), /^order-worker cannot start: Redis unreachable at .*: connection refused$/, helpMs);
-    expectFailFast(await run('worker', [], { DATABASE_URL: deadPg }), /^order-worker cannot start: PostgreSQL unreachable at .*: connection refused$/, helpMs);
-    expectFailFast(await run('worker', [], { WORKER_CONCURRENCY: '0' }), /^Invalid environment: WORKER_CONCURRENCY must be at least 1 \(got "0"\)$/, helpMs);
+    expectFailFast(
+      await run('worker', [], { REDIS_URL: deadRedis }),
+      /^order-worker cannot start: Redis unreachable at .*: connection refused$/,
+      helpMs,
+    );
+    expectFailFast(
+      await run('worker', [], { DATABASE_URL: deadPg }),
+      /^order-worker cannot start: PostgreSQL unreachable at .*: connection refused$/,
+      helpMs,
+    );
+    expectFailFast(
+      await run('worker', [], { WORKER_CONCURRENCY: '0' }),
+      /^Invalid environment: WORKER_CONCURRENCY must be at least 1 \(got "0"\)$/,
+      helpMs,
+    );
     expectFailFast(await run('worker', [], { WORKER_HEALTH_PORT: String(busyPort) }), inUse(busyPort, 'WORKER_HEALTH_PORT'), helpMs);
   });
 
   it('Redis Cluster: no node answers, or QUEUE_PREFIX without a hash tag', async () => {
     const helpMs = await checkCommandLine('worker', 'order-worker');
     const deadCluster = `redis+cluster://:${PASSWORD}@127.0.0.1:2,127.0.0.1:1`;
-    expectFailFast(await run('worker', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }), /^order-worker cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/, helpMs);
-    expectFailFast(await run('receiver', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }), /^webhook-receiver cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/, helpMs);
+    expectFailFast(
+      await run('worker', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }),
+      /^order-worker cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/,
+      helpMs,
+    );
+    expectFailFast(
+      await run('receiver', [], { REDIS_URL: deadCluster, QUEUE_PREFIX: '{ledger}' }),
+      /^webhook-receiver cannot start: Redis unreachable at 127\.0\.0\.1:2,127\.0\.0\.1:1: no cluster node answered$/,
+      helpMs,
+    );
     // Checked before anything connects: the prefix would spread a queue's keys over many slots.
-    for (const [command, name] of [['worker', 'order-worker'], ['receiver', 'webhook-receiver'], ['reconcile', 'reconcile']] as const) {
+    for (const [command, name] of [
+      ['worker', 'order-worker'],
+      ['receiver', 'webhook-receiver'],
+      ['reconcile', 'reconcile'],
+    ] as const) {
       const result = await run(command, [], { REDIS_URL: deadCluster, QUEUE_PREFIX: 'ledger' });
-      expectFailFast(result, /^Invalid environment: QUEUE_PREFIX must hold a hash tag such as \{ledger\} on Redis Cluster \(REDIS_URL is redis\+cluster:\/\/\), so that each queue's keys live in one slot \(got "ledger"\)$/, helpMs);
+      expectFailFast(
+        result,
+        /^Invalid environment: QUEUE_PREFIX must hold a hash tag such as \{ledger\} on Redis Cluster \(REDIS_URL is redis\+cluster:\/\/\), so that each queue's keys live in one slot \(got "ledger"\)$/,
+        helpMs,
+      );
       expect(result.stderr, name).not.toContain('cannot start');
     }
   });
@@ -140,7 +185,11 @@ describe('each command: --help, and one line with exit 1 within seconds when it 
     const helpMs = await checkCommandLine('start');
     expectFailFast(await run('start', [], { REDIS_URL: deadRedis }), /^npm start: Redis unreachable at /, helpMs);
     expectFailFast(await run('start', [], { DATABASE_URL: deadPg }), /^npm start: PostgreSQL unreachable at /, helpMs);
-    expectFailFast(await run('start', [], { PORT: String(busyPort) }), new RegExp(`^npm start: ${inUse(busyPort, 'PORT').source}`, 'm'), helpMs);
+    expectFailFast(
+      await run('start', [], { PORT: String(busyPort) }),
+      new RegExp(`^npm start: ${inUse(busyPort, 'PORT').source}`, 'm'),
+      helpMs,
+    );
   });
 
   it('migrate, chaos, bench with PostgreSQL or Redis down; the emulator with its port taken', async () => {

@@ -42,7 +42,8 @@ async function scenarioOrders(accounts: number, perAccount: number): Promise<Ord
   for (let a = 0; a < accounts; a += 1) {
     const first = await createOrderFixture(ledger.prisma(), { amount: 100 + a });
     orders.push(first);
-    for (let i = 1; i < perAccount; i += 1) orders.push(await createOrderFixture(ledger.prisma(), { accountId: first.accountId, amount: 100 + a + i }));
+    for (let i = 1; i < perAccount; i += 1)
+      orders.push(await createOrderFixture(ledger.prisma(), { accountId: first.accountId, amount: 100 + a + i }));
   }
   return orders;
 }
@@ -59,38 +60,44 @@ describe('group commit', () => {
       short: fc.boolean(),
     });
     await fc.assert(
-      fc.asyncProperty(fc.array(reports, { minLength: 6, maxLength: 6 }), fc.integer({ min: 2, max: 12 }), fc.nat(), async (plan, maxBatch, seed) => {
-        const build = (orders: OrderFixture[]) =>
-          orders.flatMap((order, index) => {
-            const p = plan[index]!;
-            const fact = payment(order, p.short ? { amount: order.amount - 1 } : {});
-            const intentEvent = source(order.paymentIntentId);
-            const credits: PaymentCredit[] = Array.from({ length: p.copies }, () => ({ fact, source: intentEvent }));
-            if (p.checkout) credits.push({ fact, source: source(order.paymentIntentId, 'checkout.session.completed') });
-            if (p.sync) credits.push({ fact });
-            if (p.secondPayment) {
-              const second = `pi_2${order.id.slice(4, 16)}`;
-              credits.push({ fact: payment(order, { paymentIntentId: second }), source: source(second) });
-            }
-            return credits;
-          });
-        const shuffle = <T>(items: T[]) => fc.sample(fc.shuffledSubarray(items, { minLength: items.length, maxLength: items.length }), { seed, numRuns: 1 })[0]!;
+      fc.asyncProperty(
+        fc.array(reports, { minLength: 6, maxLength: 6 }),
+        fc.integer({ min: 2, max: 12 }),
+        fc.nat(),
+        async (plan, maxBatch, seed) => {
+          const build = (orders: OrderFixture[]) =>
+            orders.flatMap((order, index) => {
+              const p = plan[index]!;
+              const fact = payment(order, p.short ? { amount: order.amount - 1 } : {});
+              const intentEvent = source(order.paymentIntentId);
+              const credits: PaymentCredit[] = Array.from({ length: p.copies }, () => ({ fact, source: intentEvent }));
+              if (p.checkout) credits.push({ fact, source: source(order.paymentIntentId, 'checkout.session.completed') });
+              if (p.sync) credits.push({ fact });
+              if (p.secondPayment) {
+                const second = `pi_2${order.id.slice(4, 16)}`;
+                credits.push({ fact: payment(order, { paymentIntentId: second }), source: source(second) });
+              }
+              return credits;
+            });
+          const shuffle = <T>(items: T[]) =>
+            fc.sample(fc.shuffledSubarray(items, { minLength: items.length, maxLength: items.length }), { seed, numRuns: 1 })[0]!;
 
-        // One by one, in order, with batching off.
-        const sequentialOrders = await scenarioOrders(2, 3);
-        const oneByOne = createCreditBatcher(ledger.prisma(), { maxBatch: 1, maxWaitMs: 0 });
-        for (const credit of shuffle(build(sequentialOrders))) await oneByOne.credit(credit);
+          // One by one, in order, with batching off.
+          const sequentialOrders = await scenarioOrders(2, 3);
+          const oneByOne = createCreditBatcher(ledger.prisma(), { maxBatch: 1, maxWaitMs: 0 });
+          for (const credit of shuffle(build(sequentialOrders))) await oneByOne.credit(credit);
 
-        // All at once through a batcher.
-        const batchedOrders = await scenarioOrders(2, 3);
-        const batcher = createCreditBatcher(ledger.prisma(), { maxBatch, maxWaitMs: 20 });
-        const results: ApplyResult[] = await Promise.all(shuffle(build(batchedOrders)).map((credit) => batcher.credit(credit)));
-        await batcher.drain();
+          // All at once through a batcher.
+          const batchedOrders = await scenarioOrders(2, 3);
+          const batcher = createCreditBatcher(ledger.prisma(), { maxBatch, maxWaitMs: 20 });
+          const results: ApplyResult[] = await Promise.all(shuffle(build(batchedOrders)).map((credit) => batcher.credit(credit)));
+          await batcher.drain();
 
-        expect(await endState(batchedOrders)).toEqual(await endState(sequentialOrders));
-        const credited = results.reduce((sum, result) => sum + result.credited, 0);
-        expect(credited).toBe(plan.filter((p) => !p.short).length);
-      }),
+          expect(await endState(batchedOrders)).toEqual(await endState(sequentialOrders));
+          const credited = results.reduce((sum, result) => sum + result.credited, 0);
+          expect(credited).toBe(plan.filter((p) => !p.short).length);
+        },
+      ),
       { numRuns: 12 },
     );
   });
@@ -109,7 +116,15 @@ describe('group commit', () => {
     ];
     const results = await Promise.all(credits.map((credit) => batcher.credit(credit)));
     await batcher.drain();
-    expect(results.map((result) => result.outcomes[0]).sort()).toEqual(['applied', 'applied', 'applied', 'applied', 'applied', 'applied', 'held']);
+    expect(results.map((result) => result.outcomes[0]).sort()).toEqual([
+      'applied',
+      'applied',
+      'applied',
+      'applied',
+      'applied',
+      'applied',
+      'held',
+    ]);
     for (const order of neighbours) expect(await ledger.entriesOf(order)).toEqual(['topup:300']);
     expect(await ledger.entriesOf(orphan)).toEqual(['topup:700']);
   });

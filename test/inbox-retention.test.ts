@@ -22,9 +22,16 @@ describe('inbox retention', () => {
 
     const report = await pruneInbox(prisma, { keepDays: 35, batchSize: 1_000 });
     expect(report).toMatchObject({ deleted: 2_500, batches: 3 });
-    const left = (await prisma.stripeEvent.findMany({ where: { id: { in: ['evt_recent_kept', 'evt_old_held', 'evt_old_failed'] } }, select: { id: true } })).map((row) => row.id);
+    const left = (
+      await prisma.stripeEvent.findMany({
+        where: { id: { in: ['evt_recent_kept', 'evt_old_held', 'evt_old_failed'] } },
+        select: { id: true },
+      })
+    ).map((row) => row.id);
     expect(left.sort()).toEqual(['evt_old_failed', 'evt_old_held', 'evt_recent_kept']);
-    expect(await prisma.stripeEvent.count({ where: { id: { startsWith: 'evt_old_' }, status: { in: ['processed', 'duplicate', 'not_ours'] } } })).toBe(0);
+    expect(
+      await prisma.stripeEvent.count({ where: { id: { startsWith: 'evt_old_' }, status: { in: ['processed', 'duplicate', 'not_ours'] } } }),
+    ).toBe(0);
     // A second run finds nothing more to do.
     expect((await pruneInbox(prisma, { keepDays: 35 })).deleted).toBe(0);
     console.log(`inbox retention: 2,500 rows in ${report.batches} batches, longest DELETE ${report.longestBatchMs.toFixed(1)} ms`);

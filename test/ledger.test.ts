@@ -7,7 +7,11 @@ import { createOrderFixture, events, type OrderFixture, type StripeEventFixture 
 import { useLedgerDatabase } from './helpers/ledger.js';
 
 const ledger = useLedgerDatabase();
-const db = { get prisma() { return ledger.prisma(); } };
+const db = {
+  get prisma() {
+    return ledger.prisma();
+  },
+};
 const { apply, balanceOf } = ledger;
 
 async function ledgerOf(order: OrderFixture) {
@@ -24,7 +28,14 @@ describe('the ledger schema', () => {
       db.prisma.$transaction(async (tx) => {
         await tx.account.update({ where: { id: order.accountId }, data: { balance: { increment: 700 } } });
         await tx.ledgerEntry.create({
-          data: { accountId: order.accountId, entryType: 'topup', amount: 700, currency: 'usd', reference: order.paymentIntentId, orderId: order.id },
+          data: {
+            accountId: order.accountId,
+            entryType: 'topup',
+            amount: 700,
+            currency: 'usd',
+            reference: order.paymentIntentId,
+            orderId: order.id,
+          },
         });
         await tx.order.update({ where: { id: order.id }, data: { status: 'credited' } });
       });
@@ -58,7 +69,12 @@ describe('crediting a payment', () => {
 
   it('credits several orders of one account concurrently without losing any', async () => {
     const first = await createOrderFixture(db.prisma, { amount: 100 });
-    const orders = [first, ...(await Promise.all(Array.from({ length: 9 }, (_, i) => createOrderFixture(db.prisma, { accountId: first.accountId, amount: 100 * (i + 2) }))))];
+    const orders = [
+      first,
+      ...(await Promise.all(
+        Array.from({ length: 9 }, (_, i) => createOrderFixture(db.prisma, { accountId: first.accountId, amount: 100 * (i + 2) })),
+      )),
+    ];
     await Promise.all(orders.map((order) => apply(events.paymentIntent('succeeded', order))));
     expect(await balanceOf(first.accountId)).toBe(orders.reduce((sum, order) => sum + order.amount, 0));
   });
@@ -85,8 +101,18 @@ describe('crediting a payment', () => {
 
   it('credits through a sync (no event) exactly once alongside the webhook', async () => {
     const order = await createOrderFixture(db.prisma, { amount: 4_000 });
-    const fact = { kind: 'payment_succeeded' as const, paymentIntentId: order.paymentIntentId, orderId: order.id, amount: 4_000, currency: 'usd' };
-    await Promise.all([applyPaymentFacts(db.prisma, [fact]), apply(events.paymentIntent('succeeded', order)), applyPaymentFacts(db.prisma, [fact])]);
+    const fact = {
+      kind: 'payment_succeeded' as const,
+      paymentIntentId: order.paymentIntentId,
+      orderId: order.id,
+      amount: 4_000,
+      currency: 'usd',
+    };
+    await Promise.all([
+      applyPaymentFacts(db.prisma, [fact]),
+      apply(events.paymentIntent('succeeded', order)),
+      applyPaymentFacts(db.prisma, [fact]),
+    ]);
     expect(await ledgerOf(order)).toHaveLength(1);
     expect(await balanceOf(order.accountId)).toBe(4_000);
   });
@@ -105,7 +131,10 @@ describe('refunds and disputes', () => {
     await apply(events.paymentIntent('succeeded', order));
     const refund = { id: 're_same123', amount: 1_000 };
     await Promise.all([apply(events.refund('refund.created', order, refund)), apply(events.refund('charge.refunded', order, refund))]);
-    expect((await ledgerOf(order)).map((entry) => [entry.entryType, entry.amount])).toEqual([['topup', 1_000], ['refund', -1_000]]);
+    expect((await ledgerOf(order)).map((entry) => [entry.entryType, entry.amount])).toEqual([
+      ['topup', 1_000],
+      ['refund', -1_000],
+    ]);
     expect(await statusOf(order)).toBe('refunded');
   });
 
@@ -143,7 +172,7 @@ describe('refunds and disputes', () => {
 });
 
 describe('order of arrival', () => {
-  it('any shuffle of a payment\'s events, with duplicates, ends in the same ledger and status', async () => {
+  it("any shuffle of a payment's events, with duplicates, ends in the same ledger and status", async () => {
     // The payment's story: paid, a processing notice, a failed earlier attempt, a partial refund
     // reported twice, a dispute opened and won. Each run uses fresh ids.
     const story = (order: OrderFixture) => {
@@ -169,15 +198,17 @@ describe('order of arrival', () => {
     const reference = await createOrderFixture(db.prisma, { amount: 1_000 });
     for (const stripeEvent of story(reference)) await apply(stripeEvent);
     const expected = await summary(reference);
-    expect(expected).toEqual({ status: 'partially_refunded', balance: 750, ledger: ['dispute:-1000', 'dispute_reversal:1000', 'refund:-250', 'topup:1000'] });
+    expect(expected).toEqual({
+      status: 'partially_refunded',
+      balance: 750,
+      ledger: ['dispute:-1000', 'dispute_reversal:1000', 'refund:-250', 'topup:1000'],
+    });
 
     // Every event at least once, up to 8 of them twice, in any order: a shuffle of event indices.
-    const deliveryOrder = fc
-      .array(fc.nat({ max: 7 }), { maxLength: 8 })
-      .chain((extra) => {
-        const indices = [0, 1, 2, 3, 4, 5, 6, 7, ...extra];
-        return fc.shuffledSubarray(indices, { minLength: indices.length, maxLength: indices.length });
-      });
+    const deliveryOrder = fc.array(fc.nat({ max: 7 }), { maxLength: 8 }).chain((extra) => {
+      const indices = [0, 1, 2, 3, 4, 5, 6, 7, ...extra];
+      return fc.shuffledSubarray(indices, { minLength: indices.length, maxLength: indices.length });
+    });
     await fc.assert(
       fc.asyncProperty(deliveryOrder, fc.boolean(), async (indices, concurrently) => {
         const order = await createOrderFixture(db.prisma, { amount: 1_000 });
@@ -215,7 +246,10 @@ describe('order of arrival', () => {
           const id = `re_${index}${tag}`;
           deliveries.push(events.refund('refund.created', order, { id, amount: refund.amount, status: 'pending' }));
           if (refund.fails) {
-            deliveries.push(events.refund('refund.failed', order, { id, amount: refund.amount }), events.refund('charge.refund.updated', order, { id, amount: refund.amount, status: 'failed' }));
+            deliveries.push(
+              events.refund('refund.failed', order, { id, amount: refund.amount }),
+              events.refund('charge.refund.updated', order, { id, amount: refund.amount, status: 'failed' }),
+            );
             expected.push(`refund:${-refund.amount}`, `refund_reversal:${refund.amount}`);
           } else {
             deliveries.push(events.refund('refund.updated', order, { id, amount: refund.amount, status: 'succeeded' }));
@@ -224,11 +258,17 @@ describe('order of arrival', () => {
         });
         if (story.dispute) {
           const dispute = { id: `dp_${tag}`, status: 'needs_response', amount: 100 };
-          deliveries.push(events.dispute('created', order, dispute), events.dispute('closed', order, { ...dispute, status: story.dispute }));
+          deliveries.push(
+            events.dispute('created', order, dispute),
+            events.dispute('closed', order, { ...dispute, status: story.dispute }),
+          );
           expected.push('dispute:-100', ...(story.dispute === 'won' ? ['dispute_reversal:100'] : []));
         }
         for (const copy of story.extraCopies) deliveries.push(deliveries[copy % deliveries.length]!);
-        const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), { seed: story.seed, numRuns: 1 })[0]!;
+        const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), {
+          seed: story.seed,
+          numRuns: 1,
+        })[0]!;
         if (story.concurrently) await Promise.all(shuffled.map((delivery) => apply(delivery)));
         else for (const stripeEvent of shuffled) await apply(stripeEvent);
 
@@ -242,7 +282,12 @@ describe('order of arrival', () => {
         if (story.secondPayment) {
           expect(await statusOf(order)).toBe('needs_review');
           // The operator refunds the duplicate payment at Stripe and dismisses the review.
-          const resolution = await resolveReview(db.prisma, { orderId: order.id, decision: 'dismiss', note: 'refunded the duplicate', resolvedBy: 'property' });
+          const resolution = await resolveReview(db.prisma, {
+            orderId: order.id,
+            decision: 'dismiss',
+            note: 'refunded the duplicate',
+            resolvedBy: 'property',
+          });
           expect(resolution.outcome).toBe('resolved');
         }
         expect(await statusOf(order)).toBe(expectedStatus);
@@ -252,4 +297,3 @@ describe('order of arrival', () => {
     );
   });
 });
-

@@ -35,7 +35,13 @@ interface Answer {
 }
 
 /** A long-poll over real HTTP, timed. */
-async function longPoll(baseUrl: string, id: string, query: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Answer> {
+async function longPoll(
+  baseUrl: string,
+  id: string,
+  query: string,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<Answer> {
   const started = performance.now();
   const response = await fetch(`${baseUrl}/orders/${id}?${query}`, { headers, signal });
   return { status: response.status, order: (await response.json()) as Answer['order'], ms: performance.now() - started };
@@ -47,11 +53,19 @@ async function waiters(app: FastifyInstance = system.receiver): Promise<number> 
   return Number(/^ledger_order_waiters (\d+)/m.exec(text)?.[1]);
 }
 
-const setStatus = (id: string, status: string) => withAdmin((client) => client.query(`UPDATE orders SET status = $1::"OrderStatus" WHERE id = $2`, [status, id]), db.url);
+const setStatus = (id: string, status: string) =>
+  withAdmin((client) => client.query(`UPDATE orders SET status = $1::"OrderStatus" WHERE id = $2`, [status, id]), db.url);
 
 describe('long-poll', () => {
   it('answers as soon as the credit commits, long before the wait ends', async () => {
-    const created = (await system.receiver.inject({ method: 'POST', url: '/orders', headers: { ...serviceAuth(), 'idempotency-key': `lp-${Date.now()}` }, payload: { accountId: 'acct_lp_credit', amount: 900, currency: 'usd' } })).json();
+    const created = (
+      await system.receiver.inject({
+        method: 'POST',
+        url: '/orders',
+        headers: { ...serviceAuth(), 'idempotency-key': `lp-${Date.now()}` },
+        payload: { accountId: 'acct_lp_credit', amount: 900, currency: 'usd' },
+      })
+    ).json();
     const auth = await userAuth('acct_lp_credit');
     const before = await waiters();
     const poll = longPoll(system.receiverUrl, created.id, 'wait=25&status=awaiting_payment', auth);
@@ -105,7 +119,12 @@ describe('long-poll', () => {
     expect(answer.ms).toBeLessThan(5_000);
   });
 
-  it.each([['wait=31&status=awaiting_payment'], ['wait=abc&status=awaiting_payment'], ['wait=-1&status=awaiting_payment'], ['wait=5&status=paid']])('refuses %s with 400', async (query) => {
+  it.each([
+    ['wait=31&status=awaiting_payment'],
+    ['wait=abc&status=awaiting_payment'],
+    ['wait=-1&status=awaiting_payment'],
+    ['wait=5&status=paid'],
+  ])('refuses %s with 400', async (query) => {
     const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_bad' });
     const answer = await longPoll(system.receiverUrl, order.id, query, serviceAuth());
     expect(answer.status).toBe(400);
@@ -117,7 +136,9 @@ describe('long-poll', () => {
     const auth = await userAuth(order.accountId);
     const before = await waiters();
     const clients = Array.from({ length: 20 }, () => new AbortController());
-    const polls = clients.map((client) => longPoll(system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth, client.signal).catch(() => 'aborted'));
+    const polls = clients.map((client) =>
+      longPoll(system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth, client.signal).catch(() => 'aborted'),
+    );
     await waitUntil(async () => (await waiters()) === before + 20, 10_000, '20 waiters');
     for (const client of clients) client.abort();
     expect(await Promise.all(polls)).toEqual(clients.map(() => 'aborted'));
@@ -129,11 +150,22 @@ describe('long-poll', () => {
     const secondUrl = await second.listen({ port: 0, host: '127.0.0.1' });
     try {
       const listeners = () =>
-        withAdmin(async (client) => (await client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'webhook-receiver-listener'`, [db.name])).rows[0].n as number, TEST_PG_URL);
+        withAdmin(
+          async (client) =>
+            (
+              await client.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'webhook-receiver-listener'`,
+                [db.name],
+              )
+            ).rows[0].n as number,
+          TEST_PG_URL,
+        );
       await waitUntil(async () => (await listeners()) === 2, 10_000, 'both receivers to listen');
       const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_many' });
       const auth = await userAuth(order.accountId);
-      const polls = Array.from({ length: 50 }, (_, i) => longPoll(i % 2 ? secondUrl : system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth));
+      const polls = Array.from({ length: 50 }, (_, i) =>
+        longPoll(i % 2 ? secondUrl : system.receiverUrl, order.id, 'wait=25&status=awaiting_payment', auth),
+      );
       await waitUntil(async () => (await waiters()) + (await waiters(second)) >= 50, 10_000, '50 waiters');
       expect(await listeners()).toBe(2);
       await setStatus(order.id, 'canceled');
@@ -147,12 +179,22 @@ describe('long-poll', () => {
 
   it('listens again after its connection is terminated, and the next change still wakes waiters', async () => {
     const terminated = await withAdmin(
-      async (client) => (await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'webhook-receiver-listener'`, [db.name])).rowCount,
+      async (client) =>
+        (
+          await client.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'webhook-receiver-listener'`,
+            [db.name],
+          )
+        ).rowCount,
       TEST_PG_URL,
     );
     expect(terminated).toBe(1);
     const metrics = async () => (await system.receiver.inject({ method: 'GET', url: '/metrics' })).body;
-    await waitUntil(async () => /^ledger_order_status_listener_reconnects_total [1-9]/m.test(await metrics()), 10_000, 'the listener to notice');
+    await waitUntil(
+      async () => /^ledger_order_status_listener_reconnects_total [1-9]/m.test(await metrics()),
+      10_000,
+      'the listener to notice',
+    );
     const order = await createOrderFixture(db.prisma, { accountId: 'acct_lp_reconnect' });
     const auth = await userAuth(order.accountId);
     // A change right after the reconnect may fall in the gap: then the post-reconnect re-check answers.
@@ -185,10 +227,15 @@ describe('PgOrderStatusListener', () => {
   it('re-checks every waiter after a reconnect, so a change made while disconnected still ends the wait', async () => {
     const proxy = await tcpProxy(TEST_PG_URL, 5432);
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _encoding, done) => {
-      lines.push(String(chunk));
-      done();
-    } }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write: (chunk, _encoding, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
     const registry = new Registry();
     const reconnects = new Counter({ name: 'reconnects', help: 'x', registers: [registry] });
     const url = new URL(db.url);

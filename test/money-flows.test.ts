@@ -8,7 +8,11 @@ import { useLedgerDatabase } from './helpers/ledger.js';
 // Money in the flows Stripe really produces, at the level of the ledger transaction: each case
 // asserts balances, ledger rows, statuses and the inbox; the invariants are checked after each.
 const ledger = useLedgerDatabase();
-const db = { get prisma() { return ledger.prisma(); } };
+const db = {
+  get prisma() {
+    return ledger.prisma();
+  },
+};
 const { apply, balanceOf, orderOf } = ledger;
 const ledgerOf = ledger.entriesOf;
 
@@ -108,7 +112,13 @@ describe('review never swallows money that moved', () => {
     await apply(short);
     expect(await balanceOf(order.accountId)).toBe(0);
 
-    const resolve = () => resolveReview(db.prisma, { orderId: order.id, decision: 'credit', note: 'customer paid 9.90; credit what was paid', resolvedBy: 'ops@test' });
+    const resolve = () =>
+      resolveReview(db.prisma, {
+        orderId: order.id,
+        decision: 'credit',
+        note: 'customer paid 9.90; credit what was paid',
+        resolvedBy: 'ops@test',
+      });
     const results = await Promise.all(Array.from({ length: 8 }, resolve));
     expect(results.filter((result) => result.outcome === 'resolved')).toHaveLength(1);
     expect(results.filter((result) => result.outcome === 'not_under_review')).toHaveLength(7);
@@ -116,7 +126,12 @@ describe('review never swallows money that moved', () => {
     expect(await balanceOf(order.accountId)).toBe(990);
     expect(await orderOf(order)).toMatchObject({ status: 'credited', reviewReason: null });
     const [resolution] = await db.prisma.reviewResolution.findMany({ where: { orderId: order.id } });
-    expect(resolution).toMatchObject({ decision: 'credit', amount: 990, resolvedBy: 'ops@test', note: 'customer paid 9.90; credit what was paid' });
+    expect(resolution).toMatchObject({
+      decision: 'credit',
+      amount: 990,
+      resolvedBy: 'ops@test',
+      note: 'customer paid 9.90; credit what was paid',
+    });
     expect(await inboxStatus(short.id)).toBe('processed');
     // A redelivery of the settled event changes nothing.
     expect((await apply(short)).outcomes).toEqual(['already_applied']);
@@ -130,7 +145,12 @@ describe('review never swallows money that moved', () => {
     // The operator refunds the second payment at Stripe: the account never got that money.
     const refundOfSecond = events.refund('refund.created', second, { id: `re_t${order.id.slice(4, 16)}`, amount: 600 });
     expect((await apply(refundOfSecond)).outcomes).toEqual(['held']);
-    const result = await resolveReview(db.prisma, { orderId: order.id, decision: 'dismiss', note: 'refunded the duplicate payment in the Dashboard', resolvedBy: 'ops' });
+    const result = await resolveReview(db.prisma, {
+      orderId: order.id,
+      decision: 'dismiss',
+      note: 'refunded the duplicate payment in the Dashboard',
+      resolvedBy: 'ops',
+    });
     expect(result).toMatchObject({ outcome: 'resolved', amount: 0, heldFacts: 2 });
     expect(await ledgerOf(order)).toEqual(['topup:600']);
     expect(await balanceOf(order.accountId)).toBe(600);
@@ -152,7 +172,9 @@ describe('one top-up per order', () => {
     // PaymentIntents whose metadata names it get paid, at the same time.
     const order = await insertOrderFixture(db.prisma, newOrderFixture({ amount: 2_000 }));
     await db.prisma.order.update({ where: { id: order.id }, data: { paymentIntentId: null } });
-    const payments = ['a', 'b', 'c'].map((suffix) => events.paymentIntent('succeeded', { ...order, paymentIntentId: `pi_${suffix}${order.id.slice(4, 16)}` }));
+    const payments = ['a', 'b', 'c'].map((suffix) =>
+      events.paymentIntent('succeeded', { ...order, paymentIntentId: `pi_${suffix}${order.id.slice(4, 16)}` }),
+    );
     const results = await Promise.all(payments.map((payment) => apply(payment)));
     expect(results.flatMap((result) => result.outcomes).sort()).toEqual(['applied', 'held', 'held']);
     expect(await ledgerOf(order)).toEqual(['topup:2000']);
@@ -169,7 +191,8 @@ describe('one top-up per order', () => {
     await db.prisma.order.update({ where: { id: order.id }, data: { paymentIntentId: null } });
     // As a credit made before this release left it: the top-up, but no PaymentIntent on the order.
     await db.prisma.$transaction([
-      db.prisma.$executeRaw`INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id) VALUES (${order.accountId}, 'topup', 900, 'usd', ${order.paymentIntentId}, ${order.id})`,
+      db.prisma
+        .$executeRaw`INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id) VALUES (${order.accountId}, 'topup', 900, 'usd', ${order.paymentIntentId}, ${order.id})`,
       db.prisma.$executeRaw`UPDATE accounts SET balance = balance + 900 WHERE id = ${order.accountId}`,
       db.prisma.$executeRaw`UPDATE orders SET status = 'credited' WHERE id = ${order.id}`,
     ]);
@@ -193,8 +216,15 @@ describe('facts Stripe would never send', () => {
     const beyond = events.refund('refund.created', order, { id: `re_b${order.id.slice(4, 16)}`, amount: 400 });
     expect((await apply(beyond)).outcomes).toEqual(['held']);
     // A duplicate of the refund that did go in is not "beyond": it is already applied.
-    expect((await apply(events.refund('charge.refund.updated', order, { id: `re_a${order.id.slice(4, 16)}`, amount: 700 }))).outcomes).toEqual(['already_applied']);
-    const foreign = events.dispute('created', order, { id: `dp_x${order.id.slice(4, 16)}`, status: 'needs_response', currency: 'eur', amount: 300 });
+    expect(
+      (await apply(events.refund('charge.refund.updated', order, { id: `re_a${order.id.slice(4, 16)}`, amount: 700 }))).outcomes,
+    ).toEqual(['already_applied']);
+    const foreign = events.dispute('created', order, {
+      id: `dp_x${order.id.slice(4, 16)}`,
+      status: 'needs_response',
+      currency: 'eur',
+      amount: 300,
+    });
     expect((await apply(foreign)).outcomes).toEqual(['held']);
     expect(await ledgerOf(order)).toEqual(['topup:1000', 'refund:-700']);
     expect((await orderOf(order)).status).toBe('needs_review');
@@ -213,7 +243,7 @@ describe('facts Stripe would never send', () => {
     expect(await db.prisma.ledgerEntry.count({ where: { reference: { in: [stranger.paymentIntentId, 're_stranger0001'] } } })).toBe(0);
   });
 
-  it('records a live-mode event in a test deployment, and a connected account\'s event, as not ours', async () => {
+  it("records a live-mode event in a test deployment, and a connected account's event, as not ours", async () => {
     const order = await createOrderFixture(db.prisma, { amount: 250 });
     const live = { ...events.paymentIntent('succeeded', order), livemode: true };
     const connected = { ...events.paymentIntent('succeeded', order), account: 'acct_1ConnectedElse' };
@@ -254,7 +284,9 @@ describe('an account has one currency', () => {
 describe('a sync', () => {
   it('expires an order whose PaymentIntent this system canceled at ORDER_TTL', async () => {
     const order = await createOrderFixture(db.prisma);
-    await applyPaymentFacts(db.prisma, [{ kind: 'payment_progress', paymentIntentId: order.paymentIntentId, orderId: order.id, to: 'expired' }]);
+    await applyPaymentFacts(db.prisma, [
+      { kind: 'payment_progress', paymentIntentId: order.paymentIntentId, orderId: order.id, to: 'expired' },
+    ]);
     expect((await orderOf(order)).status).toBe('expired');
     // Paid before the cancel reached Stripe: the credit wins.
     await apply(events.paymentIntent('succeeded', order));

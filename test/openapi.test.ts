@@ -77,13 +77,25 @@ function conforms(method: string, path: string, response: LightMyRequestResponse
   checked.add(`${method} ${path} ${response.statusCode}`);
 }
 
-async function createOrder(body: object, key: string | null = randomUUID(), target = app, headers: Record<string, string> = { ...service }) {
-  return target.inject({ method: 'POST', url: '/orders', headers: key === null ? headers : { ...headers, 'idempotency-key': key }, payload: body });
+async function createOrder(
+  body: object,
+  key: string | null = randomUUID(),
+  target = app,
+  headers: Record<string, string> = { ...service },
+) {
+  return target.inject({
+    method: 'POST',
+    url: '/orders',
+    headers: key === null ? headers : { ...headers, 'idempotency-key': key },
+    payload: body,
+  });
 }
 
 describe('the OpenAPI document', () => {
   it('gives every operation tags, a unique operationId and an error schema for every failure', () => {
-    const operations = Object.entries(spec.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })));
+    const operations = Object.entries(spec.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({ path, method, operation })),
+    );
     expect(operations.map(({ method, path }) => `${method.toUpperCase()} ${path}`).sort()).toEqual(
       [
         'GET /accounts/{id}',
@@ -106,16 +118,23 @@ describe('the OpenAPI document', () => {
       for (const [status, response] of Object.entries(operation.responses)) {
         if (Number(status) < 400) continue;
         const schema = response.content?.['application/json']?.schema;
-        expect(schema && requiredFields(schema), `${operation.operationId} ${status}`).toEqual(expect.arrayContaining(['error', 'message']));
+        expect(schema && requiredFields(schema), `${operation.operationId} ${status}`).toEqual(
+          expect.arrayContaining(['error', 'message']),
+        );
       }
     }
     expect(new Set(operations.map(({ operation }) => operation.operationId)).size).toBe(operations.length);
   });
 
   it('documents what the webhook route reads, though only the handler checks it (after the signature)', () => {
-    const webhook = spec.paths['/webhooks/stripe']!.post as Operation & { parameters: { name: string; in: string }[]; requestBody: { content: Record<string, { schema: { required: string[] } }> } };
+    const webhook = spec.paths['/webhooks/stripe']!.post as Operation & {
+      parameters: { name: string; in: string }[];
+      requestBody: { content: Record<string, { schema: { required: string[] } }> };
+    };
     expect(webhook.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'stripe-signature', in: 'header' })]));
-    expect(webhook.requestBody.content['application/json']!.schema.required).toEqual(expect.arrayContaining(['id', 'object', 'type', 'data']));
+    expect(webhook.requestBody.content['application/json']!.schema.required).toEqual(
+      expect.arrayContaining(['id', 'object', 'type', 'data']),
+    );
   });
 });
 
@@ -123,16 +142,31 @@ describe('every route answers what its document says', () => {
   it('health, readiness, metrics', async () => {
     conforms('GET', '/healthz', await app.inject({ method: 'GET', url: '/healthz' }), 200);
     // Ready once its connections are up (a fresh process answers 503 until then).
-    await waitUntil(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'the receiver to be ready');
+    await waitUntil(
+      async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200,
+      10_000,
+      'the receiver to be ready',
+    );
     conforms('GET', '/readyz', await app.inject({ method: 'GET', url: '/readyz' }), 200);
     conforms('GET', '/metrics', await app.inject({ method: 'GET', url: '/metrics' }), 200);
   });
 
   it('POST /webhooks/stripe: accepted, duplicate, ignored, refused', async () => {
     const deliver = (payload: string, headers: Record<string, string>) =>
-      app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+      app.inject({
+        method: 'POST',
+        url: '/webhooks/stripe',
+        payload,
+        headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+      });
     const signed = (payload: string) => deliver(payload, { 'stripe-signature': signatureHeader(payload) });
-    const order = { id: `ord_${randomUUID().replaceAll('-', '')}`, accountId: account(), amount: 500, currency: 'usd', paymentIntentId: `pi_${randomUUID().replaceAll('-', '')}` };
+    const order = {
+      id: `ord_${randomUUID().replaceAll('-', '')}`,
+      accountId: account(),
+      amount: 500,
+      currency: 'usd',
+      paymentIntentId: `pi_${randomUUID().replaceAll('-', '')}`,
+    };
     const payload = JSON.stringify(events.paymentIntent('succeeded', order));
 
     const accepted = await signed(payload);
@@ -151,7 +185,12 @@ describe('every route answers what its document says', () => {
     conforms('POST', '/webhooks/stripe', await signed(JSON.stringify({ hello: 'world' })), 400);
     const oversized = JSON.stringify({ padding: 'x'.repeat(64 * 1024) });
     conforms('POST', '/webhooks/stripe', await signed(oversized), 413);
-    const plain = await app.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'text/plain', 'stripe-signature': signatureHeader(payload) } });
+    const plain = await app.inject({
+      method: 'POST',
+      url: '/webhooks/stripe',
+      payload,
+      headers: { 'content-type': 'text/plain', 'stripe-signature': signatureHeader(payload) },
+    });
     conforms('POST', '/webhooks/stripe', plain, 415);
   });
 
@@ -170,18 +209,43 @@ describe('every route answers what its document says', () => {
     conforms('POST', '/orders', await createOrder(body, randomUUID(), app, await userAuth(account())), 403);
     const padded = await createOrder({ ...body, padding: 'x'.repeat(64 * 1024) });
     conforms('POST', '/orders', padded, 413);
-    const xml = await app.inject({ method: 'POST', url: '/orders', headers: { ...service, 'idempotency-key': randomUUID(), 'content-type': 'application/xml' }, payload: '<order/>' });
+    const xml = await app.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { ...service, 'idempotency-key': randomUUID(), 'content-type': 'application/xml' },
+      payload: '<order/>',
+    });
     conforms('POST', '/orders', xml, 415);
 
     conforms('GET', '/orders/{id}', await app.inject({ method: 'GET', url: `/orders/${order.id}`, headers: service }), 200);
-    conforms('GET', '/orders/{id}', await app.inject({ method: 'GET', url: `/orders/${order.id}?wait=0.05&status=awaiting_payment`, headers: service }), 200);
-    conforms('GET', '/orders/{id}', await app.inject({ method: 'GET', url: `/orders/${order.id}?wait=99&status=awaiting_payment`, headers: service }), 400);
+    conforms(
+      'GET',
+      '/orders/{id}',
+      await app.inject({ method: 'GET', url: `/orders/${order.id}?wait=0.05&status=awaiting_payment`, headers: service }),
+      200,
+    );
+    conforms(
+      'GET',
+      '/orders/{id}',
+      await app.inject({ method: 'GET', url: `/orders/${order.id}?wait=99&status=awaiting_payment`, headers: service }),
+      400,
+    );
     conforms('GET', '/orders/{id}', await app.inject({ method: 'GET', url: `/orders/${order.id}` }), 401);
     conforms('GET', '/orders/{id}', await app.inject({ method: 'GET', url: '/orders/ord_unknown', headers: service }), 404);
 
-    conforms('POST', '/orders/{id}/confirm', await app.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: service }), 202);
+    conforms(
+      'POST',
+      '/orders/{id}/confirm',
+      await app.inject({ method: 'POST', url: `/orders/${order.id}/confirm`, headers: service }),
+      202,
+    );
     conforms('POST', '/orders/{id}/confirm', await app.inject({ method: 'POST', url: `/orders/${order.id}/confirm` }), 401);
-    conforms('POST', '/orders/{id}/confirm', await app.inject({ method: 'POST', url: '/orders/ord_unknown/confirm', headers: service }), 404);
+    conforms(
+      'POST',
+      '/orders/{id}/confirm',
+      await app.inject({ method: 'POST', url: '/orders/ord_unknown/confirm', headers: service }),
+      404,
+    );
   });
 
   it('the orders routes when Stripe is down and over the rate limit', async () => {
@@ -197,11 +261,19 @@ describe('every route answers what its document says', () => {
       conforms('POST', '/orders', await createOrder({ accountId, amount: 300, currency: 'usd' }, randomUUID(), limited), 503);
       // The order Stripe never made a PaymentIntent for: a confirm has nothing to ask Stripe about.
       const unpaid = await db.prisma.order.findFirstOrThrow({ where: { accountId } });
-      conforms('POST', '/orders/{id}/confirm', await app.inject({ method: 'POST', url: `/orders/${unpaid.id}/confirm`, headers: service }), 409);
+      conforms(
+        'POST',
+        '/orders/{id}/confirm',
+        await app.inject({ method: 'POST', url: `/orders/${unpaid.id}/confirm`, headers: service }),
+        409,
+      );
 
       // Callers without a service key count per address, refused credentials included. Until the
       // limiter's Redis connection is up, it lets requests through (401); then the limit holds.
-      for (const [path, url] of [['/orders', '/orders'], ['/orders/{id}/confirm', `/orders/${unpaid.id}/confirm`]] as const) {
+      for (const [path, url] of [
+        ['/orders', '/orders'],
+        ['/orders/{id}/confirm', `/orders/${unpaid.id}/confirm`],
+      ] as const) {
         await waitUntil(
           async () => {
             const response = await limited.inject({ method: 'POST', url, payload: { accountId, amount: 300, currency: 'usd' } });
@@ -232,7 +304,9 @@ describe('every route answers what its document says', () => {
 
     const ledger = await app.inject({ method: 'GET', url: `/accounts/${accountId}/ledger`, headers: admin });
     conforms('GET', '/accounts/{id}/ledger', ledger, 200);
-    expect(ledger.json()).toMatchObject([{ type: 'topup', amount: 700, currency: 'eur', reference: order.paymentIntentId, orderId: order.id }]);
+    expect(ledger.json()).toMatchObject([
+      { type: 'topup', amount: 700, currency: 'eur', reference: order.paymentIntentId, orderId: order.id },
+    ]);
     conforms('GET', '/accounts/{id}/ledger', await app.inject({ method: 'GET', url: '/accounts/acct_nobody/ledger', headers: admin }), 404);
     conforms('GET', '/accounts/{id}/ledger', await app.inject({ method: 'GET', url: `/accounts/${accountId}/ledger` }), 401);
   });
@@ -248,11 +322,22 @@ describe('every route answers what its document says', () => {
     conforms('GET', '/admin/reviews', list, 200);
     expect(list.json()).toEqual(expect.arrayContaining([expect.objectContaining({ orderId: order.id })]));
     conforms('GET', '/admin/reviews', await app.inject({ method: 'GET', url: '/admin/reviews' }), 401);
-    conforms('GET', '/admin/reviews/{orderId}', await app.inject({ method: 'GET', url: `/admin/reviews/${order.id}`, headers: admin }), 200);
-    conforms('GET', '/admin/reviews/{orderId}', await app.inject({ method: 'GET', url: '/admin/reviews/ord_unknown', headers: admin }), 404);
+    conforms(
+      'GET',
+      '/admin/reviews/{orderId}',
+      await app.inject({ method: 'GET', url: `/admin/reviews/${order.id}`, headers: admin }),
+      200,
+    );
+    conforms(
+      'GET',
+      '/admin/reviews/{orderId}',
+      await app.inject({ method: 'GET', url: '/admin/reviews/ord_unknown', headers: admin }),
+      404,
+    );
     conforms('GET', '/admin/reviews/{orderId}', await app.inject({ method: 'GET', url: `/admin/reviews/${order.id}` }), 401);
 
-    const resolve = (orderId: string, payload: object, headers: Record<string, string> = admin) => app.inject({ method: 'POST', url: `/admin/reviews/${orderId}/resolve`, headers, payload });
+    const resolve = (orderId: string, payload: object, headers: Record<string, string> = admin) =>
+      app.inject({ method: 'POST', url: `/admin/reviews/${orderId}/resolve`, headers, payload });
     const path = '/admin/reviews/{orderId}/resolve';
     conforms('POST', path, await resolve(order.id, { decision: 'refund' }), 400);
     conforms('POST', path, await resolve(order.id, { decision: 'dismiss', note: 'n' }, {}), 401);
@@ -265,7 +350,9 @@ describe('every route answers what its document says', () => {
 
   it('drove every documented operation', () => {
     const driven = new Set([...checked].map((answer) => answer.split(' ').slice(0, 2).join(' ')));
-    const documented = Object.entries(spec.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
+    const documented = Object.entries(spec.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     expect(documented.filter((operation) => !driven.has(operation))).toEqual([]);
   });
 });

@@ -10,7 +10,9 @@ const REFUNDED = [0, 400, 1_000];
 /** Every combination of review × dispute × refunded × progress, on an order of 1,000. */
 const combinations = PROGRESS.flatMap((progress) =>
   REVIEW.flatMap((reviewReason) =>
-    DISPUTE.flatMap((disputeStatus) => REFUNDED.map((amountRefunded) => ({ progress, reviewReason, disputeStatus, amountRefunded, amount: 1_000 }))),
+    DISPUTE.flatMap((disputeStatus) =>
+      REFUNDED.map((amountRefunded) => ({ progress, reviewReason, disputeStatus, amountRefunded, amount: 1_000 })),
+    ),
   ),
 );
 
@@ -26,7 +28,10 @@ describe('the status rule', () => {
   });
 
   it('is the same in TypeScript and in the SQL the one-statement credit runs, for every combination', async () => {
-    const values = combinations.map((c, index) => `(${index}, ${c.reviewReason ? `'${c.reviewReason}'` : 'NULL'}, ${c.disputeStatus ? `'${c.disputeStatus}'` : 'NULL'}, ${c.amountRefunded}, ${c.amount}, '${c.progress}')`);
+    const values = combinations.map(
+      (c, index) =>
+        `(${index}, ${c.reviewReason ? `'${c.reviewReason}'` : 'NULL'}, ${c.disputeStatus ? `'${c.disputeStatus}'` : 'NULL'}, ${c.amountRefunded}, ${c.amount}, '${c.progress}')`,
+    );
     const rows = await db.prisma.$queryRawUnsafe<{ i: number; status: string }[]>(
       `SELECT i, ${orderStatusSql('progress')}::text AS status
        FROM (VALUES ${values.join(', ')}) AS t(i, review_reason, dispute_status, amount_refunded, amount, progress)

@@ -94,7 +94,11 @@ describe("users' JWTs", () => {
 
     const bob = await userAuth(account('bob'));
     const unknown = await get(`ord_${'A'.repeat(22)}`, bob);
-    for (const response of [await get(created.id, bob), await confirm(created.id, bob), await get(`${created.id}?wait=10&status=awaiting_payment`, bob)]) {
+    for (const response of [
+      await get(created.id, bob),
+      await confirm(created.id, bob),
+      await get(`${created.id}?wait=10&status=awaiting_payment`, bob),
+    ]) {
       expect(response.statusCode).toBe(404);
       expect(response.body).not.toContain(created.clientSecret);
       expect(response.body).not.toContain(alice);
@@ -166,7 +170,11 @@ describe("users' JWTs", () => {
 
 describe('missing credentials', () => {
   it('are 401 with a Bearer challenge on every orders route', async () => {
-    for (const [method, url] of [['POST', '/orders'], ['GET', `/orders/ord_${'A'.repeat(22)}`], ['POST', `/orders/ord_${'A'.repeat(22)}/confirm`]] as const) {
+    for (const [method, url] of [
+      ['POST', '/orders'],
+      ['GET', `/orders/ord_${'A'.repeat(22)}`],
+      ['POST', `/orders/ord_${'A'.repeat(22)}/confirm`],
+    ] as const) {
       const response = await app.inject({ method, url, headers: { 'idempotency-key': 'k' }, payload: method === 'POST' ? {} : undefined });
       expect(response.statusCode, url).toBe(401);
       expect(response.headers['www-authenticate']).toBe('Bearer realm="orders"');
@@ -177,7 +185,12 @@ describe('missing credentials', () => {
   it('close the orders API when nothing is configured (development without setup)', async () => {
     const open = await buildTestReceiver({ databaseUrl: db.url, prefix: system.prefix, ordersAuth: { apiKeys: [] } });
     try {
-      const response = await open.inject({ method: 'POST', url: '/orders', headers: { ...serviceAuth(), 'idempotency-key': 'k' }, payload: { accountId: 'acct_open', ...order() } });
+      const response = await open.inject({
+        method: 'POST',
+        url: '/orders',
+        headers: { ...serviceAuth(), 'idempotency-key': 'k' },
+        payload: { accountId: 'acct_open', ...order() },
+      });
       expect(response.statusCode).toBe(401);
       expect(response.json().message).toMatch(/ORDERS_API_KEYS/);
     } finally {
@@ -218,14 +231,27 @@ describe('JWT key sources from the environment', () => {
     const file = path.join(dir, 'jwks.json');
     const jwk = async (key: CryptoKey, kid: string) => ({ ...(await exportJWK(key)), kid, alg: 'ES256', use: 'sig' });
     writeFileSync(file, JSON.stringify({ keys: [await jwk(current.publicKey, 'k1'), await jwk(next.publicKey, 'k2')] }));
-    const authenticate = createOrdersAuthenticator(ordersAuthFromEnv(loadReceiverEnv({ ...baseEnv, ORDERS_JWKS_FILE: file, ORDERS_JWT_ISSUER: 'https://idp.example' })));
+    const authenticate = createOrdersAuthenticator(
+      ordersAuthFromEnv(loadReceiverEnv({ ...baseEnv, ORDERS_JWKS_FILE: file, ORDERS_JWT_ISSUER: 'https://idp.example' })),
+    );
     const sign = (key: CryptoKey, kid: string, extra: object = {}) =>
       new SignJWT({ ...claims(), iss: 'https://idp.example', ...extra }).setProtectedHeader({ alg: 'ES256', kid }).sign(key);
-    expect(await authenticate(`Bearer ${await sign(current.privateKey, 'k1')}`)).toEqual({ caller: { kind: 'user', accountId: 'acct_keys' } });
+    expect(await authenticate(`Bearer ${await sign(current.privateKey, 'k1')}`)).toEqual({
+      caller: { kind: 'user', accountId: 'acct_keys' },
+    });
     expect(await authenticate(`Bearer ${await sign(next.privateKey, 'k2')}`)).toEqual({ caller: { kind: 'user', accountId: 'acct_keys' } });
-    expect(await authenticate(`Bearer ${await sign(stranger.privateKey, 'k1')}`)).toMatchObject({ failure: 'invalid', message: expect.stringMatching(/signature/) });
-    expect(await authenticate(`Bearer ${await sign(stranger.privateKey, 'k9')}`)).toMatchObject({ failure: 'invalid', message: expect.stringMatching(/key/) });
-    expect(await authenticate(`Bearer ${await sign(current.privateKey, 'k1', { iss: 'https://evil.example' })}`)).toMatchObject({ failure: 'invalid', message: expect.stringMatching(/issuer/) });
+    expect(await authenticate(`Bearer ${await sign(stranger.privateKey, 'k1')}`)).toMatchObject({
+      failure: 'invalid',
+      message: expect.stringMatching(/signature/),
+    });
+    expect(await authenticate(`Bearer ${await sign(stranger.privateKey, 'k9')}`)).toMatchObject({
+      failure: 'invalid',
+      message: expect.stringMatching(/key/),
+    });
+    expect(await authenticate(`Bearer ${await sign(current.privateKey, 'k1', { iss: 'https://evil.example' })}`)).toMatchObject({
+      failure: 'invalid',
+      message: expect.stringMatching(/issuer/),
+    });
   });
 
   it.each([
@@ -234,7 +260,11 @@ describe('JWT key sources from the environment', () => {
     ['an unreadable key file', { ORDERS_JWT_PUBLIC_KEY_FILE: '/nonexistent.pem' }, /ORDERS_JWT_PUBLIC_KEY_FILE cannot be read/],
     ['a public key that is no PEM', { ORDERS_JWT_PUBLIC_KEY: 'not a key' }, /ORDERS_JWT_PUBLIC_KEY is not a PEM public key/],
     ['a short API key', { ORDERS_API_KEYS: 'short' }, /ORDERS_API_KEYS/],
-    ['the admin token as an orders key', { ORDERS_API_KEYS: `${ORDERS_API_KEYS[0]},${ADMIN_TOKEN}` }, /ORDERS_API_KEYS must not contain ADMIN_TOKEN/],
+    [
+      'the admin token as an orders key',
+      { ORDERS_API_KEYS: `${ORDERS_API_KEYS[0]},${ADMIN_TOKEN}` },
+      /ORDERS_API_KEYS must not contain ADMIN_TOKEN/,
+    ],
   ])('refuses %s in one line naming the variable', (_name, env, message) => {
     expect(() => loadReceiverEnv({ ...baseEnv, ...env })).toThrow(message);
   });
@@ -243,7 +273,15 @@ describe('JWT key sources from the environment', () => {
 describe('a receiver process without orders credentials', () => {
   const run = (env: Record<string, string>) =>
     spawnSync(process.execPath, ['--import', 'tsx', 'apps/webhook-receiver/src/server.ts'], {
-      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, PORT: '0', ORDERS_API_KEYS: '', ORDERS_JWT_SECRET: '', ...env },
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        PORT: '0',
+        ORDERS_API_KEYS: '',
+        ORDERS_JWT_SECRET: '',
+        ...env,
+      },
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -253,6 +291,8 @@ describe('a receiver process without orders credentials', () => {
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^Invalid environment: ORDERS_API_KEYS \(or one of ORDERS_JWT_SECRET, .*ORDERS_JWKS_FILE\) is required when NODE_ENV=production$/);
+    expect(lines[0]).toMatch(
+      /^Invalid environment: ORDERS_API_KEYS \(or one of ORDERS_JWT_SECRET, .*ORDERS_JWKS_FILE\) is required when NODE_ENV=production$/,
+    );
   });
 });

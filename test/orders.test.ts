@@ -47,10 +47,16 @@ async function waitForQuiet() {
   await system.emulator.controller.idle();
   const queues: Queue[] = [QUEUES.stripeEvents, QUEUES.paymentSync].map((name) => testQueue(system.prefix, name));
   try {
-    await waitUntil(async () => {
-      const counts = await Promise.all(queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
-      return counts.every((count) => Object.values(count).every((n) => n === 0));
-    }, 15_000, 'the event and sync queues to drain');
+    await waitUntil(
+      async () => {
+        const counts = await Promise.all(
+          queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
+        );
+        return counts.every((count) => Object.values(count).every((n) => n === 0));
+      },
+      15_000,
+      'the event and sync queues to drain',
+    );
   } finally {
     await Promise.all(queues.map((queue) => queue.close()));
   }
@@ -66,15 +72,19 @@ async function syncResult(paymentIntentId: string, from: number, to: number) {
   const jobIds = [...new Set([paymentSyncJobId(paymentIntentId, from), paymentSyncJobId(paymentIntentId, to)])];
   try {
     let completed: Job | undefined;
-    await waitUntil(async () => {
-      for (const job of await Promise.all(jobIds.map((id) => queue.getJob(id)))) {
-        if (!job) continue;
-        const state = await job.getState();
-        if (state === 'failed') throw new Error(`sync job ${job.id} failed: ${job.failedReason}`);
-        if (state === 'completed') completed = await queue.getJob(job.id!);
-      }
-      return completed !== undefined;
-    }, 15_000, `a sync job ${jobIds.join(' or ')} to complete`);
+    await waitUntil(
+      async () => {
+        for (const job of await Promise.all(jobIds.map((id) => queue.getJob(id)))) {
+          if (!job) continue;
+          const state = await job.getState();
+          if (state === 'failed') throw new Error(`sync job ${job.id} failed: ${job.failedReason}`);
+          if (state === 'completed') completed = await queue.getJob(job.id!);
+        }
+        return completed !== undefined;
+      },
+      15_000,
+      `a sync job ${jobIds.join(' or ')} to complete`,
+    );
     return completed?.returnvalue;
   } finally {
     await queue.close();
@@ -82,7 +92,11 @@ async function syncResult(paymentIntentId: string, from: number, to: number) {
 }
 
 async function pollStatus(id: string, wanted: string) {
-  await waitUntil(async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted, 15_000, `order ${id} to be ${wanted}`);
+  await waitUntil(
+    async () => (await system.receiver.inject({ method: 'GET', url: `/orders/${id}`, headers: asService })).json().status === wanted,
+    15_000,
+    `order ${id} to be ${wanted}`,
+  );
 }
 
 describe('POST /orders', () => {
@@ -91,7 +105,14 @@ describe('POST /orders', () => {
     const response = await createOrder({ accountId, amount: 1_500, currency: 'EUR' });
     expect(response.statusCode).toBe(201);
     const order = response.json();
-    expect(order).toMatchObject({ accountId, amount: 1_500, currency: 'eur', status: 'awaiting_payment', paymentIntentId: expect.stringMatching(/^pi_/), clientSecret: expect.stringContaining('_secret_') });
+    expect(order).toMatchObject({
+      accountId,
+      amount: 1_500,
+      currency: 'eur',
+      status: 'awaiting_payment',
+      paymentIntentId: expect.stringMatching(/^pi_/),
+      clientSecret: expect.stringContaining('_secret_'),
+    });
     expect(order.id).toMatch(/^ord_[A-Za-z0-9_-]{22}$/);
     const intent = await system.stripe.paymentIntents.retrieve(order.paymentIntentId);
     expect(intent).toMatchObject({ amount: 1_500, currency: 'eur', metadata: { order_id: order.id, account_id: accountId } });
@@ -135,7 +156,12 @@ describe('POST /orders', () => {
     expect((await createOrder({ accountId, amount: 500, currency: 'jpy' })).statusCode).toBe(201);
     const usd = await createOrder({ accountId, amount: 2_000, currency: 'usd' });
     expect(usd.statusCode).toBe(201);
-    expect(usd.json()).toMatchObject({ accountId, currency: 'usd', status: 'awaiting_payment', paymentIntentId: expect.stringMatching(/^pi_/) });
+    expect(usd.json()).toMatchObject({
+      accountId,
+      currency: 'usd',
+      status: 'awaiting_payment',
+      paymentIntentId: expect.stringMatching(/^pi_/),
+    });
   });
 
   it.each([
@@ -157,7 +183,11 @@ describe('POST /orders', () => {
   });
 
   it('leaves a retry-safe order when Stripe fails, and the retry gets its PaymentIntent', async () => {
-    const deadStripe = await buildTestReceiver({ databaseUrl: db.url, prefix: system.prefix, stripe: createStripeClient('sk_test_x', 'http://127.0.0.1:9') });
+    const deadStripe = await buildTestReceiver({
+      databaseUrl: db.url,
+      prefix: system.prefix,
+      stripe: createStripeClient('sk_test_x', 'http://127.0.0.1:9'),
+    });
     const body = { accountId: account(), amount: 4_200, currency: 'usd' };
     const key = randomUUID();
     try {
@@ -222,7 +252,9 @@ describe('paying an order, end to end', () => {
     expect(response.json()).toMatchObject({ id: order.id, status: 'awaiting_payment' });
     // The check with Stripe ran (its job completed) and found nothing to apply.
     expect(await syncResult(order.paymentIntentId, confirmedAt, Date.now())).toMatchObject({ outcomes: [] });
-    expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}`, headers: asService })).json().status).toBe('awaiting_payment');
+    expect((await system.receiver.inject({ method: 'GET', url: `/orders/${order.id}`, headers: asService })).json().status).toBe(
+      'awaiting_payment',
+    );
   });
 
   it('follows refunds and a won dispute through to the balance', async () => {

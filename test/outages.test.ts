@@ -16,11 +16,22 @@ import { uniquePrefix } from './helpers/redis.js';
 
 /** A redis-server of this test's own on `port`, so that it can be taken away and brought back. */
 async function startRedis(port: number): Promise<RunningProcess> {
-  const server = startChild({ command: 'redis-server', args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'] });
+  const server = startChild({
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  });
   const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
-    await waitUntil(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'redis-server to answer');
+    await waitUntil(
+      async () =>
+        (await probe.connect().then(
+          () => probe.ping(),
+          () => undefined,
+        )) === 'PONG',
+      10_000,
+      'redis-server to answer',
+    );
   } finally {
     probe.disconnect();
   }
@@ -83,7 +94,12 @@ describe('receiver during a Redis outage', () => {
     const [port] = await freePorts(1);
     redis = await startRedis(port!);
     const logs = receiverLogs();
-    app = await buildTestReceiver({ databaseUrl: db.url, prefix: uniquePrefix(), redisUrl: `redis://127.0.0.1:${port}`, logger: logs.logger });
+    app = await buildTestReceiver({
+      databaseUrl: db.url,
+      prefix: uniquePrefix(),
+      redisUrl: `redis://127.0.0.1:${port}`,
+      logger: logs.logger,
+    });
     const scrape = async () => {
       const started = performance.now();
       const response = await app!.inject({ method: 'GET', url: '/metrics' });
@@ -91,10 +107,14 @@ describe('receiver during a Redis outage', () => {
     };
     // Until its connection is ready the receiver reports the depths as unknown too.
     let healthy = await scrape();
-    await waitUntil(async () => {
-      healthy = await scrape();
-      return /^ledger_queue_jobs_scrape_ok 1$/m.test(healthy.text);
-    }, 10_000, 'the first read of the queues');
+    await waitUntil(
+      async () => {
+        healthy = await scrape();
+        return /^ledger_queue_jobs_scrape_ok 1$/m.test(healthy.text);
+      },
+      10_000,
+      'the first read of the queues',
+    );
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
 
     const refuser = await takeRedisAway(port!);
@@ -123,7 +143,11 @@ describe('receiver with PostgreSQL down', () => {
     // Port 1 refuses connections everywhere (a port found free may meanwhile be another test's).
     const deadPort = 1;
     const logs = receiverLogs();
-    app = await buildTestReceiver({ databaseUrl: `postgresql://postgres@127.0.0.1:${deadPort}/ledger`, prefix: uniquePrefix(), logger: logs.logger });
+    app = await buildTestReceiver({
+      databaseUrl: `postgresql://postgres@127.0.0.1:${deadPort}/ledger`,
+      prefix: uniquePrefix(),
+      logger: logs.logger,
+    });
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const created = await app.inject({
         method: 'POST',
@@ -132,7 +156,11 @@ describe('receiver with PostgreSQL down', () => {
         payload: { accountId: 'acct_outage', amount: 1_000, currency: 'usd' },
       });
       expect(created.statusCode).toBe(503);
-      expect(created.json()).toEqual({ error: 'database_unavailable', message: expect.stringMatching(/retry later/i), requestId: expect.any(String) });
+      expect(created.json()).toEqual({
+        error: 'database_unavailable',
+        message: expect.stringMatching(/retry later/i),
+        requestId: expect.any(String),
+      });
     }
     const read = await app.inject({ method: 'GET', url: '/orders/ord_aaaaaaaaaaaaaaaaaaaaaa', headers: serviceAuth() });
     expect(read.statusCode).toBe(503);
@@ -169,7 +197,11 @@ describe('worker during a Redis outage', () => {
     const readiness = async () => {
       const started = performance.now();
       const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
-      return { status: response.status, body: (await response.json()) as { checks: Record<string, string> }, ms: performance.now() - started };
+      return {
+        status: response.status,
+        body: (await response.json()) as { checks: Record<string, string> },
+        ms: performance.now() - started,
+      };
     };
     await waitUntil(async () => (await readiness()).status === 200, 10_000, 'the worker to be ready');
 

@@ -32,7 +32,6 @@ function prisma(args: string[], url: string): Promise<Run> {
   });
 }
 
-
 const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)
@@ -72,7 +71,9 @@ describe('offline Prisma CLI (schema-engine bridge)', () => {
           finished_at: Date | null;
           rolled_back_at: Date | null;
           applied_steps_count: number;
-        }>(`SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`);
+        }>(
+          `SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`,
+        );
         return rows;
       }, url);
       expect(applied.map((row) => row.migration_name)).toEqual(migrationNames);

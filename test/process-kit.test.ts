@@ -1,4 +1,13 @@
-import { EnvError, OutageLog, Prisma, commonEnvSchema, endpointOf, isConnectionError, isDatabaseUnavailableError, parseEnv } from '@ledger/shared';
+import {
+  EnvError,
+  OutageLog,
+  Prisma,
+  commonEnvSchema,
+  endpointOf,
+  isConnectionError,
+  isDatabaseUnavailableError,
+  parseEnv,
+} from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadReceiverEnv } from '../apps/webhook-receiver/src/env.js';
@@ -49,7 +58,8 @@ describe('endpoints in messages', () => {
 });
 
 describe('PostgreSQL unavailable or a bad query', () => {
-  const known = (code: string, meta?: Record<string, unknown>) => new Prisma.PrismaClientKnownRequestError('boom', { code, clientVersion: 'test', meta });
+  const known = (code: string, meta?: Record<string, unknown>) =>
+    new Prisma.PrismaClientKnownRequestError('boom', { code, clientVersion: 'test', meta });
   const adapter = (cause: Record<string, unknown>) => known('P2010', { driverAdapterError: { name: 'DriverAdapterError', cause } });
 
   it.each([
@@ -99,10 +109,16 @@ describe('an outage is logged once when it starts and once when it ends', () => 
     const { lines, logger } = recorder();
     let answers = false;
     let probes = 0;
-    const outage = new OutageLog(logger, 'PostgreSQL', 'db:5432', async () => {
-      probes += 1;
-      if (!answers) throw new Error('still down');
-    }, 5);
+    const outage = new OutageLog(
+      logger,
+      'PostgreSQL',
+      'db:5432',
+      async () => {
+        probes += 1;
+        if (!answers) throw new Error('still down');
+      },
+      5,
+    );
     outage.report(refused);
     await expect.poll(() => probes, { timeout: 2_000 }).toBeGreaterThanOrEqual(2);
     expect(outage.down).toBe(true);

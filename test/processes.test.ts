@@ -28,7 +28,17 @@ afterAll(async () => {
 });
 
 function start(script: string, env: Record<string, string>) {
-  const running = startChild({ script, env: { LOG_LEVEL: 'info', DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, RECONCILE_INTERVAL_SECONDS: '0', ...env } });
+  const running = startChild({
+    script,
+    env: {
+      LOG_LEVEL: 'info',
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      RECONCILE_INTERVAL_SECONDS: '0',
+      ...env,
+    },
+  });
   processes.push(running);
   return running;
 }
@@ -41,7 +51,9 @@ describe('scaling and shutdown, as separate processes', () => {
     const workers = [0, 1, 2].map(() => start('apps/order-worker/src/main.ts', { WORKER_CONCURRENCY: '4' }));
     await Promise.all(workers.map((worker) => worker.waitFor(/order worker started/)));
 
-    const orders = await Promise.all(Array.from({ length: 150 }, (_, i) => createOrderFixture(db.prisma, { accountId: `acct_scale_${i % 15}`, amount: 100 + i })));
+    const orders = await Promise.all(
+      Array.from({ length: 150 }, (_, i) => createOrderFixture(db.prisma, { accountId: `acct_scale_${i % 15}`, amount: 100 + i })),
+    );
     const jobs = orders.flatMap((order) => [jobOf(events.paymentIntent('succeeded', order)), jobOf(events.checkoutCompleted(order))]);
     await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: jobOptions('stripeEvents', job.id, 5) })));
 
@@ -51,10 +63,17 @@ describe('scaling and shutdown, as separate processes', () => {
     expect(stopped.lines.some((line) => line.includes('order worker stopped'))).toBe(true);
 
     expect(await waitForFinished(queue, jobs.length, 60_000)).toEqual({ completed: jobs.length, failed: 0 });
-    const perWorker = workers.map((worker) => worker.lines.filter((line) => line.includes('"msg":"event applied"') || line.includes('"msg":"event already processed"')).length);
+    const perWorker = workers.map(
+      (worker) =>
+        worker.lines.filter((line) => line.includes('"msg":"event applied"') || line.includes('"msg":"event already processed"')).length,
+    );
     expect(perWorker.every((count) => count > 0)).toBe(true);
     expect(perWorker.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(jobs.length);
-    const credits = await db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { orderId: { in: orders.map((order) => order.id) } }, _count: true });
+    const credits = await db.prisma.ledgerEntry.groupBy({
+      by: ['orderId'],
+      where: { orderId: { in: orders.map((order) => order.id) } },
+      _count: true,
+    });
     expect(credits.length).toBe(150);
     expect(credits.every((row) => row._count === 1)).toBe(true);
     expect((await auditLedger(db.prisma)).problems).toEqual([]);

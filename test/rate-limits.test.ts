@@ -65,9 +65,14 @@ async function send(method: string, path: string, headers: Record<string, string
     headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body ? JSON.stringify(body) : undefined,
   });
-  return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Record<string, string> };
+  return {
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    body: (await response.json()) as Record<string, string>,
+  };
 }
-const createOrder = (headers: Record<string, string>, body: object) => send('POST', '/orders', { ...headers, 'idempotency-key': randomUUID() }, { amount: 1_000, currency: 'usd', ...body });
+const createOrder = (headers: Record<string, string>, body: object) =>
+  send('POST', '/orders', { ...headers, 'idempotency-key': randomUUID() }, { amount: 1_000, currency: 'usd', ...body });
 
 /** `ledger_rate_limited_total` by scope, summed over both receivers. */
 async function limitedTotals(): Promise<Record<string, number>> {
@@ -102,7 +107,7 @@ describe('rate limits shared by two receiver processes', () => {
     expect((await createOrder(serviceAuth(), { accountId: `${accountId}_other` })).status).toBe(201);
   });
 
-  it("limit users by address across accounts, and confirms per account", async () => {
+  it('limit users by address across accounts, and confirms per account', async () => {
     const users = Array.from({ length: PER_IP + 2 }, (_, i) => `acct_user_${i}_${randomUUID().slice(0, 6)}`);
     const answers = [];
     for (const user of users) answers.push(await createOrder(await userAuth(user), {}));
@@ -124,10 +129,21 @@ describe('rate limits without Redis', () => {
   it('let requests through (fail open) and count the skipped checks', async () => {
     const stripe = createStripeClient('sk_test_rate', emulatorUrl);
     // Nothing listens on port 9: every Redis command fails at once.
-    const app = await buildTestReceiver({ databaseUrl: db.url, prefix, stripe, redisUrl: 'redis://127.0.0.1:9', rateLimits: { windowSeconds: 60, perAccount: 1, perIp: 1 } });
+    const app = await buildTestReceiver({
+      databaseUrl: db.url,
+      prefix,
+      stripe,
+      redisUrl: 'redis://127.0.0.1:9',
+      rateLimits: { windowSeconds: 60, perAccount: 1, perIp: 1 },
+    });
     try {
       for (let i = 0; i < 3; i += 1) {
-        const response = await app.inject({ method: 'POST', url: '/orders', headers: { ...(await userAuth('acct_no_redis')), 'idempotency-key': randomUUID() }, payload: { amount: 100, currency: 'usd' } });
+        const response = await app.inject({
+          method: 'POST',
+          url: '/orders',
+          headers: { ...(await userAuth('acct_no_redis')), 'idempotency-key': randomUUID() },
+          payload: { amount: 100, currency: 'usd' },
+        });
         expect(response.statusCode).toBe(201);
       }
       const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;

@@ -24,12 +24,17 @@ async function payOrders(count: number) {
     expect(response.statusCode).toBe(201);
     orders.push(response.json());
   }
-  for (const order of orders) h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: order.amount % 2 === 0 });
+  for (const order of orders)
+    h.system.emulator.controller.succeedPaymentIntent(order.paymentIntentId, { checkout: order.amount % 2 === 0 });
   return orders;
 }
 
 async function creditsPerOrder(orderIds: string[]) {
-  const rows = await h.db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { entryType: 'topup', orderId: { in: orderIds } }, _count: true });
+  const rows = await h.db.prisma.ledgerEntry.groupBy({
+    by: ['orderId'],
+    where: { entryType: 'topup', orderId: { in: orderIds } },
+    _count: true,
+  });
   return new Map(rows.map((row) => [row.orderId, row._count]));
 }
 

@@ -36,7 +36,9 @@ describe('when Redis loses what it acknowledged', () => {
     const first = await h.reconcile({ overlapSeconds: 0 });
     expect(first.eventsEnqueued).toBe(0);
     expect(first.eventsInFlight).toBeGreaterThanOrEqual(7);
-    const oldest = Math.min(...(await h.system.stripe.events.list({ limit: 100, types: [...HANDLED_EVENT_TYPES] })).data.map((event) => event.created));
+    const oldest = Math.min(
+      ...(await h.system.stripe.events.list({ limit: 100, types: [...HANDLED_EVENT_TYPES] })).data.map((event) => event.created),
+    );
     expect(first.checkpoint).toBeLessThanOrEqual(oldest);
 
     // Redis forgets everything (a failover to a replica that missed the writes, a flush).
@@ -50,7 +52,9 @@ describe('when Redis loses what it acknowledged', () => {
       await workers.close();
     }
     const after = await statuses(orders.map((order) => order.id));
-    expect(orders.map((order) => after.get(order.id))).toEqual(orders.map((order) => (order === refundable ? 'partially_refunded' : 'credited')));
+    expect(orders.map((order) => after.get(order.id))).toEqual(
+      orders.map((order) => (order === refundable ? 'partially_refunded' : 'credited')),
+    );
     expect(await h.db.prisma.ledgerEntry.count({ where: { entryType: 'refund' } })).toBe(1);
     expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
     // With everything in the inbox, the checkpoint moves up to the newest event.
@@ -67,7 +71,10 @@ describe('a property: Redis loses every queued job at a random moment', () => {
     expect(h.system.workers).toBeDefined();
     const plan = fc.record({
       payments: fc.array(
-        fc.record({ refund: fc.option(fc.record({ amount: fc.integer({ min: 1, max: 500 }), fails: fc.boolean() }), { nil: undefined }), dispute: fc.boolean() }),
+        fc.record({
+          refund: fc.option(fc.record({ amount: fc.integer({ min: 1, max: 500 }), fails: fc.boolean() }), { nil: undefined }),
+          dispute: fc.boolean(),
+        }),
         { minLength: 2, maxLength: 5 },
       ),
       flushAfter: fc.nat({ max: 12 }),
@@ -107,7 +114,8 @@ describe('a property: Redis loses every queued job at a random moment', () => {
         if (flushAfter >= actions.length) await deleteKeysWithPrefix(h.system.prefix);
         await h.system.emulator.controller.idle();
         await waitUntil(() => h.drained(), 20_000, 'the queues to drain');
-        for (let pass = 0; pass < 5 && (await h.reconcile()).eventsEnqueued > 0; pass++) await waitUntil(() => h.drained(), 20_000, 'the reconciled jobs');
+        for (let pass = 0; pass < 5 && (await h.reconcile()).eventsEnqueued > 0; pass++)
+          await waitUntil(() => h.drained(), 20_000, 'the reconciled jobs');
 
         const ledger = await h.db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
         for (const order of orders) {
@@ -177,7 +185,8 @@ describe('unpaid orders', () => {
   it('without a PaymentIntent end at ORDER_TTL without calling Stripe', async () => {
     await h.start({ workers: false });
     const [order] = await h.createOrders(1);
-    await h.db.prisma.$executeRaw`UPDATE orders SET payment_intent_id = NULL, created_at = now() - interval '2 days' WHERE id = ${order!.id}`;
+    await h.db.prisma
+      .$executeRaw`UPDATE orders SET payment_intent_id = NULL, created_at = now() - interval '2 days' WHERE id = ${order!.id}`;
     const report = await h.reconcile({ orderTtlSeconds: 3600 });
     expect(report).toMatchObject({ ordersExpired: 1, ordersExpiring: 0 });
     expect((await statuses([order!.id])).get(order!.id)).toBe('expired');
@@ -190,7 +199,11 @@ describe('the reconciliation summary', () => {
     const [order] = await h.createOrders(1, 1_000);
     // Paid a different amount than the order (held), and a PaymentIntent of another integration.
     h.system.emulator.controller.succeedPaymentIntent(order!.paymentIntentId, { amount_received: 999 });
-    const foreign = await h.system.stripe.paymentIntents.create({ amount: 700, currency: 'usd', metadata: { shop: 'another-integration' } });
+    const foreign = await h.system.stripe.paymentIntents.create({
+      amount: 700,
+      currency: 'usd',
+      metadata: { shop: 'another-integration' },
+    });
     h.system.emulator.controller.succeedPaymentIntent(foreign.id);
     await h.system.emulator.controller.idle();
     await waitUntil(() => h.drained(), 20_000, 'the queues to drain');

@@ -7,9 +7,32 @@ describe('REDIS_URL: one server or a cluster', () => {
   it.each([
     ['redis://127.0.0.1:6379', { kind: 'single', url: 'redis://127.0.0.1:6379' }],
     ['rediss://:pw@cache.example:6380', { kind: 'single', url: 'rediss://:pw@cache.example:6380' }],
-    ['redis+cluster://10.0.0.1:7000,10.0.0.2:7001', { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }], tls: false }],
-    ['redis+cluster://node-a,node-b:7001/', { kind: 'cluster', nodes: [{ host: 'node-a', port: 6379 }, { host: 'node-b', port: 7001 }], tls: false }],
-    ['rediss+cluster://app:p%40ss@[::1]:7000', { kind: 'cluster', nodes: [{ host: '::1', port: 7000 }], username: 'app', password: 'p@ss', tls: true }],
+    [
+      'redis+cluster://10.0.0.1:7000,10.0.0.2:7001',
+      {
+        kind: 'cluster',
+        nodes: [
+          { host: '10.0.0.1', port: 7000 },
+          { host: '10.0.0.2', port: 7001 },
+        ],
+        tls: false,
+      },
+    ],
+    [
+      'redis+cluster://node-a,node-b:7001/',
+      {
+        kind: 'cluster',
+        nodes: [
+          { host: 'node-a', port: 6379 },
+          { host: 'node-b', port: 7001 },
+        ],
+        tls: false,
+      },
+    ],
+    [
+      'rediss+cluster://app:p%40ss@[::1]:7000',
+      { kind: 'cluster', nodes: [{ host: '::1', port: 7000 }], username: 'app', password: 'p@ss', tls: true },
+    ],
     ['redis+cluster://:secret@h:1', { kind: 'cluster', nodes: [{ host: 'h', port: 1 }], password: 'secret', tls: false }],
   ])('%s', (url, target) => {
     expect(parseRedisUrl(url)).toEqual(target);
@@ -53,6 +76,8 @@ describe('QUEUE_PREFIX on Redis Cluster', () => {
   });
 
   it('names a malformed REDIS_URL', () => {
-    expect(() => loadWorkerEnv({ REDIS_URL: 'redis+cluster://h:0' })).toThrow(/^Invalid environment: REDIS_URL must list cluster nodes as host:port/);
+    expect(() => loadWorkerEnv({ REDIS_URL: 'redis+cluster://h:0' })).toThrow(
+      /^Invalid environment: REDIS_URL must list cluster nodes as host:port/,
+    );
   });
 });

@@ -60,7 +60,10 @@ describe('npm run review', () => {
 
     const show = review('show', order.id);
     expect(show.code).toBe(0);
-    expect(JSON.parse(show.out)).toMatchObject({ order: { id: order.id, status: 'needs_review' }, heldFacts: [{ entryType: 'topup', amount: 990 }] });
+    expect(JSON.parse(show.out)).toMatchObject({
+      order: { id: order.id, status: 'needs_review' },
+      heldFacts: [{ entryType: 'topup', amount: 990 }],
+    });
 
     const resolved = review('resolve', order.id, '--credit', '--note', 'credit what the customer paid', '--by', 'alice');
     expect(resolved.code, resolved.err).toBe(0);
@@ -74,7 +77,13 @@ describe('npm run review', () => {
   });
 
   it('refuses bad usage with one line and exit code 64', () => {
-    for (const args of [['resolve', 'ord_x'], ['resolve', 'ord_x', '--credit', '--dismiss', '--note', 'n'], ['resolve', 'ord_x', '--credit'], ['frobnicate'], ['list', '--bogus']]) {
+    for (const args of [
+      ['resolve', 'ord_x'],
+      ['resolve', 'ord_x', '--credit', '--dismiss', '--note', 'n'],
+      ['resolve', 'ord_x', '--credit'],
+      ['frobnicate'],
+      ['list', '--bogus'],
+    ]) {
       const result = review(...args);
       expect(result.code, args.join(' ')).toBe(64);
       expect(result.err).toContain('usage: npm run review');
@@ -104,19 +113,27 @@ describe('npm run review', () => {
       expect(review('duplicates', '--resolve', '--note', 'again').out).toContain('no order has more than one top-up');
 
       const entries = await db.prisma.ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } });
-      expect(entries.map((entry) => [entry.entryType, entry.amount])).toEqual([['topup', 300], ['adjustment', 300]]);
+      expect(entries.map((entry) => [entry.entryType, entry.amount])).toEqual([
+        ['topup', 300],
+        ['adjustment', 300],
+      ]);
       expect(entries[1]!.reference).toMatch(/^rsl_dup_/);
       expect(await balanceDrift(db.prisma)).toEqual([]);
       expect((await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status).toBe('needs_review');
     } finally {
-      await db.prisma.$executeRawUnsafe(`CREATE UNIQUE INDEX ledger_entries_one_topup_per_order ON ledger_entries(order_id) WHERE entry_type = 'topup'`);
+      await db.prisma.$executeRawUnsafe(
+        `CREATE UNIQUE INDEX ledger_entries_one_topup_per_order ON ledger_entries(order_id) WHERE entry_type = 'topup'`,
+      );
     }
   });
 });
 
 describe('admin review routes', () => {
   it('require the admin token', async () => {
-    for (const [method, url] of [['GET', '/admin/reviews'], ['POST', '/admin/reviews/ord_x/resolve']] as const) {
+    for (const [method, url] of [
+      ['GET', '/admin/reviews'],
+      ['POST', '/admin/reviews/ord_x/resolve'],
+    ] as const) {
       const response = await app.inject({ method, url, payload: method === 'POST' ? { decision: 'dismiss', note: 'n' } : undefined });
       expect(response.statusCode).toBe(401);
       expect(response.json()).toMatchObject({ error: 'unauthorized' });
@@ -130,7 +147,12 @@ describe('admin review routes', () => {
     expect(list.json()).toEqual(expect.arrayContaining([expect.objectContaining({ orderId: order.id, heldFacts: 1, heldAmount: 990 })]));
 
     const resolve = () =>
-      app.inject({ method: 'POST', url: `/admin/reviews/${order.id}/resolve`, headers: admin, payload: { decision: 'dismiss', note: 'refunded the short payment', resolvedBy: 'bob' } });
+      app.inject({
+        method: 'POST',
+        url: `/admin/reviews/${order.id}/resolve`,
+        headers: admin,
+        payload: { decision: 'dismiss', note: 'refunded the short payment', resolvedBy: 'bob' },
+      });
     const [first, second] = await Promise.all([resolve(), resolve()]);
     expect([first.statusCode, second.statusCode].sort()).toEqual([200, 409]);
     const resolved = [first, second].find((response) => response.statusCode === 200)!;
@@ -144,7 +166,12 @@ describe('admin review routes', () => {
     const bad = await app.inject({ method: 'POST', url: '/admin/reviews/ord_x/resolve', headers: admin, payload: { decision: 'refund' } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_request' });
-    const unknown = await app.inject({ method: 'POST', url: '/admin/reviews/ord_unknown/resolve', headers: admin, payload: { decision: 'dismiss', note: 'n' } });
+    const unknown = await app.inject({
+      method: 'POST',
+      url: '/admin/reviews/ord_unknown/resolve',
+      headers: admin,
+      payload: { decision: 'dismiss', note: 'n' },
+    });
     expect(unknown.statusCode).toBe(404);
   });
 });

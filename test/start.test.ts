@@ -79,7 +79,8 @@ describe('npm start', () => {
 
     expect(await start.stop('SIGTERM', 60_000)).toBe(0);
     const output = start.lines.join('\n');
-    for (const stopped of ['webhook receiver stopped', 'order worker stopped', 'stripe emulator stopped']) expect(output).toContain(stopped);
+    for (const stopped of ['webhook receiver stopped', 'order worker stopped', 'stripe emulator stopped'])
+      expect(output).toContain(stopped);
     await waitUntil(async () => processes.every((pid) => !alive(pid)), 10_000, 'every process npm start ran to exit');
   });
 });

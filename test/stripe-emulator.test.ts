@@ -135,9 +135,7 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
     const { stripe } = await startEmulator();
 
     const results = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        stripe.paymentIntents.create({ amount: 700, currency: 'usd' }, { idempotencyKey: 'concurrent' }),
-      ),
+      Array.from({ length: 20 }, () => stripe.paymentIntents.create({ amount: 700, currency: 'usd' }, { idempotencyKey: 'concurrent' })),
     );
 
     expect(new Set(results.map((paymentIntent) => paymentIntent.id)).size).toBe(1);
@@ -164,9 +162,10 @@ describe('stripe emulator: PaymentIntents API through the stripe SDK', () => {
       param: 'amount',
       message: 'Missing required param: amount.',
     });
-    await expect(
-      stripe.paymentIntents.create({ amount: 100, currency: 'usd', capture_method: 'manual' }),
-    ).rejects.toMatchObject({ code: 'parameter_unknown', param: 'capture_method' });
+    await expect(stripe.paymentIntents.create({ amount: 100, currency: 'usd', capture_method: 'manual' })).rejects.toMatchObject({
+      code: 'parameter_unknown',
+      param: 'capture_method',
+    });
     await expect(stripe.paymentIntents.create({ amount: 100, currency: 'dollars' })).rejects.toMatchObject({ param: 'currency' });
   });
 
@@ -254,14 +253,19 @@ describe('stripe emulator: webhook delivery', () => {
     expect(events.map((event) => event.type).sort()).toEqual(['charge.succeeded', 'payment_intent.created', 'payment_intent.succeeded']);
     expect(result.events).toHaveLength(2);
     const succeeded = events.find((event) => event.type === 'payment_intent.succeeded');
-    expect(succeeded?.data.object).toMatchObject({ id: paymentIntent.id, status: 'succeeded', amount_received: 2500, metadata: { order_id: 'o_9' } });
+    expect(succeeded?.data.object).toMatchObject({
+      id: paymentIntent.id,
+      status: 'succeeded',
+      amount_received: 2500,
+      metadata: { order_id: 'o_9' },
+    });
     expect(receiver.deliveries[0]?.headers).toMatchObject({
       'content-type': 'application/json; charset=utf-8',
       'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
     });
-    expect(() => Stripe.webhooks.constructEvent(receiver.deliveries[0]?.raw ?? '', receiver.deliveries[0]?.signature ?? '', 'whsec_wrong')).toThrow(
-      Stripe.errors.StripeSignatureVerificationError,
-    );
+    expect(() =>
+      Stripe.webhooks.constructEvent(receiver.deliveries[0]?.raw ?? '', receiver.deliveries[0]?.signature ?? '', 'whsec_wrong'),
+    ).toThrow(Stripe.errors.StripeSignatureVerificationError);
     expect(await allEvents(stripe, { delivery_success: false })).toEqual([]);
     expect(controller.stats()).toMatchObject({
       events: { created: 3, undelivered: 0 },
@@ -292,7 +296,10 @@ describe('stripe emulator: webhook delivery', () => {
     const [failed, retried] = receiver.deliveries;
     expect(receiver.deliveries).toHaveLength(2);
     expect(timestampOf(retried?.signature ?? '')).toBeGreaterThan(timestampOf(failed?.signature ?? ''));
-    expect(receiver.verified().map((event) => (event.data.object as Stripe.PaymentIntent).id)).toEqual([paymentIntent.id, paymentIntent.id]);
+    expect(receiver.verified().map((event) => (event.data.object as Stripe.PaymentIntent).id)).toEqual([
+      paymentIntent.id,
+      paymentIntent.id,
+    ]);
     expect(await allEvents(stripe, { delivery_success: true })).toHaveLength(1);
     expect(controller.stats().deliveries).toMatchObject({ attempted: 2, succeeded: 1, failed: 1 });
   });
@@ -482,7 +489,14 @@ describe('stripe emulator: payment flows', () => {
 
     const opened = controller.disputePaymentIntent(paymentIntent.id, { reason: 'fraudulent' });
     const dispute = opened.dispute;
-    expect(dispute).toMatchObject({ object: 'dispute', amount: 4000, currency: 'usd', charge: charge?.id, payment_intent: paymentIntent.id, status: 'needs_response' });
+    expect(dispute).toMatchObject({
+      object: 'dispute',
+      amount: 4000,
+      currency: 'usd',
+      charge: charge?.id,
+      payment_intent: paymentIntent.id,
+      status: 'needs_response',
+    });
     expect(() => controller.refundPaymentIntent(paymentIntent.id)).toThrow(/charged back/);
     const closed = controller.closeDispute(dispute?.id ?? '', { status: 'lost' });
     expect(() => controller.closeDispute(dispute?.id ?? '', { status: 'won' })).toThrow(/already closed/);

@@ -72,7 +72,11 @@ describe('waitUntil', () => {
 
 describe('startChild', () => {
   it('reads lines as they come, writes them to the log file, and reports the exit code', async () => {
-    const child = startChild({ name: 'lines', ...node("console.log('one'); console.error('two'); setTimeout(() => process.exit(3), 100)"), logDir });
+    const child = startChild({
+      name: 'lines',
+      ...node("console.log('one'); console.error('two'); setTimeout(() => process.exit(3), 100)"),
+      logDir,
+    });
     expect(await child.waitFor(/^two$/)).toBe('two');
     expect(await child.exited).toBe(3);
     expect(child.done).toBe(true);
@@ -94,7 +98,9 @@ describe('startChild', () => {
   });
 
   it('stop sends SIGTERM, and SIGKILL once the grace is over', async () => {
-    const stubborn = startChild(node("process.on('SIGTERM', () => console.log('ignored')); console.log('up'); setInterval(() => {}, 1000)"));
+    const stubborn = startChild(
+      node("process.on('SIGTERM', () => console.log('ignored')); console.log('up'); setInterval(() => {}, 1000)"),
+    );
     await stubborn.waitFor(/^up$/);
     expect(await stubborn.stop('SIGTERM', 500)).toBe('SIGKILL');
     expect(stubborn.lines).toContain('ignored');

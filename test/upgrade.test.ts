@@ -37,7 +37,8 @@ function run(url: string, args: string[]) {
   return { code: result.status, out: `${result.stdout}${result.stderr}` };
 }
 const migrate = (url: string, ...args: string[]) => run(url, ['tools/migrate/migrate.mjs', ...args]);
-const cli = (url: string, name: string, ...args: string[]) => run(url, ['--import', 'tsx', `apps/order-worker/src/cli/${name}.ts`, ...args]);
+const cli = (url: string, name: string, ...args: string[]) =>
+  run(url, ['--import', 'tsx', `apps/order-worker/src/cli/${name}.ts`, ...args]);
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
   return withAdmin(async (client) => (await client.query<T>(sql, values)).rows, url);
@@ -75,12 +76,18 @@ async function migrationRows(url: string) {
 }
 
 async function indexState(url: string, index: string) {
-  const rows = await query<{ valid: boolean }>(url, `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1`, [index]);
+  const rows = await query<{ valid: boolean }>(
+    url,
+    `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1`,
+    [index],
+  );
   return rows[0] === undefined ? 'missing' : rows[0].valid ? 'valid' : 'invalid';
 }
 
 describe('npm run migrate over data that breaks a new rule', () => {
-  it('refuses with a readable report and applies nothing; after the documented resolution it succeeds and the audit is clean', { timeout: 180_000 }, async () => {
+  it('refuses with a readable report and applies nothing; after the documented resolution it succeeds and the audit is clean', {
+    timeout: 180_000,
+  }, async () => {
     const db = await previousReleaseWithDuplicates();
 
     const refused = migrate(db.url);
@@ -112,7 +119,9 @@ describe('npm run migrate over data that breaks a new rule', () => {
     expect(order?.status).toBe('needs_review');
   });
 
-  it('cleans up after a concurrent index build that failed: drops the invalid index, then checks and builds again', { timeout: 180_000 }, async () => {
+  it('cleans up after a concurrent index build that failed: drops the invalid index, then checks and builds again', {
+    timeout: 180_000,
+  }, async () => {
     const db = await previousReleaseWithDuplicates();
     expect(migrate(db.url, '--until', BEFORE_THE_RULES).code).toBe(0);
     // Prisma alone, without the pre-flight checks (as an older tool, or data written meanwhile):
@@ -180,11 +189,17 @@ function median(values: number[]): number {
 async function prepareMillionRowLedger(url: string): Promise<void> {
   await withAdmin(async (client) => {
     await client.query(`INSERT INTO accounts (id, currency, balance, updated_at) VALUES ('acct_bulk', 'usd', 1000000, now())`);
-    await client.query(`DROP INDEX ledger_entries_one_topup_per_order, ledger_entries_account_id_entry_type_reference_key, ledger_entries_order_id_idx, ledger_entries_topup_reference_idx`);
+    await client.query(
+      `DROP INDEX ledger_entries_one_topup_per_order, ledger_entries_account_id_entry_type_reference_key, ledger_entries_order_id_idx, ledger_entries_topup_reference_idx`,
+    );
     await client.query(`SET session_replication_role = replica`);
-    await client.query(`INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference) SELECT 'acct_bulk', 'topup', 1, 'usd', 'pi_bulk_' || g FROM generate_series(1, 1000000) g`);
+    await client.query(
+      `INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference) SELECT 'acct_bulk', 'topup', 1, 'usd', 'pi_bulk_' || g FROM generate_series(1, 1000000) g`,
+    );
     await client.query(`SET session_replication_role = origin`);
-    await client.query(`CREATE UNIQUE INDEX ledger_entries_account_id_entry_type_reference_key ON ledger_entries(account_id, entry_type, reference)`);
+    await client.query(
+      `CREATE UNIQUE INDEX ledger_entries_account_id_entry_type_reference_key ON ledger_entries(account_id, entry_type, reference)`,
+    );
     await client.query(`CREATE INDEX ledger_entries_order_id_idx ON ledger_entries(order_id)`);
     await client.query(`CREATE INDEX ledger_entries_topup_reference_idx ON ledger_entries(reference) WHERE entry_type = 'topup'`);
     await client.query(`ANALYZE ledger_entries`);
@@ -192,7 +207,11 @@ async function prepareMillionRowLedger(url: string): Promise<void> {
 }
 
 /** Credits orders one after another (two at a time) while `build` runs; latencies of those that committed during it. */
-async function creditWhile(prisma: PrismaClient, orders: { id: string; paymentIntentId: string; amount: number; currency: string }[], build: () => Promise<void>) {
+async function creditWhile(
+  prisma: PrismaClient,
+  orders: { id: string; paymentIntentId: string; amount: number; currency: string }[],
+  build: () => Promise<void>,
+) {
   let building = true;
   const during: number[] = [];
   let next = 0;
@@ -201,7 +220,15 @@ async function creditWhile(prisma: PrismaClient, orders: { id: string; paymentIn
       const order = orders[next++];
       if (!order) return;
       const started = performance.now();
-      await applyPaymentFacts(prisma, [{ kind: 'payment_succeeded', paymentIntentId: order.paymentIntentId, orderId: order.id, amount: order.amount, currency: order.currency }]);
+      await applyPaymentFacts(prisma, [
+        {
+          kind: 'payment_succeeded',
+          paymentIntentId: order.paymentIntentId,
+          orderId: order.id,
+          amount: order.amount,
+          currency: order.currency,
+        },
+      ]);
       if (building) during.push(performance.now() - started);
     }
   };

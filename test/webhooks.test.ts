@@ -16,7 +16,13 @@ let app: FastifyInstance;
 let queue: Queue;
 const prefix = uniquePrefix();
 
-const order: OrderFixture = { id: 'ord_webhooktest00000000000', accountId: 'acct_w', amount: 500, currency: 'usd', paymentIntentId: 'pi_webhooktest0001' };
+const order: OrderFixture = {
+  id: 'ord_webhooktest00000000000',
+  accountId: 'acct_w',
+  amount: 500,
+  currency: 'usd',
+  paymentIntentId: 'pi_webhooktest0001',
+};
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -31,7 +37,12 @@ afterAll(async () => {
 });
 
 function deliver(payload: string, headers: Record<string, string> = { 'stripe-signature': signatureHeader(payload) }, receiver = app) {
-  return receiver.inject({ method: 'POST', url: '/webhooks/stripe', payload, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+  return receiver.inject({
+    method: 'POST',
+    url: '/webhooks/stripe',
+    payload,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+  });
 }
 
 const newEvent = () => events.paymentIntent('succeeded', order);
@@ -83,7 +94,9 @@ describe('POST /webhooks/stripe', () => {
   it('judges a header with several t= values by the one the signature was made with', async () => {
     const payload = JSON.stringify(newEvent());
     const timestamp = Math.floor(Date.now() / 1000);
-    const response = await deliver(payload, { 'stripe-signature': `t=${timestamp - 7_200},${signatureHeader(payload, WEBHOOK_SECRETS[0], timestamp)}` });
+    const response = await deliver(payload, {
+      'stripe-signature': `t=${timestamp - 7_200},${signatureHeader(payload, WEBHOOK_SECRETS[0], timestamp)}`,
+    });
     expect(response.statusCode).toBe(200);
   });
 
@@ -106,9 +119,13 @@ describe('POST /webhooks/stripe', () => {
     const payload = JSON.stringify(stripeEvent);
     expect((await deliver(payload)).json()).toEqual({ received: true });
     // The job fails for good (as after its last retry).
-    const failing = new Worker(QUEUES.stripeEvents, async () => {
-      throw new UnrecoverableError('PostgreSQL was down for longer than the retries lasted');
-    }, { connection: { url: TEST_REDIS_URL }, prefix });
+    const failing = new Worker(
+      QUEUES.stripeEvents,
+      async () => {
+        throw new UnrecoverableError('PostgreSQL was down for longer than the retries lasted');
+      },
+      { connection: { url: TEST_REDIS_URL }, prefix },
+    );
     try {
       await waitUntil(async () => (await queue.getJobState(stripeEvent.id)) === 'failed', 10_000, 'the job to fail');
     } finally {
@@ -133,35 +150,66 @@ describe('POST /webhooks/stripe', () => {
     const now = () => Math.floor(Date.now() / 1000);
     const cases: [string, () => { payload: string; headers?: Record<string, string> }, string][] = [
       ['a missing signature header', () => ({ payload: JSON.stringify(newEvent()), headers: {} }), 'missing_signature'],
-      ['a signature made with an unknown secret', () => {
-        const payload = JSON.stringify(newEvent());
-        return { payload, headers: { 'stripe-signature': signatureHeader(payload, 'whsec_attacker') } };
-      }, 'invalid_signature'],
-      ['a body changed after signing', () => {
-        const payload = JSON.stringify(newEvent());
-        return { payload: payload.replace('"amount":500', '"amount":50000'), headers: { 'stripe-signature': signatureHeader(payload) } };
-      }, 'invalid_signature'],
-      ['a garbled header', () => ({ payload: JSON.stringify(newEvent()), headers: { 'stripe-signature': 'nonsense' } }), 'invalid_signature'],
-      ['a stale timestamp', () => {
-        const payload = JSON.stringify(newEvent());
-        return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() - 301) } };
-      }, 'timestamp_out_of_tolerance'],
-      ['a timestamp from the future', () => {
-        const payload = JSON.stringify(newEvent());
-        return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() + 600) } };
-      }, 'timestamp_out_of_tolerance'],
-      ['a current timestamp in front of the future one the signature was made with', () => {
-        // The SDK verifies against the last t= of the header: that is the time to judge.
-        const payload = JSON.stringify(newEvent());
-        const future = signatureHeader(payload, undefined, now() + 3_600);
-        return { payload, headers: { 'stripe-signature': `t=${now()},${future}` } };
-      }, 'timestamp_out_of_tolerance'],
-      ['a signed event nested thousands of levels deep', () => {
-        const stripeEvent = newEvent();
-        const deep = `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`;
-        const payload = JSON.stringify({ ...stripeEvent, data: { object: { ...stripeEvent.data.object, nested: '__deep__' } } }).replace('"__deep__"', deep);
-        return { payload };
-      }, 'not_an_event'],
+      [
+        'a signature made with an unknown secret',
+        () => {
+          const payload = JSON.stringify(newEvent());
+          return { payload, headers: { 'stripe-signature': signatureHeader(payload, 'whsec_attacker') } };
+        },
+        'invalid_signature',
+      ],
+      [
+        'a body changed after signing',
+        () => {
+          const payload = JSON.stringify(newEvent());
+          return { payload: payload.replace('"amount":500', '"amount":50000'), headers: { 'stripe-signature': signatureHeader(payload) } };
+        },
+        'invalid_signature',
+      ],
+      [
+        'a garbled header',
+        () => ({ payload: JSON.stringify(newEvent()), headers: { 'stripe-signature': 'nonsense' } }),
+        'invalid_signature',
+      ],
+      [
+        'a stale timestamp',
+        () => {
+          const payload = JSON.stringify(newEvent());
+          return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() - 301) } };
+        },
+        'timestamp_out_of_tolerance',
+      ],
+      [
+        'a timestamp from the future',
+        () => {
+          const payload = JSON.stringify(newEvent());
+          return { payload, headers: { 'stripe-signature': signatureHeader(payload, undefined, now() + 600) } };
+        },
+        'timestamp_out_of_tolerance',
+      ],
+      [
+        'a current timestamp in front of the future one the signature was made with',
+        () => {
+          // The SDK verifies against the last t= of the header: that is the time to judge.
+          const payload = JSON.stringify(newEvent());
+          const future = signatureHeader(payload, undefined, now() + 3_600);
+          return { payload, headers: { 'stripe-signature': `t=${now()},${future}` } };
+        },
+        'timestamp_out_of_tolerance',
+      ],
+      [
+        'a signed event nested thousands of levels deep',
+        () => {
+          const stripeEvent = newEvent();
+          const deep = `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`;
+          const payload = JSON.stringify({ ...stripeEvent, data: { object: { ...stripeEvent.data.object, nested: '__deep__' } } }).replace(
+            '"__deep__"',
+            deep,
+          );
+          return { payload };
+        },
+        'not_an_event',
+      ],
       ['a signed body that is not JSON', () => ({ payload: '{"id": "evt_1", trunc' }), 'invalid_json'],
       ['signed JSON that is not an event', () => ({ payload: JSON.stringify({ hello: 'world' }) }), 'not_an_event'],
       ['an event without data.object', () => ({ payload: JSON.stringify({ ...newEvent(), data: {} }) }), 'not_an_event'],
@@ -224,7 +272,11 @@ describe('when Redis goes away', () => {
       // (The refused attempt's add may itself land after the reconnect — ioredis resends a command
       // the cut left unanswered — and then the retry is answered as a duplicate: one job either way.)
       proxy.restore();
-      await waitUntil(async () => (await flaky.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 15_000, 'the receiver to reach Redis again');
+      await waitUntil(
+        async () => (await flaky.inject({ method: 'GET', url: '/readyz' })).statusCode === 200,
+        15_000,
+        'the receiver to reach Redis again',
+      );
       const retried = await deliver(payload, undefined, flaky);
       expect(retried.statusCode).toBe(200);
       expect(retried.json()).toMatchObject({ received: true });

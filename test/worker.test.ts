@@ -62,7 +62,11 @@ describe('order workers, as separate processes', () => {
     await queue.addBulk(jobs.map((job) => ({ name: job.type, data: job, opts: jobOptions('stripeEvents', job.id, 5) })));
 
     expect(await waitForFinished(queue, jobs.length)).toEqual({ completed: jobs.length, failed: 0 });
-    const credits = await db.prisma.ledgerEntry.groupBy({ by: ['orderId'], where: { orderId: { in: orders.map((order) => order.id) } }, _count: true });
+    const credits = await db.prisma.ledgerEntry.groupBy({
+      by: ['orderId'],
+      where: { orderId: { in: orders.map((order) => order.id) } },
+      _count: true,
+    });
     expect(credits).toHaveLength(40);
     expect(credits.every((row) => row._count === 1)).toBe(true);
     const statuses = await db.prisma.order.findMany({ where: { id: { in: orders.map((order) => order.id) } }, select: { status: true } });
@@ -72,10 +76,14 @@ describe('order workers, as separate processes', () => {
     let scrapes: string[] = [];
     const total = (pattern: RegExp) => scrapes.reduce((sum, text) => sum + Number(pattern.exec(text)?.[1] ?? 0), 0);
     // A job's 'completed' event can trail the queue count by a moment.
-    await waitUntil(async () => {
-      scrapes = await Promise.all(metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()));
-      return total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m) === 80;
-    }, 5_000, 'the completed counters');
+    await waitUntil(
+      async () => {
+        scrapes = await Promise.all(metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()));
+        return total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m) === 80;
+      },
+      5_000,
+      'the completed counters',
+    );
     expect(total(/^ledger_payment_facts_total\{kind="payment_succeeded",outcome="applied"\} (\d+)/m)).toBe(40);
     expect(total(/^ledger_payment_facts_total\{kind="payment_succeeded",outcome="already_applied"\} (\d+)/m)).toBe(40);
     expect(total(/^ledger_worker_jobs_total\{queue="stripe-events",result="completed"\} (\d+)/m)).toBe(80);
@@ -103,7 +111,10 @@ describe('order workers, as separate processes', () => {
     const activity = new pg.Client({ connectionString: db.url });
     await activity.connect();
     const waitingOnLocks = async () =>
-      Number((await activity.query(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [db.name])).rows[0].count);
+      Number(
+        (await activity.query(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [db.name])).rows[0]
+          .count,
+      );
 
     // Hold the account row so the first worker's transaction stops after its ledger insert.
     const blocker = new pg.Client({ connectionString: db.url });
@@ -138,7 +149,13 @@ describe('order workers, as separate processes', () => {
     queue = testQueue(prefix);
     const worker = startWorkerProcess();
     await worker.waitFor(/order worker started/);
-    const ghost = { id: 'ord_doesnotexist0000000000', accountId: 'acct_ghost', amount: 100, currency: 'usd', paymentIntentId: 'pi_ghost0000' };
+    const ghost = {
+      id: 'ord_doesnotexist0000000000',
+      accountId: 'acct_ghost',
+      amount: 100,
+      currency: 'usd',
+      paymentIntentId: 'pi_ghost0000',
+    };
     const job = jobOf(events.paymentIntent('succeeded', ghost));
     await queue.add(job.type, job, { ...jobOptions('stripeEvents', job.id, 2) });
     expect(await waitForFinished(queue, 1, 40_000)).toEqual({ completed: 1, failed: 0 });

@@ -11,7 +11,9 @@ import { pathToFileURL } from 'node:url';
 
 const entry = path.resolve(process.argv[2] ?? '');
 if (!process.argv[2] || !existsSync(entry)) {
-  console.error(`${process.argv[2] ?? 'no entry point given'}: not built; run \`npm run build\` first (npm start and npm run dev run from source)`);
+  console.error(
+    `${process.argv[2] ?? 'no entry point given'}: not built; run \`npm run build\` first (npm start and npm run dev run from source)`,
+  );
   process.exit(1);
 }
 // The entry point reads its own arguments from process.argv.slice(2).

@@ -77,7 +77,10 @@ export class ChaosRedisCluster {
 
   /** The connection string the apps take (`REDIS_URL`). */
   get url(): string {
-    return `redis+cluster://${this.nodes.filter((node) => !node.killed).map((node) => `127.0.0.1:${node.port}`).join(',')}`;
+    return `redis+cluster://${this.nodes
+      .filter((node) => !node.killed)
+      .map((node) => `127.0.0.1:${node.port}`)
+      .join(',')}`;
   }
 
   private async launch(): Promise<void> {
@@ -89,18 +92,29 @@ export class ChaosRedisCluster {
         name: `redis-cluster-${port}`,
         command: 'redis-server',
         args: [
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, 'nodes.conf'),
-          '--cluster-node-timeout', String(this.nodeTimeoutMs),
-          '--save', '',
-          '--appendonly', 'yes',
-          '--dir', dir,
-          '--maxmemory-policy', 'noeviction',
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          String(this.nodeTimeoutMs),
+          '--save',
+          '',
+          '--appendonly',
+          'yes',
+          '--dir',
+          dir,
+          '--maxmemory-policy',
+          'noeviction',
           // A replica's first sync starts at once instead of after the default 5 s.
-          '--repl-diskless-sync-delay', '0',
-          '--protected-mode', 'no',
+          '--repl-diskless-sync-delay',
+          '0',
+          '--protected-mode',
+          'no',
         ],
         logDir: this.logDir,
       });
@@ -125,7 +139,14 @@ export class ChaosRedisCluster {
   private async replicasInSync(): Promise<number> {
     let count = 0;
     for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-      const client = new Redis({ host: '127.0.0.1', port: node.port, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis({
+        host: '127.0.0.1',
+        port: node.port,
+        connectTimeout: 1_000,
+        commandTimeout: 1_000,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       client.on('error', () => undefined);
       try {
         const info = await client.info('replication');
@@ -140,7 +161,14 @@ export class ChaosRedisCluster {
   }
 
   private async ping(port: number): Promise<string | undefined> {
-    const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    const client = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -159,7 +187,16 @@ export class ChaosRedisCluster {
   private async ask<T>(question: (client: Redis) => Promise<T>): Promise<T> {
     let lastError: unknown = new Error('no live node');
     for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-      const client = new Redis({ host: '127.0.0.1', port: node.port, lazyConnect: true, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+      const client = new Redis({
+        host: '127.0.0.1',
+        port: node.port,
+        lazyConnect: true,
+        connectTimeout: 1_000,
+        commandTimeout: 1_000,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableOfflineQueue: false,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();
@@ -178,7 +215,14 @@ export class ChaosRedisCluster {
     await waitUntil(
       async () => {
         for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-          const client = new Redis({ host: '127.0.0.1', port: node.port, connectTimeout: 1_000, commandTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+          const client = new Redis({
+            host: '127.0.0.1',
+            port: node.port,
+            connectTimeout: 1_000,
+            commandTimeout: 1_000,
+            maxRetriesPerRequest: 0,
+            retryStrategy: () => null,
+          });
           client.on('error', () => undefined);
           try {
             const info = await client.cluster('INFO');

@@ -141,7 +141,10 @@ const ORDERS_API_KEY = `chaos_${randomBytes(24).toString('base64url')}`;
 const QUEUE_PREFIX = { single: 'chaos', cluster: '{chaos}' } as const;
 const WORKER_LOCK_DURATION_MS = 5_000;
 
-type ChaosAction = { at: number; kind: 'kill-worker' | 'kill-all-workers' | 'restart-redis' | 'flush-redis' | 'fail-over-redis' | 'kill-postgres' };
+type ChaosAction = {
+  at: number;
+  kind: 'kill-worker' | 'kill-all-workers' | 'restart-redis' | 'flush-redis' | 'fail-over-redis' | 'kill-postgres';
+};
 
 /** Random moments of the load (as a share of orders played) for each act of violence. */
 function planActions(rng: Rng, workerKills: number, killAll: number, redis: 'single' | 'cluster'): ChaosAction[] {
@@ -219,7 +222,9 @@ class WorkerPool {
 
   /** Workers that finished booting at least `minUpMs` ago: killing one mid-boot proves little. */
   private ready(minUpMs: number) {
-    return [...this.live.values()].filter((entry) => !entry.killed && entry.startedAt !== undefined && Date.now() - entry.startedAt >= minUpMs);
+    return [...this.live.values()].filter(
+      (entry) => !entry.killed && entry.startedAt !== undefined && Date.now() - entry.startedAt >= minUpMs,
+    );
   }
 
   private async kill(entries: { app: ChildApp; killed: boolean }[]): Promise<void> {
@@ -261,7 +266,12 @@ class WorkerPool {
   /** Waits for pending restarts, then for every worker to have booted. */
   async settle(timeoutMs = 60_000): Promise<void> {
     await Promise.all(this.restarts);
-    await waitUntil(async () => [...this.live.values()].every((entry) => entry.startedAt !== undefined), timeoutMs, 'restarted workers to boot', 100);
+    await waitUntil(
+      async () => [...this.live.values()].every((entry) => entry.startedAt !== undefined),
+      timeoutMs,
+      'restarted workers to boot',
+      100,
+    );
   }
 
   async stop(): Promise<void> {
@@ -310,7 +320,9 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `duplicates ${s.duplicates}`,
     `dropped ${s.dropped}`,
     `kills ${s.kills}`,
-    cluster ? `restarts ${s.workerRestarts} (workers)` : `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
+    cluster
+      ? `restarts ${s.workerRestarts} (workers)`
+      : `restarts ${s.workerRestarts + s.redisRestarts} (workers ${s.workerRestarts}, redis ${s.redisRestarts})`,
     `refused starts ${s.refusedStarts}`,
     cluster
       ? `redis cluster failovers ${s.redisFailovers} (${s.failoverMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ') || 'none'} without a master)`
@@ -354,7 +366,10 @@ interface RunDatabase {
 }
 
 /** The run's Redis: one server, or a cluster; the URL and queue prefix the apps get. */
-type RunRedis = { url: string; prefix: string } & ({ kind: 'single'; server: ChaosRedis } | { kind: 'cluster'; cluster: ChaosRedisCluster });
+type RunRedis = { url: string; prefix: string } & (
+  | { kind: 'single'; server: ChaosRedis }
+  | { kind: 'cluster'; cluster: ChaosRedisCluster }
+);
 
 /** The system's processes, up and answering. */
 interface RunningSystem {
@@ -391,7 +406,8 @@ async function prepareDatabase(ctx: RunContext): Promise<RunDatabase> {
   const database = await createChaosDatabase();
   ctx.log(`database ${database.name} created and migrated`);
   ctx.cleanups.push(async () => {
-    if (ctx.options.keepDatabase || ctx.keepArtifacts) ctx.log(`database ${database.name} kept (drop it with: DROP DATABASE "${database.name}")`);
+    if (ctx.options.keepDatabase || ctx.keepArtifacts)
+      ctx.log(`database ${database.name} kept (drop it with: DROP DATABASE "${database.name}")`);
     else await database.drop();
   });
   return database;
@@ -490,10 +506,17 @@ async function startSystem(ctx: RunContext, database: RunDatabase, redis: RunRed
   const alive = (app: ChildApp) => {
     if (app.done) throw new Error(`${app.name} exited during start-up:\n${app.tail.join('\n')}`);
   };
-  await waitUntil(async () => {
-    alive(emulator);
-    return getJson(`${emulatorUrl}/_emulator/config`).then(() => true, () => false);
-  }, 60_000, 'the emulator');
+  await waitUntil(
+    async () => {
+      alive(emulator);
+      return getJson(`${emulatorUrl}/_emulator/config`).then(
+        () => true,
+        () => false,
+      );
+    },
+    60_000,
+    'the emulator',
+  );
   const configure = await fetch(`${emulatorUrl}/_emulator/config`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -511,12 +534,21 @@ async function startSystem(ctx: RunContext, database: RunDatabase, redis: RunRed
     }),
   });
   if (!configure.ok) throw new Error(`configuring the emulator failed: ${await configure.text()}`);
-  await waitUntil(async () => {
-    alive(receiver);
-    return getJson(`${receiverUrl}/readyz`).then(() => true, () => false);
-  }, 60_000, 'the receiver');
+  await waitUntil(
+    async () => {
+      alive(receiver);
+      return getJson(`${receiverUrl}/readyz`).then(
+        () => true,
+        () => false,
+      );
+    },
+    60_000,
+    'the receiver',
+  );
   await workers.settle();
-  ctx.log(`emulator ${emulatorUrl}, receiver ${receiverUrl}, ${workerCount} workers up (${Math.round((Date.now() - ctx.started) / 1000)} s)`);
+  ctx.log(
+    `emulator ${emulatorUrl}, receiver ${receiverUrl}, ${workerCount} workers up (${Math.round((Date.now() - ctx.started) / 1000)} s)`,
+  );
   return { emulator, receiver, workers, emulatorUrl, receiverUrl, env };
 }
 
@@ -648,7 +680,9 @@ async function waitForQuiet(ctx: RunContext, system: RunningSystem, queues: Queu
   for (;;) {
     ctx.signal?.throwIfAborted();
     const stats = await getJson<EmulatorStats>(`${system.emulatorUrl}/_emulator/stats`);
-    const counts = await Promise.all(queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')));
+    const counts = await Promise.all(
+      queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')),
+    );
     const pendingJobs = counts.reduce((sum, count) => sum + Object.values(count).reduce((a, b) => a + b, 0), 0);
     const pendingDeliveries = stats.deliveries.pending + stats.deliveries.inFlight;
     state = `deliveries pending ${pendingDeliveries}, jobs pending ${JSON.stringify(counts)}`;
@@ -678,7 +712,14 @@ async function listFailedJobs(queues: Queue[]): Promise<FailedJob[]> {
     queues.map(async (queue) =>
       (await queue.getFailed(0, -1)).map((job) => {
         const reason = job.failedReason ?? '';
-        return { queue: queue.name, id: job.id ?? '?', name: job.name, attemptsMade: job.attemptsMade, reason, explained: /stalled more than allowable limit/i.test(reason) };
+        return {
+          queue: queue.name,
+          id: job.id ?? '?',
+          name: job.name,
+          attemptsMade: job.attemptsMade,
+          reason,
+          explained: /stalled more than allowable limit/i.test(reason),
+        };
       }),
     ),
   );
@@ -691,19 +732,36 @@ async function listFailedJobs(queues: Queue[]): Promise<FailedJob[]> {
  * Event jobs carry money facts, so do what an operator would: replay them. Stalled sync jobs were
  * only "ask Stripe" hints; the events and reconciliation carry the same facts.
  */
-async function replayStalledEvents(ctx: RunContext, system: RunningSystem, queues: Queue[], database: RunDatabase, records: OrderRecord[], cliEnv: Record<string, string>): Promise<FailedJobsOutcome> {
+async function replayStalledEvents(
+  ctx: RunContext,
+  system: RunningSystem,
+  queues: Queue[],
+  database: RunDatabase,
+  records: OrderRecord[],
+  cliEnv: Record<string, string>,
+): Promise<FailedJobsOutcome> {
   const failedJobs = await listFailedJobs(queues);
   let unexplainedFailedJobs = failedJobs.filter((job) => !job.explained).length;
   const stalledEvents = new Set(failedJobs.filter((job) => job.explained && job.queue === QUEUES.stripeEvents).map((job) => job.id));
   let lostBeforeReplay = 0;
   if (stalledEvents.size > 0) {
     lostBeforeReplay = await withPrisma(database.url, async (prisma) => (await verifyRun(prisma, records)).lost);
-    ctx.log(`${stalledEvents.size} event job(s) failed because their workers were killed under them again and again (${lostBeforeReplay} ledger entries missing meanwhile); npm run replay -- --failed`);
+    ctx.log(
+      `${stalledEvents.size} event job(s) failed because their workers were killed under them again and again (${lostBeforeReplay} ledger entries missing meanwhile); npm run replay -- --failed`,
+    );
     const replayOutput = await runCli('replay', ['apps/order-worker/src/cli/replay.ts', '--failed'], cliEnv, ctx.logDir);
-    ctx.log(replayOutput.split('\n').filter((line) => !line.startsWith('{')).slice(-1).join(''));
+    ctx.log(
+      replayOutput
+        .split('\n')
+        .filter((line) => !line.startsWith('{'))
+        .slice(-1)
+        .join(''),
+    );
     await waitForQuiet(ctx, system, queues, 'after replay');
     // An event job still failed after its replay is not explained by the kills any more.
-    unexplainedFailedJobs += (await listFailedJobs(queues)).filter((job) => job.queue === QUEUES.stripeEvents && stalledEvents.has(job.id)).length;
+    unexplainedFailedJobs += (await listFailedJobs(queues)).filter(
+      (job) => job.queue === QUEUES.stripeEvents && stalledEvents.has(job.id),
+    ).length;
   }
   for (const job of failedJobs) ctx.log(`failed job ${job.queue}/${job.id} (${job.name}, ${job.attemptsMade} attempts): ${job.reason}`);
   return { failedJobs, unexplainedFailedJobs, replayed: stalledEvents.size, lostBeforeReplay };
@@ -712,7 +770,14 @@ async function replayStalledEvents(ctx: RunContext, system: RunningSystem, queue
 /** Compares the ledger with what Stripe did and gives the verdict. */
 async function judge(
   ctx: RunContext,
-  run: { database: RunDatabase; redis: RunRedis; system: RunningSystem; load: LoadOutcome; reconcile: ReconcileReport; failed: FailedJobsOutcome },
+  run: {
+    database: RunDatabase;
+    redis: RunRedis;
+    system: RunningSystem;
+    load: LoadOutcome;
+    reconcile: ReconcileReport;
+    failed: FailedJobsOutcome;
+  },
 ): Promise<ChaosSummary> {
   const { database, redis, system, load, failed } = run;
   const stats = await getJson<EmulatorStats>(`${system.emulatorUrl}/_emulator/stats`);
@@ -723,7 +788,10 @@ async function judge(
   for (const detail of verify.details) ctx.log(`  ${detail}`);
 
   const balancesOk = verify.balanceMismatches === 0 && verify.audit.problems.length === 0;
-  const crashes = [...system.workers.crashes, ...[system.emulator, system.receiver].filter((app) => app.done).map((app) => `${app.name} exited: ${app.tail.slice(-5).join(' | ')}`)];
+  const crashes = [
+    ...system.workers.crashes,
+    ...[system.emulator, system.receiver].filter((app) => app.done).map((app) => `${app.name} exited: ${app.tail.slice(-5).join(' | ')}`),
+  ];
   const ok =
     verify.lost === 0 &&
     verify.doubled === 0 &&

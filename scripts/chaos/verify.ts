@@ -32,7 +32,8 @@ function expectedEntries(records: OrderRecord[]): ExpectedEntry[] {
     }
     if (record.dispute) {
       entries.push({ ...base, type: 'dispute', reference: record.dispute.id, amount: -record.dispute.amount });
-      if (record.dispute.status === 'won') entries.push({ ...base, type: 'dispute_reversal', reference: record.dispute.id, amount: record.dispute.amount });
+      if (record.dispute.status === 'won')
+        entries.push({ ...base, type: 'dispute_reversal', reference: record.dispute.id, amount: record.dispute.amount });
     }
   }
   return entries;
@@ -76,7 +77,9 @@ export async function verifyRun(prisma: PrismaClient, records: OrderRecord[]): P
   };
 
   const expected = expectedEntries(records);
-  const rows = await prisma.$queryRaw<{ entry_type: string; reference: string; amount: number; account_id: string; order_id: string | null }[]>`
+  const rows = await prisma.$queryRaw<
+    { entry_type: string; reference: string; amount: number; account_id: string; order_id: string | null }[]
+  >`
     SELECT entry_type::text AS entry_type, reference, amount, account_id, order_id FROM ledger_entries`;
   const actual = new Map<string, typeof rows>();
   for (const row of rows) {
@@ -104,7 +107,9 @@ export async function verifyRun(prisma: PrismaClient, records: OrderRecord[]): P
     for (const row of found) {
       if (row.amount !== entry.amount || row.account_id !== entry.accountId || row.order_id !== entry.orderId) {
         wrongEntries += 1;
-        note(`wrong entry: ${entry.type} ${entry.reference} is ${row.amount} on ${row.account_id}/${row.order_id}, expected ${entry.amount} on ${entry.accountId}/${entry.orderId}`);
+        note(
+          `wrong entry: ${entry.type} ${entry.reference} is ${row.amount} on ${row.account_id}/${row.order_id}, expected ${entry.amount} on ${entry.accountId}/${entry.orderId}`,
+        );
       }
     }
   }
@@ -156,8 +161,15 @@ export async function verifyRun(prisma: PrismaClient, records: OrderRecord[]): P
   for (const event of held) note(`inbox: ${event.id} (${event.type}) held: ${event.detail ?? '?'}`);
   // The other integration's events: every one the inbox has must say not ours (an unhandled type is
   // never queued; a dropped delivery may be missing until reconciliation).
-  const foreignObjects = records.flatMap((record) => (record.foreignPayment ? [record.foreignPayment.paymentIntentId, ...(record.foreignPayment.refundId ? [record.foreignPayment.refundId] : [])] : []));
-  const foreignEvents = await prisma.stripeEvent.findMany({ where: { objectId: { in: foreignObjects } }, select: { id: true, status: true, type: true } });
+  const foreignObjects = records.flatMap((record) =>
+    record.foreignPayment
+      ? [record.foreignPayment.paymentIntentId, ...(record.foreignPayment.refundId ? [record.foreignPayment.refundId] : [])]
+      : [],
+  );
+  const foreignEvents = await prisma.stripeEvent.findMany({
+    where: { objectId: { in: foreignObjects } },
+    select: { id: true, status: true, type: true },
+  });
   const misrecorded = foreignEvents.filter((event) => event.status !== 'not_ours');
   for (const event of misrecorded) note(`inbox: another integration's ${event.type} ${event.id} is ${event.status}, expected not_ours`);
 

@@ -138,7 +138,13 @@ export class Customers {
     private readonly signal: AbortSignal | undefined,
   ) {}
 
-  private async request(method: string, url: string, body?: unknown, headers: Record<string, string> = {}, rawBody?: string): Promise<Answer> {
+  private async request(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    rawBody?: string,
+  ): Promise<Answer> {
     this.counters.requests += 1;
     const started = performance.now();
     const route = new URL(url).pathname.replace(/\/(ord|pi|dp|re|du|evt)_[^/]+/g, '/:id');
@@ -204,13 +210,17 @@ export class Customers {
   /** An `/_emulator` control; the emulator is never killed, so any non-2xx is a mistake of the run. */
   private async control<T>(path: string, body: unknown = {}): Promise<T> {
     const answer = await this.request('POST', `${this.emulatorUrl}/_emulator${path}`, body);
-    if (answer.status !== 200) throw new HttpFailure(`emulator ${path} answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
+    if (answer.status !== 200)
+      throw new HttpFailure(`emulator ${path} answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
     return answer.body as T;
   }
 
   private async confirm(orderId: string): Promise<void> {
-    const answer = await this.withRetries(`POST /orders/${orderId}/confirm`, () => this.request('POST', `${this.receiverUrl}/orders/${orderId}/confirm`, undefined, { authorization: `Bearer ${this.apiKey}` }));
-    if (answer.status !== 202) throw new HttpFailure(`POST /orders/${orderId}/confirm answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
+    const answer = await this.withRetries(`POST /orders/${orderId}/confirm`, () =>
+      this.request('POST', `${this.receiverUrl}/orders/${orderId}/confirm`, undefined, { authorization: `Bearer ${this.apiKey}` }),
+    );
+    if (answer.status !== 202)
+      throw new HttpFailure(`POST /orders/${orderId}/confirm answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
   }
 
   /** Plays one order's scenario; returns what Stripe now holds about it. */
@@ -248,7 +258,10 @@ export class Customers {
     if (plan.confirm) await this.confirm(created.id);
 
     const refund = async (amount?: number, reverse?: 'failed' | 'canceled') => {
-      const result = await this.control<{ refund?: { id: string; amount: number } }>(`/payment_intents/${pi}/refund`, amount === undefined ? {} : { amount });
+      const result = await this.control<{ refund?: { id: string; amount: number } }>(
+        `/payment_intents/${pi}/refund`,
+        amount === undefined ? {} : { amount },
+      );
       if (!result.refund) throw new Error(`refund of ${created.paymentIntentId} returned no refund`);
       record.refunds.push({ id: result.refund.id, amount: result.refund.amount, reversed: reverse !== undefined });
       if (reverse) await this.control(`/refunds/${encodeURIComponent(result.refund.id)}/fail`, { status: reverse });
@@ -305,13 +318,21 @@ export class Customers {
    * sometimes refunded: its events reach the endpoint and must be recorded as not ours.
    */
   private async foreignPayment(plan: PlannedOrder): Promise<OrderRecord['foreignPayment']> {
-    const metadata = plan.foreign === 'unknown_order' ? `&metadata[order_id]=ord_elsewhere_${plan.index}` : '&metadata[shop]=another-integration';
-    const answer = await this.request('POST', `${this.emulatorUrl}/v1/payment_intents`, undefined, {
-      authorization: 'Bearer sk_test_another_integration',
-      'content-type': 'application/x-www-form-urlencoded',
-    }, `amount=${plan.amount}&currency=${plan.currency}${metadata}`);
+    const metadata =
+      plan.foreign === 'unknown_order' ? `&metadata[order_id]=ord_elsewhere_${plan.index}` : '&metadata[shop]=another-integration';
+    const answer = await this.request(
+      'POST',
+      `${this.emulatorUrl}/v1/payment_intents`,
+      undefined,
+      {
+        authorization: 'Bearer sk_test_another_integration',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      `amount=${plan.amount}&currency=${plan.currency}${metadata}`,
+    );
     const id = (answer.body as { id?: string }).id;
-    if (answer.status !== 200 || !id) throw new HttpFailure(`creating a foreign PaymentIntent answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
+    if (answer.status !== 200 || !id)
+      throw new HttpFailure(`creating a foreign PaymentIntent answered ${answer.status} ${JSON.stringify(answer.body)}`, answer.status);
     await this.control(`/payment_intents/${encodeURIComponent(id)}/succeed`);
     if (plan.index % 3 !== 0) return { paymentIntentId: id, refundId: undefined };
     const refunded = await this.control<{ refund?: { id: string } }>(`/payment_intents/${encodeURIComponent(id)}/refund`);

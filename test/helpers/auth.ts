@@ -34,7 +34,9 @@ export async function userToken(
   options: { secret?: string; expiresIn?: number | undefined; notBefore?: number } = {},
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const token = new SignJWT({ iss: JWT_ISSUER, aud: JWT_AUDIENCE, ...claims }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt(now);
+  const token = new SignJWT({ iss: JWT_ISSUER, aud: JWT_AUDIENCE, ...claims })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt(now);
   if (accountId !== undefined) token.setSubject(accountId);
   const expiresIn = 'expiresIn' in options ? options.expiresIn : 300;
   if (expiresIn !== undefined) token.setExpirationTime(now + expiresIn);

@@ -12,7 +12,6 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = testDatabaseName(randomBytes(5).toString('hex'));
   await withAdmin((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${inject('templateDatabase')}"`));
@@ -49,7 +48,9 @@ export async function refuseLedgerInserts(prisma: PrismaClient): Promise<() => P
   await prisma.$executeRawUnsafe(`
     CREATE OR REPLACE FUNCTION test_refuse_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'ledger closed by a test'; END $$`);
-  await prisma.$executeRawUnsafe(`CREATE TRIGGER test_refuse_ledger BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION test_refuse_ledger()`);
+  await prisma.$executeRawUnsafe(
+    `CREATE TRIGGER test_refuse_ledger BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION test_refuse_ledger()`,
+  );
   return async () => {
     await prisma.$executeRawUnsafe(`DROP TRIGGER IF EXISTS test_refuse_ledger ON ledger_entries`);
   };

@@ -55,7 +55,18 @@ function event(type: string, object: Record<string, unknown>, id = `evt_${rand(1
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
     type,
-  } as { id: string; object: string; api_version: string; created: number; data: { object: Record<string, unknown> }; livemode: boolean; account?: string; pending_webhooks: number; request: { id: null; idempotency_key: null }; type: string };
+  } as {
+    id: string;
+    object: string;
+    api_version: string;
+    created: number;
+    data: { object: Record<string, unknown> };
+    livemode: boolean;
+    account?: string;
+    pending_webhooks: number;
+    request: { id: null; idempotency_key: null };
+    type: string;
+  };
 }
 
 export type RefundEventType = 'refund.created' | 'refund.updated' | 'refund.failed' | 'charge.refund.updated' | 'charge.refunded';
@@ -80,7 +91,13 @@ export const events = {
       metadata: overrides.metadata ?? { order_id: order.id, account_id: order.accountId },
       status:
         overrides.status ??
-        (type === 'succeeded' ? 'succeeded' : type === 'canceled' ? 'canceled' : type === 'processing' ? 'processing' : 'requires_payment_method'),
+        (type === 'succeeded'
+          ? 'succeeded'
+          : type === 'canceled'
+            ? 'canceled'
+            : type === 'processing'
+              ? 'processing'
+              : 'requires_payment_method'),
       livemode: false,
     });
   },

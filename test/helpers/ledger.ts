@@ -43,7 +43,9 @@ export function useLedgerDatabase() {
     },
     /** The order's ledger as `type:amount`, oldest first. */
     async entriesOf(order: Pick<OrderFixture, 'id'>) {
-      return (await prisma().ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } })).map((entry) => `${entry.entryType}:${entry.amount}`);
+      return (await prisma().ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } })).map(
+        (entry) => `${entry.entryType}:${entry.amount}`,
+      );
     },
   };
 }

@@ -81,7 +81,9 @@ export function useReconcileHarness(): ReconcileHarness {
     },
     async drained() {
       // Jobs, not list entries: after Redis lost keys a list can keep an id whose job is gone.
-      const pending = await Promise.all([this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])));
+      const pending = await Promise.all(
+        [this.queues.eventsQueue, this.queues.syncQueue].map((queue) => queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])),
+      );
       return pending.every((jobs) => jobs.filter(Boolean).length === 0);
     },
   };

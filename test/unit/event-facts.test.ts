@@ -10,31 +10,77 @@ const PI = 'pi_3FactsTestPayment';
 const metadata = { order_id: 'ord_factstest00000000000000', account_id: 'acct_facts', note: 'anything else' };
 
 const objects = {
-  paymentIntent: (status: string) => ({ ...fixture('payment_intent'), id: PI, amount: 1_000, amount_received: status === 'succeeded' ? 1_000 : 0, currency: 'usd', status, metadata }),
-  checkoutSession: (payment_status: string, mode = 'payment') => ({ ...fixture('checkout_session'), id: 'cs_test_facts', mode, payment_status, payment_intent: PI, amount_total: 1_000, currency: 'usd', metadata }),
+  paymentIntent: (status: string) => ({
+    ...fixture('payment_intent'),
+    id: PI,
+    amount: 1_000,
+    amount_received: status === 'succeeded' ? 1_000 : 0,
+    currency: 'usd',
+    status,
+    metadata,
+  }),
+  checkoutSession: (payment_status: string, mode = 'payment') => ({
+    ...fixture('checkout_session'),
+    id: 'cs_test_facts',
+    mode,
+    payment_status,
+    payment_intent: PI,
+    amount_total: 1_000,
+    currency: 'usd',
+    metadata,
+  }),
   refund: (status: string) => ({ ...fixture('refund'), id: 're_facts', amount: 400, currency: 'usd', status, payment_intent: PI }),
   charge: (refundStatuses: string[]) => ({
     ...fixture('charge'),
     id: 'ch_facts',
     currency: 'usd',
     payment_intent: { id: PI, object: 'payment_intent' },
-    refunds: { object: 'list', data: refundStatuses.map((status, index) => ({ ...fixture('refund'), id: `re_facts${index}`, amount: 100, currency: 'usd', status })) },
+    refunds: {
+      object: 'list',
+      data: refundStatuses.map((status, index) => ({ ...fixture('refund'), id: `re_facts${index}`, amount: 100, currency: 'usd', status })),
+    },
   }),
   dispute: (status: string) => ({ ...fixture('dispute'), id: 'dp_facts', amount: 1_000, currency: 'usd', status, payment_intent: PI }),
 };
 
-const event = (type: string, object: Record<string, unknown>) => ({ id: 'evt_facts', type, created: 1_800_000_000, livemode: false, data: { object } });
+const event = (type: string, object: Record<string, unknown>) => ({
+  id: 'evt_facts',
+  type,
+  created: 1_800_000_000,
+  livemode: false,
+  data: { object },
+});
 const factsOf = (type: string, object: Record<string, unknown>) => paymentFactsFromEvent(stripeEventJobData(event(type, object)));
 
-const PI_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'canceled', 'succeeded'];
+const PI_STATUSES = [
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'canceled',
+  'succeeded',
+];
 const REFUND_STATUSES = ['pending', 'requires_action', 'succeeded', 'failed', 'canceled'];
 const CHECKOUT_PAYMENT_STATUSES = ['paid', 'unpaid', 'no_payment_required'];
-const DISPUTE_STATUSES = ['warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response', 'under_review', 'won', 'lost'];
+const DISPUTE_STATUSES = [
+  'warning_needs_response',
+  'warning_under_review',
+  'warning_closed',
+  'needs_response',
+  'under_review',
+  'won',
+  'lost',
+];
 
 describe('paymentFactsFromEvent', () => {
   it.each(PI_STATUSES)('payment_intent.succeeded with status %s', (status) => {
     const facts = factsOf('payment_intent.succeeded', objects.paymentIntent(status));
-    expect(facts).toEqual(status === 'succeeded' ? [{ kind: 'payment_succeeded', paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' }] : []);
+    expect(facts).toEqual(
+      status === 'succeeded'
+        ? [{ kind: 'payment_succeeded', paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' }]
+        : [],
+    );
   });
 
   // The event type says what happened; the object's status (which may have moved on since) does not.
@@ -47,7 +93,9 @@ describe('paymentFactsFromEvent', () => {
       ] as const
     ).flatMap(([type, to]) => PI_STATUSES.map((status) => [type, status, to] as const)),
   )('%s with status %s → progress %s', (type, status, to) => {
-    expect(factsOf(type, objects.paymentIntent(status))).toEqual([{ kind: 'payment_progress', paymentIntentId: PI, orderId: metadata.order_id, to }]);
+    expect(factsOf(type, objects.paymentIntent(status))).toEqual([
+      { kind: 'payment_progress', paymentIntentId: PI, orderId: metadata.order_id, to },
+    ]);
   });
 
   // Only payment-mode sessions pay an order; a completed session pays once it is paid (or needs no
@@ -63,7 +111,9 @@ describe('paymentFactsFromEvent', () => {
     ['checkout.session.async_payment_failed', 'no_payment_required', 'payment', 'payment_progress'],
     ['checkout.session.async_payment_failed', 'unpaid', 'payment', 'payment_progress'],
     ...['checkout.session.completed', 'checkout.session.async_payment_succeeded', 'checkout.session.async_payment_failed'].flatMap((type) =>
-      ['setup', 'subscription'].flatMap((mode) => CHECKOUT_PAYMENT_STATUSES.map((paymentStatus) => [type, paymentStatus, mode, undefined] as const)),
+      ['setup', 'subscription'].flatMap((mode) =>
+        CHECKOUT_PAYMENT_STATUSES.map((paymentStatus) => [type, paymentStatus, mode, undefined] as const),
+      ),
     ),
   ] as const;
 
@@ -79,20 +129,42 @@ describe('paymentFactsFromEvent', () => {
   });
 
   it('a checkout session without a PaymentIntent reports nothing', () => {
-    for (const type of ['checkout.session.completed', 'checkout.session.async_payment_succeeded', 'checkout.session.async_payment_failed']) {
+    for (const type of [
+      'checkout.session.completed',
+      'checkout.session.async_payment_succeeded',
+      'checkout.session.async_payment_failed',
+    ]) {
       expect(factsOf(type, { ...objects.checkoutSession('paid'), payment_intent: null }), type).toEqual([]);
     }
   });
 
-  it.each(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'].flatMap((type) => REFUND_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
+  it.each(
+    ['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'].flatMap((type) =>
+      REFUND_STATUSES.map((status) => [type, status]),
+    ),
+  )('%s with status %s', (type, status) => {
     expect(factsOf(type, objects.refund(status))).toEqual([
-      { kind: 'refund', refundId: 're_facts', paymentIntentId: PI, amount: 400, currency: 'usd', status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited' },
+      {
+        kind: 'refund',
+        refundId: 're_facts',
+        paymentIntentId: PI,
+        amount: 400,
+        currency: 'usd',
+        status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited',
+      },
     ]);
   });
 
   it.each(REFUND_STATUSES)('charge.refunded listing a refund with status %s', (status) => {
     expect(factsOf('charge.refunded', objects.charge([status]))).toEqual([
-      { kind: 'refund', refundId: 're_facts0', paymentIntentId: PI, amount: 100, currency: 'usd', status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited' },
+      {
+        kind: 'refund',
+        refundId: 're_facts0',
+        paymentIntentId: PI,
+        amount: 100,
+        currency: 'usd',
+        status: status === 'failed' || status === 'canceled' ? 'reversed' : 'debited',
+      },
     ]);
   });
 
@@ -102,9 +174,11 @@ describe('paymentFactsFromEvent', () => {
   });
 
   it('refunds, charges and disputes of a payment made without a PaymentIntent report nothing', () => {
-    for (const type of ['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated']) expect(factsOf(type, { ...objects.refund('succeeded'), payment_intent: null }), type).toEqual([]);
+    for (const type of ['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'])
+      expect(factsOf(type, { ...objects.refund('succeeded'), payment_intent: null }), type).toEqual([]);
     expect(factsOf('charge.refunded', { ...objects.charge(['succeeded']), payment_intent: null })).toEqual([]);
-    for (const type of ['charge.dispute.created', 'charge.dispute.closed']) expect(factsOf(type, { ...objects.dispute('lost'), payment_intent: null }), type).toEqual([]);
+    for (const type of ['charge.dispute.created', 'charge.dispute.closed'])
+      expect(factsOf(type, { ...objects.dispute('lost'), payment_intent: null }), type).toEqual([]);
   });
 
   it('every handled event type is in the tables above; any other type reports nothing', () => {
@@ -123,12 +197,21 @@ describe('paymentFactsFromEvent', () => {
       'charge.dispute.closed',
     ]);
     expect(tested).toEqual(new Set(HANDLED_EVENT_TYPES));
-    for (const type of ['payment_intent.created', 'payment_intent.requires_action', 'charge.succeeded', 'checkout.session.expired', 'customer.created']) {
-      expect(paymentFactsFromEvent({ id: 'evt_other', type, created: 1, livemode: false, object: objects.paymentIntent('succeeded') }), type).toEqual([]);
+    for (const type of [
+      'payment_intent.created',
+      'payment_intent.requires_action',
+      'charge.succeeded',
+      'checkout.session.expired',
+      'customer.created',
+    ]) {
+      expect(
+        paymentFactsFromEvent({ id: 'evt_other', type, created: 1, livemode: false, object: objects.paymentIntent('succeeded') }),
+        type,
+      ).toEqual([]);
     }
   });
 
-  it('charge.refunded: one fact per refund it lists, with the charge\'s PaymentIntent even when expanded', () => {
+  it("charge.refunded: one fact per refund it lists, with the charge's PaymentIntent even when expanded", () => {
     const facts = factsOf('charge.refunded', objects.charge(['succeeded', 'failed']));
     expect(facts).toEqual([
       { kind: 'refund', refundId: 're_facts0', paymentIntentId: PI, amount: 100, currency: 'usd', status: 'debited' },
@@ -136,14 +219,26 @@ describe('paymentFactsFromEvent', () => {
     ]);
   });
 
-  it.each(['charge.dispute.created', 'charge.dispute.closed'].flatMap((type) => DISPUTE_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
-    const expected =
-      status.startsWith('warning_') ? undefined : type === 'charge.dispute.created' ? 'open' : status === 'won' || status === 'lost' ? status : undefined;
-    expect(factsOf(type, objects.dispute(status)).map((fact) => (fact.kind === 'dispute' ? fact.to : fact.kind))).toEqual(expected ? [expected] : []);
-  });
+  it.each(['charge.dispute.created', 'charge.dispute.closed'].flatMap((type) => DISPUTE_STATUSES.map((status) => [type, status])))(
+    '%s with status %s',
+    (type, status) => {
+      const expected = status.startsWith('warning_')
+        ? undefined
+        : type === 'charge.dispute.created'
+          ? 'open'
+          : status === 'won' || status === 'lost'
+            ? status
+            : undefined;
+      expect(factsOf(type, objects.dispute(status)).map((fact) => (fact.kind === 'dispute' ? fact.to : fact.kind))).toEqual(
+        expected ? [expected] : [],
+      );
+    },
+  );
 
   it('refuses an object that lacks what its type promises, as unrecoverable', () => {
-    expect(() => factsOf('payment_intent.succeeded', { ...objects.paymentIntent('succeeded'), amount_received: -1 })).toThrow(MalformedEventError);
+    expect(() => factsOf('payment_intent.succeeded', { ...objects.paymentIntent('succeeded'), amount_received: -1 })).toThrow(
+      MalformedEventError,
+    );
     expect(() => factsOf('refund.created', { id: 're_x' })).toThrow(MalformedEventError);
   });
 });

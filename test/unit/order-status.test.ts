@@ -1,6 +1,13 @@
 import { ORDER_STATUSES, type OrderStatus } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import { nextOrderState, progressOf, statusOf, type OrderChange, type OrderState, type PaymentProgress } from '../../apps/order-worker/src/order-status.js';
+import {
+  nextOrderState,
+  progressOf,
+  statusOf,
+  type OrderChange,
+  type OrderState,
+  type PaymentProgress,
+} from '../../apps/order-worker/src/order-status.js';
 
 // Pure: the order status rule, every order state × every change, in milliseconds. That the SQL twin
 // of the rule agrees is test/order-status.test.ts (it needs PostgreSQL).
@@ -52,27 +59,39 @@ const CHANGES: OrderChange[] = [
 // The status after each change (columns as CHANGES), written out by hand from the rules: progress
 // only rises (failed, canceled and expired rank alike, paid above all), the refunded amount adds up,
 // a dispute goes open → won/lost and never back, a review flag hides everything until resolved.
-const A = 'awaiting_payment', P = 'processing', F = 'payment_failed', C = 'canceled', E = 'expired';
-const OK = 'credited', PR = 'partially_refunded', R = 'refunded', D = 'disputed', NR = 'needs_review';
+const A = 'awaiting_payment',
+  P = 'processing',
+  F = 'payment_failed',
+  C = 'canceled',
+  E = 'expired';
+const OK = 'credited',
+  PR = 'partially_refunded',
+  R = 'refunded',
+  D = 'disputed',
+  NR = 'needs_review';
 //                         prog:await  proc  failed cancel expire paid  ref+400 ref+600 ref-400 dsp:open won  lost  review resolved
 const EXPECTED: Record<string, OrderStatus[]> = {
-  'awaiting_payment':         [A,  P,  F,  C,  E,  OK, A,  A,  A,  D, A,  D, NR, A],
-  'processing':               [P,  P,  F,  C,  E,  OK, P,  P,  P,  D, P,  D, NR, P],
-  'payment_failed':           [F,  F,  F,  F,  F,  OK, F,  F,  F,  D, F,  D, NR, F],
-  'canceled':                 [C,  C,  C,  C,  C,  OK, C,  C,  C,  D, C,  D, NR, C],
-  'expired':                  [E,  E,  E,  E,  E,  OK, E,  E,  E,  D, E,  D, NR, E],
-  'credited':                 [OK, OK, OK, OK, OK, OK, PR, PR, OK, D, OK, D, NR, OK],
-  'partially_refunded (400)': [PR, PR, PR, PR, PR, PR, PR, R,  OK, D, PR, D, NR, PR],
-  'refunded':                 [R,  R,  R,  R,  R,  R,  R,  R,  PR, D, R,  D, NR, R],
-  'disputed (open)':          [D,  D,  D,  D,  D,  D,  D,  D,  D,  D, OK, D, NR, D],
-  'credited, dispute won':    [OK, OK, OK, OK, OK, OK, PR, PR, OK, OK, OK, OK, NR, OK],
-  'disputed (lost)':          [D,  D,  D,  D,  D,  D,  D,  D,  D,  D, D,  D, NR, D],
-  'needs_review, unpaid':     [NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, A],
-  'needs_review, credited':   [NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, OK],
+  awaiting_payment: [A, P, F, C, E, OK, A, A, A, D, A, D, NR, A],
+  processing: [P, P, F, C, E, OK, P, P, P, D, P, D, NR, P],
+  payment_failed: [F, F, F, F, F, OK, F, F, F, D, F, D, NR, F],
+  canceled: [C, C, C, C, C, OK, C, C, C, D, C, D, NR, C],
+  expired: [E, E, E, E, E, OK, E, E, E, D, E, D, NR, E],
+  credited: [OK, OK, OK, OK, OK, OK, PR, PR, OK, D, OK, D, NR, OK],
+  'partially_refunded (400)': [PR, PR, PR, PR, PR, PR, PR, R, OK, D, PR, D, NR, PR],
+  refunded: [R, R, R, R, R, R, R, R, PR, D, R, D, NR, R],
+  'disputed (open)': [D, D, D, D, D, D, D, D, D, D, OK, D, NR, D],
+  'credited, dispute won': [OK, OK, OK, OK, OK, OK, PR, PR, OK, OK, OK, OK, NR, OK],
+  'disputed (lost)': [D, D, D, D, D, D, D, D, D, D, D, D, NR, D],
+  'needs_review, unpaid': [NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, A],
+  'needs_review, credited': [NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, NR, OK],
 };
 
 const describeChange = (change: OrderChange) =>
-  change.kind === 'progress' || change.kind === 'dispute' ? `${change.kind} → ${change.to}` : change.kind === 'refunded' ? `refunded ${change.amount}` : change.kind;
+  change.kind === 'progress' || change.kind === 'dispute'
+    ? `${change.kind} → ${change.to}`
+    : change.kind === 'refunded'
+      ? `refunded ${change.amount}`
+      : change.kind;
 
 describe('nextOrderState: every order state × every change', () => {
   it('covers every status of the contract', () => {
@@ -83,13 +102,17 @@ describe('nextOrderState: every order state × every change', () => {
   it.each(STATES)('from %s', (name, from, credited) => {
     const got = CHANGES.map((change) => nextOrderState(from, change, credited).status);
     // One line per change in a failure, so the cell that is wrong is named.
-    expect(CHANGES.map((change, i) => `${describeChange(change)}: ${got[i]}`)).toEqual(CHANGES.map((change, i) => `${describeChange(change)}: ${EXPECTED[name]![i]}`));
+    expect(CHANGES.map((change, i) => `${describeChange(change)}: ${got[i]}`)).toEqual(
+      CHANGES.map((change, i) => `${describeChange(change)}: ${EXPECTED[name]![i]}`),
+    );
   });
 });
 
 describe('nextOrderState: what moves and what sticks', () => {
   const PROGRESS: PaymentProgress[] = ['awaiting_payment', 'processing', 'payment_failed', 'canceled', 'expired', 'paid'];
-  const cases = STATES.flatMap(([name, from, credited]) => CHANGES.map((change) => ({ name, from, credited, change, next: nextOrderState(from, change, credited) })));
+  const cases = STATES.flatMap(([name, from, credited]) =>
+    CHANGES.map((change) => ({ name, from, credited, change, next: nextOrderState(from, change, credited) })),
+  );
 
   it('keeps the amount, and moves the refunded amount only by a refund', () => {
     for (const { from, change, next } of cases) {
@@ -123,6 +146,7 @@ describe('nextOrderState: what moves and what sticks', () => {
     for (const progress of PROGRESS)
       for (const reviewReason of [null, 'a reason'])
         for (const disputeStatus of [null, 'open', 'won', 'lost'])
-          for (const amountRefunded of [0, 400, 1_000]) expect(ORDER_STATUSES).toContain(statusOf(progress, { amount: 1_000, amountRefunded, disputeStatus, reviewReason }));
+          for (const amountRefunded of [0, 400, 1_000])
+            expect(ORDER_STATUSES).toContain(statusOf(progress, { amount: 1_000, amountRefunded, disputeStatus, reviewReason }));
   });
 });

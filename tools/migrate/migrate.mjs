@@ -49,7 +49,10 @@ function fail(message, code = 1) {
 
 let options;
 try {
-  options = parseArgs({ options: { check: { type: 'boolean' }, until: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+  options = parseArgs({
+    options: { check: { type: 'boolean' }, until: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  }).values;
 } catch (error) {
   // One line, as every command answers a bad option (the first sentence of Node's message says it).
   fail(`migrate: ${error.message.split('. ')[0]}; usage: npm run migrate [-- --check] [-- --until <migration>] (see --help)`, 64);
@@ -76,7 +79,9 @@ function repositoryMigrations() {
     .filter((entry) => entry.isDirectory() && existsSync(path.join(MIGRATIONS_DIR, entry.name, 'migration.sql')))
     .map((entry) => {
       const sql = readFileSync(path.join(MIGRATIONS_DIR, entry.name, 'migration.sql'), 'utf8');
-      const concurrentIndexes = [...sql.matchAll(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([A-Za-z0-9_]+)"?/gi)].map((match) => match[1]);
+      const concurrentIndexes = [
+        ...sql.matchAll(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([A-Za-z0-9_]+)"?/gi),
+      ].map((match) => match[1]);
       return { name: entry.name, concurrentIndexes };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
@@ -155,7 +160,8 @@ async function main() {
   }
   const client = await connect();
   if (!client) {
-    if (options.check) console.log(`pre-flight: database ${where} does not exist yet; every migration is pending and there is no data to check`);
+    if (options.check)
+      console.log(`pre-flight: database ${where} does not exist yet; every migration is pending and there is no data to check`);
     return options.check ? 0 : deploy(migrations, options.until);
   }
   try {
@@ -181,7 +187,8 @@ async function main() {
       for (const index of migration.concurrentIndexes) {
         if (await dropInvalidIndex(client, index)) console.log(`dropped the invalid index ${index} a failed build left`);
       }
-      if (runPrisma(['migrate', 'resolve', '--rolled-back', row.migration_name]) !== 0) throw new Refusal(`could not mark ${row.migration_name} as rolled back`);
+      if (runPrisma(['migrate', 'resolve', '--rolled-back', row.migration_name]) !== 0)
+        throw new Refusal(`could not mark ${row.migration_name} as rolled back`);
     }
 
     // 2. Pre-flight checks of every pending migration, before anything is applied.
@@ -208,7 +215,8 @@ async function main() {
       lines.push('Nothing was applied and no failed migration was recorded.');
       // The resolution commands need this release's additive migrations (new tables, entry types).
       const before = pending[pending.findIndex((migration) => migration.name === problems[0].migration) - 1];
-      if (before) lines.push(`First apply the migrations before the rule, which the resolution needs: npm run migrate -- --until ${before.name}`);
+      if (before)
+        lines.push(`First apply the migrations before the rule, which the resolution needs: npm run migrate -- --until ${before.name}`);
       lines.push('Then resolve as above, and run npm run migrate again.');
       throw new Refusal(lines.join('\n'));
     }
@@ -222,7 +230,9 @@ async function main() {
       }
     }
     if (options.check) {
-      console.log(`pre-flight OK: ${pending.length} migration(s) pending${pending.length ? `: ${pending.map((m) => m.name).join(', ')}` : ''}`);
+      console.log(
+        `pre-flight OK: ${pending.length} migration(s) pending${pending.length ? `: ${pending.map((m) => m.name).join(', ')}` : ''}`,
+      );
       return 0;
     }
   } finally {

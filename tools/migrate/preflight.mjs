@@ -19,7 +19,8 @@ export const PREFLIGHT_CHECKS = {
     describe: (row) => `entry ${row.id} of account ${row.account_id} in ${row.currency} (account holds ${row.account_currency})`,
     // This system never wrote such rows; they come from outside it, and only a person can say
     // which balance they belong to.
-    resolve: 'no automatic fix (this system never writes such entries): move each to an account in its currency, or correct the account, then run npm run audit',
+    resolve:
+      'no automatic fix (this system never writes such entries): move each to an account in its currency, or correct the account, then run npm run audit',
   },
   '20261130150400_one_topup_per_order': {
     rule: 'at most one top-up per order',
@@ -34,6 +35,7 @@ export const PREFLIGHT_CHECKS = {
         SELECT order_id FROM ledger_entries WHERE entry_type = 'topup' AND order_id IS NOT NULL GROUP BY order_id HAVING COUNT(*) > 1
       ) AS duplicated`,
     describe: (row) => `order ${row.order_id} (account ${row.account_id}, ${row.topups} top-ups)`,
-    resolve: 'npm run review -- duplicates (lists them), then npm run review -- duplicates --resolve --note "why" (keeps each first top-up)',
+    resolve:
+      'npm run review -- duplicates (lists them), then npm run review -- duplicates --resolve --note "why" (keeps each first top-up)',
   },
 };

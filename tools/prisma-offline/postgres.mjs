@@ -10,9 +10,7 @@ import { createRequire } from 'node:module';
 const adapterRequire = createRequire(createRequire(import.meta.url).resolve('@prisma/adapter-pg'));
 const { PrismaPg } = adapterRequire('@prisma/adapter-pg');
 const pg = adapterRequire('pg');
-const { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum, DriverAdapterError } = adapterRequire(
-  '@prisma/driver-adapter-utils',
-);
+const { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum, DriverAdapterError } = adapterRequire('@prisma/driver-adapter-utils');
 
 /** Connection-string parameters that only Prisma understands; pg must not see them. */
 const PRISMA_ONLY_PARAMS = [

@@ -10,11 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const cli = path.join(
-  path.dirname(createRequire(import.meta.url).resolve('prisma/package.json')),
-  'build',
-  'index.js',
-);
+const cli = path.join(path.dirname(createRequire(import.meta.url).resolve('prisma/package.json')), 'build', 'index.js');
 const bridge = fileURLToPath(new URL('./schema-engine.mjs', import.meta.url));
 
 const child = spawn(process.execPath, [cli, ...process.argv.slice(2)], {

@@ -31,11 +31,7 @@ import {
 } from './postgres.mjs';
 import { loadSchemaEngine } from './wasm-engine.mjs';
 
-const WASM_PATH = path.join(
-  path.dirname(createRequire(import.meta.url).resolve('prisma/package.json')),
-  'build',
-  'schema_engine_bg.wasm',
-);
+const WASM_PATH = path.join(path.dirname(createRequire(import.meta.url).resolve('prisma/package.json')), 'build', 'schema_engine_bg.wasm');
 
 /** JSON-RPC error code the native engine uses for every engine error (details go in `data`). */
 const ENGINE_ERROR_CODE = 4466;

@@ -31,8 +31,7 @@ const ASYNC_METHODS = [
 ];
 
 /** Exports for Rust closures called from JS: a FnMut(JsValue), its destructor, a Promise executor. */
-const CALL_CLOSURE =
-  'wasm_bindgen_353b96ef71864b03___convert__closures_____invoke___wasm_bindgen_353b96ef71864b03___JsValue_____';
+const CALL_CLOSURE = 'wasm_bindgen_353b96ef71864b03___convert__closures_____invoke___wasm_bindgen_353b96ef71864b03___JsValue_____';
 const DROP_CLOSURE =
   'wasm_bindgen_353b96ef71864b03___closure__destroy___dyn_core_9b3796e30d99ddb7___ops__function__FnMut__wasm_bindgen_353b96ef71864b03___JsValue____Output_______';
 const CALL_EXECUTOR =
@@ -262,8 +261,7 @@ function createGlue() {
     __wbg_new_no_args_ee98eee5275000a4: (ptr, len) => new Function(readString(ptr, len)),
     __wbg_call_e762c39fa8ea36bf: catching((fn, thisArg) => fn.call(thisArg)),
     __wbg_call_525440f72fbfc0ea: catching((fn, thisArg, arg) => fn.call(thisArg, arg)),
-    __wbg_new_23fa8b12a239f036: (ptr, len, flagsPtr, flagsLen) =>
-      new RegExp(readString(ptr, len), readString(flagsPtr, flagsLen)),
+    __wbg_new_23fa8b12a239f036: (ptr, len, flagsPtr, flagsLen) => new RegExp(readString(ptr, len), readString(flagsPtr, flagsLen)),
     __wbg_exec_fdeec61d47617356: (regexp, ptr, len) => optionalRef(regexp.exec(readString(ptr, len))),
     __wbg_new_0_f9740686d739025c: () => new Date(),
     __wbg_getTime_14776bfb48a1bff9: (date) => date.getTime(),

@@ -79,10 +79,22 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
         })),
         ...credits.map((row) =>
           row.topups > 1n
-            ? { kind: 'topup_count' as const, subject: `order ${row.id}`, detail: `status ${row.status} with ${row.topups} top-up entries (at most 1; npm run review -- duplicates)` }
+            ? {
+                kind: 'topup_count' as const,
+                subject: `order ${row.id}`,
+                detail: `status ${row.status} with ${row.topups} top-up entries (at most 1; npm run review -- duplicates)`,
+              }
             : row.credits === 0n
-              ? { kind: 'credited_without_topup' as const, subject: `order ${row.id}`, detail: `status ${row.status} but no top-up ledger entry` }
-              : { kind: 'topup_count' as const, subject: `order ${row.id}`, detail: `status ${row.status} with ${row.topups} top-up entries (expected 0)` },
+              ? {
+                  kind: 'credited_without_topup' as const,
+                  subject: `order ${row.id}`,
+                  detail: `status ${row.status} but no top-up ledger entry`,
+                }
+              : {
+                  kind: 'topup_count' as const,
+                  subject: `order ${row.id}`,
+                  detail: `status ${row.status} with ${row.topups} top-up entries (expected 0)`,
+                },
         ),
         ...refunds.map((row) => ({
           kind: 'refunded_amount_drift' as const,

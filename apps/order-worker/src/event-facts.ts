@@ -16,8 +16,7 @@ const currency = z.string().transform((value, ctx) => {
 });
 const metadata = z.record(z.string(), z.string()).nullish();
 /** Expandable fields arrive as an id or as the expanded object. */
-const expandableId = (prefix: string) =>
-  z.union([id(prefix), z.object({ id: id(prefix) }).transform((object) => object.id)]);
+const expandableId = (prefix: string) => z.union([id(prefix), z.object({ id: id(prefix) }).transform((object) => object.id)]);
 
 const paymentIntent = z.object({
   id: id('pi'),
@@ -93,13 +92,26 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
       const pi = parse(paymentIntent, event);
       // Only a PaymentIntent that says so has been paid (not an authorization awaiting capture).
       if (pi.status !== 'succeeded') return [];
-      return [{ kind: 'payment_succeeded', paymentIntentId: pi.id, orderId: orderIdOf(pi.metadata), amount: pi.amount_received, currency: pi.currency }];
+      return [
+        {
+          kind: 'payment_succeeded',
+          paymentIntentId: pi.id,
+          orderId: orderIdOf(pi.metadata),
+          amount: pi.amount_received,
+          currency: pi.currency,
+        },
+      ];
     }
     case 'payment_intent.processing':
     case 'payment_intent.payment_failed':
     case 'payment_intent.canceled': {
       const pi = parse(paymentIntent, event);
-      const to = event.type === 'payment_intent.processing' ? 'processing' : event.type === 'payment_intent.canceled' ? 'canceled' : 'payment_failed';
+      const to =
+        event.type === 'payment_intent.processing'
+          ? 'processing'
+          : event.type === 'payment_intent.canceled'
+            ? 'canceled'
+            : 'payment_failed';
       return [{ kind: 'payment_progress', paymentIntentId: pi.id, orderId: orderIdOf(pi.metadata), to }];
     }
     case 'checkout.session.completed':
@@ -116,7 +128,15 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
       if (session.amount_total == null || !session.currency) {
         throw new MalformedEventError(`${event.type} ${event.id}: a paid session without amount_total or currency`);
       }
-      return [{ kind: 'payment_succeeded', paymentIntentId: session.payment_intent, orderId, amount: session.amount_total, currency: session.currency }];
+      return [
+        {
+          kind: 'payment_succeeded',
+          paymentIntentId: session.payment_intent,
+          orderId,
+          amount: session.amount_total,
+          currency: session.currency,
+        },
+      ];
     }
     case 'refund.created':
     case 'refund.updated':
@@ -124,7 +144,16 @@ export function paymentFactsFromEvent(event: StripeEventJob): PaymentFact[] {
     case 'charge.refund.updated': {
       const r = parse(refund, event);
       if (!r.payment_intent) return [];
-      return [{ kind: 'refund', refundId: r.id, paymentIntentId: r.payment_intent, amount: r.amount, currency: r.currency, status: refundStatus(r.status) }];
+      return [
+        {
+          kind: 'refund',
+          refundId: r.id,
+          paymentIntentId: r.payment_intent,
+          amount: r.amount,
+          currency: r.currency,
+          status: refundStatus(r.status),
+        },
+      ];
     }
     case 'charge.refunded': {
       // The charge lists its refunds only where the API version still expands them; each is a fact.

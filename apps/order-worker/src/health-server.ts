@@ -40,14 +40,20 @@ async function readiness(checks: ReadinessChecks) {
 function serve(options: HealthServerOptions, routes: Set<WorkerRoute>): Server {
   return createServer((request, response) => {
     const route = request.url?.split('?')[0] as WorkerRoute;
-    const json = (code: number, body: unknown) => response.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const json = (code: number, body: unknown) =>
+      response.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (request.method !== 'GET' || !routes.has(route)) {
       json(404, { error: 'not_found', message: `No route ${request.method} ${route}` });
     } else if (route === '/healthz') {
       json(200, { status: 'ok' });
     } else if (route === '/readyz') {
       void readiness(options.checks).then(({ ready, checks }) =>
-        json(ready ? 200 : 503, ready ? { status: 'ready', checks } : { error: 'not_ready', message: 'A dependency is unreachable or the workers stopped.', checks }),
+        json(
+          ready ? 200 : 503,
+          ready
+            ? { status: 'ready', checks }
+            : { error: 'not_ready', message: 'A dependency is unreachable or the workers stopped.', checks },
+        ),
       );
     } else {
       options.metrics.registry.metrics().then(

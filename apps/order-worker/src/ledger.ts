@@ -1,6 +1,13 @@
 import { postgresErrorOf, withTransaction, type LedgerEntryType, type Prisma, type PrismaClient } from '@ledger/shared';
 import { CreditBatcher, type CreditBatcherOptions } from './credit-batcher.js';
-import { CREDIT_PAYMENTS_SQL, REFUSALS_FOR_THE_GENERAL_PATH, creditPaymentsParams, creditResultOf, type PaymentCredit, type PaymentCreditResult } from './credit-statement.js';
+import {
+  CREDIT_PAYMENTS_SQL,
+  REFUSALS_FOR_THE_GENERAL_PATH,
+  creditPaymentsParams,
+  creditResultOf,
+  type PaymentCredit,
+  type PaymentCreditResult,
+} from './credit-statement.js';
 import { nextOrderState, type OrderChange, type OrderState } from './order-status.js';
 import type { PaymentFact } from './payment-facts.js';
 
@@ -197,7 +204,12 @@ async function locateOrder(tx: Tx, fact: PaymentFact): Promise<{ id: string; acc
  * which FOR UPDATE would wait for — a deadlock with a concurrent fact (found by the shuffle
  * property test). `forKeyUpdate` is for the rare currency change, which updates the account's key.
  */
-export async function lockAccountAndOrder(tx: Tx, accountId: string, orderId: string, forKeyUpdate = false): Promise<{ account: AccountRow; order: OrderRow }> {
+export async function lockAccountAndOrder(
+  tx: Tx,
+  accountId: string,
+  orderId: string,
+  forKeyUpdate = false,
+): Promise<{ account: AccountRow; order: OrderRow }> {
   const [account] = forKeyUpdate
     ? await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR UPDATE`
     : await tx.$queryRaw<AccountRow[]>`SELECT id, currency FROM accounts WHERE id = ${accountId} FOR NO KEY UPDATE`;
@@ -262,7 +274,9 @@ async function applyPayment(
     SELECT reference FROM ledger_entries WHERE order_id = ${order.id} AND entry_type = 'topup'`;
   const orderPaymentIntent = topup?.reference ?? order.payment_intent_id;
   if (orderPaymentIntent !== null && orderPaymentIntent !== fact.paymentIntentId) {
-    return hold(`a second PaymentIntent ${fact.paymentIntentId} paid the order (its own is ${orderPaymentIntent}): the customer paid twice, refund one`);
+    return hold(
+      `a second PaymentIntent ${fact.paymentIntentId} paid the order (its own is ${orderPaymentIntent}): the customer paid twice, refund one`,
+    );
   }
   if (order.payment_intent_id === null) {
     const [owner] = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM orders WHERE payment_intent_id = ${fact.paymentIntentId}`;
@@ -328,11 +342,13 @@ async function applyReversibleDebit(
 ): Promise<{ result: FactResult; order: OrderRow; debited: boolean; reversed: boolean }> {
   const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
   const done = (result: FactResult, debited = false, reversed = false) => ({ result, order, debited, reversed });
-  const hold = async (reason: string) => done(await holdFact(tx, order, item.debit, item.reference, -item.amount, item.currency, reason, eventId));
+  const hold = async (reason: string) =>
+    done(await holdFact(tx, order, item.debit, item.reference, -item.amount, item.currency, reason, eventId));
   if (!(await paymentCredited(tx, order, item.paymentIntentId))) {
     return hold(`${item.debit} ${item.reference} of ${item.paymentIntentId}, a payment that was never credited`);
   }
-  if (item.currency !== order.currency) return hold(`${item.debit} ${item.reference} in ${item.currency}, the order is in ${order.currency}`);
+  if (item.currency !== order.currency)
+    return hold(`${item.debit} ${item.reference} in ${item.currency}, the order is in ${order.currency}`);
   if (item.reversed && (await isHeld(tx, order.id, item.debit, item.reference))) {
     const reason = `${item.debit} ${item.reference} came back; its debit is held`;
     return done(await holdFact(tx, order, item.reversal, item.reference, item.amount, item.currency, reason, eventId));
@@ -355,7 +371,16 @@ async function applyRefund(
   const { result, order, debited, reversed } = await applyReversibleDebit(
     tx,
     located,
-    { debit: 'refund', reversal: 'refund_reversal', reference: fact.refundId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.status === 'reversed', limitToLeft: true },
+    {
+      debit: 'refund',
+      reversal: 'refund_reversal',
+      reference: fact.refundId,
+      paymentIntentId: fact.paymentIntentId,
+      amount: fact.amount,
+      currency: fact.currency,
+      reversed: fact.status === 'reversed',
+      limitToLeft: true,
+    },
     eventId,
   );
   const delta = (debited ? fact.amount : 0) - (reversed ? fact.amount : 0);
@@ -375,7 +400,16 @@ async function applyDispute(
   const { result, order } = await applyReversibleDebit(
     tx,
     located,
-    { debit: 'dispute', reversal: 'dispute_reversal', reference: fact.disputeId, paymentIntentId: fact.paymentIntentId, amount: fact.amount, currency: fact.currency, reversed: fact.to === 'won', limitToLeft: false },
+    {
+      debit: 'dispute',
+      reversal: 'dispute_reversal',
+      reference: fact.disputeId,
+      paymentIntentId: fact.paymentIntentId,
+      amount: fact.amount,
+      currency: fact.currency,
+      reversed: fact.to === 'won',
+      limitToLeft: false,
+    },
     eventId,
   );
   if (result.outcome === 'held') return result;
@@ -498,7 +532,10 @@ export type { OrderRow, PaymentCredit };
 /**
  * A batcher of this process's payments on `prisma` (group commit); `maxBatch` 1 turns batching off.
  */
-export function createCreditBatcher(prisma: PrismaClient, options: Omit<CreditBatcherOptions, 'execute' | 'resultOf' | 'applyOne'>): CreditBatcher {
+export function createCreditBatcher(
+  prisma: PrismaClient,
+  options: Omit<CreditBatcherOptions, 'execute' | 'resultOf' | 'applyOne'>,
+): CreditBatcher {
   return new CreditBatcher({
     ...options,
     execute: (credits) => creditPayments(prisma, credits),

@@ -98,7 +98,11 @@ await runService({
         outages,
         intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
         inboxRetentionDays: env.INBOX_RETENTION_DAYS,
-        options: { staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS, orderTtlSeconds: env.ORDER_TTL, maxRequestsPerSecond: env.STRIPE_MAX_RPS },
+        options: {
+          staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS,
+          orderTtlSeconds: env.ORDER_TTL,
+          maxRequestsPerSecond: env.STRIPE_MAX_RPS,
+        },
       });
       onClose('reconciler', () => reconciler.close());
     }

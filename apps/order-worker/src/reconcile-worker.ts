@@ -32,7 +32,11 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
   const scheduleQueue = new Queue(QUEUES.reconcile, queueOptions);
   const kept = { removeOnComplete: JOBS.reconcile.removeOnComplete, removeOnFail: JOBS.reconcile.removeOnFail };
   await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, { name: 'reconcile', opts: kept });
-  await scheduleQueue.upsertJobScheduler('inbox-retention-every', { every: INBOX_RETENTION_EVERY_MS }, { name: 'inbox-retention', opts: kept });
+  await scheduleQueue.upsertJobScheduler(
+    'inbox-retention-every',
+    { every: INBOX_RETENTION_EVERY_MS },
+    { name: 'inbox-retention', opts: kept },
+  );
   const worker = new Worker(
     QUEUES.reconcile,
     async (job) => {

@@ -222,7 +222,9 @@ async function classifySucceeded(prisma: PrismaClient, succeeded: Map<string, st
   const heldSet = new Set(held.map((row) => row.reference).filter((id) => !creditedSet.has(id)));
   const notOursEvents = new Set(notOurs.map((row) => row.objectId));
   const notOursSet = new Set(
-    [...succeeded].filter(([paymentIntentId, eventId]) => notOursEvents.has(paymentIntentId) || notOursEvents.has(eventId)).map(([id]) => id),
+    [...succeeded]
+      .filter(([paymentIntentId, eventId]) => notOursEvents.has(paymentIntentId) || notOursEvents.has(eventId))
+      .map(([id]) => id),
   );
   return {
     credited: creditedSet.size,
@@ -272,7 +274,11 @@ export async function reconcileOnce(deps: ReconcileDeps, options: ReconcileOptio
     payments,
     checkpoint,
   };
-  const logged = { ...report, uncredited: payments.uncredited.slice(0, 20), payments: { ...payments, held: payments.held.slice(0, 20), uncredited: payments.uncredited.length } };
+  const logged = {
+    ...report,
+    uncredited: payments.uncredited.slice(0, 20),
+    payments: { ...payments, held: payments.held.slice(0, 20), uncredited: payments.uncredited.length },
+  };
   if (payments.uncredited.length > 0) {
     deps.logger.warn(logged, `reconcile: ${payments.uncredited.length} succeeded payment(s) not credited yet (their events are queued)`);
   } else if (payments.held.length > 0) {

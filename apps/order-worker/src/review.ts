@@ -52,15 +52,31 @@ export async function resolveReview(prisma: PrismaClient, request: ResolveReques
         throw new ReviewRequestError(`held facts are not in the account's currency (${account.currency}); give the amount to post`);
       }
       amount = request.amount ?? held.reduce((sum, fact) => sum + fact.amount, 0);
-      if (!Number.isSafeInteger(amount) || amount === 0) throw new ReviewRequestError('nothing to credit: the held facts net to 0 (dismiss instead, or give an amount)');
+      if (!Number.isSafeInteger(amount) || amount === 0)
+        throw new ReviewRequestError('nothing to credit: the held facts net to 0 (dismiss instead, or give an amount)');
     }
 
     const resolutionId = `rsl_${randomBytes(12).toString('base64url')}`;
     await tx.reviewResolution.create({
-      data: { id: resolutionId, orderId: order.id, accountId: account.id, decision: request.decision, amount, note, resolvedBy: request.resolvedBy },
+      data: {
+        id: resolutionId,
+        orderId: order.id,
+        accountId: account.id,
+        decision: request.decision,
+        amount,
+        note,
+        resolvedBy: request.resolvedBy,
+      },
     });
     if (amount !== 0) {
-      await insertLedgerEntry(tx, { id: order.id, account_id: account.id, currency: account.currency }, 'adjustment', resolutionId, amount, null);
+      await insertLedgerEntry(
+        tx,
+        { id: order.id, account_id: account.id, currency: account.currency },
+        'adjustment',
+        resolutionId,
+        amount,
+        null,
+      );
     }
     await tx.$executeRaw`UPDATE held_facts SET resolution_id = ${resolutionId} WHERE order_id = ${order.id} AND resolution_id IS NULL`;
     await tx.$executeRaw`
@@ -81,7 +97,9 @@ export interface DuplicateTopups {
 
 /** Orders with more than one top-up entry (the data that stops the one-top-up-per-order index). */
 export async function listDuplicateTopups(prisma: PrismaClient, limit = 1_000): Promise<DuplicateTopups[]> {
-  const rows = await prisma.$queryRaw<{ order_id: string; account_id: string; id: bigint; reference: string; amount: number; created_at: Date }[]>`
+  const rows = await prisma.$queryRaw<
+    { order_id: string; account_id: string; id: bigint; reference: string; amount: number; created_at: Date }[]
+  >`
     SELECT l.order_id, l.account_id, l.id, l.reference, l.amount, l.created_at
     FROM ledger_entries l
     WHERE l.entry_type = 'topup' AND l.order_id IN (
@@ -123,7 +141,15 @@ export async function resolveDuplicateTopups(
       const resolutionId = `rsl_dup_${duplicate.id}`;
       const reason = `duplicate top-up ${duplicate.reference} of an order already credited by ${kept.reference}: the customer paid twice, refund one`;
       await tx.reviewResolution.create({
-        data: { id: resolutionId, orderId: order.id, accountId: account.id, decision: 'credit', amount: duplicate.amount, note, resolvedBy: request.resolvedBy },
+        data: {
+          id: resolutionId,
+          orderId: order.id,
+          accountId: account.id,
+          decision: 'credit',
+          amount: duplicate.amount,
+          note,
+          resolvedBy: request.resolvedBy,
+        },
       });
       await tx.$executeRaw`
         UPDATE ledger_entries SET entry_type = 'adjustment', reference = ${resolutionId} WHERE id = ${duplicate.id}`;

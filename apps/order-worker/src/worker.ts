@@ -16,7 +16,14 @@ import {
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { paymentFactsFromEvent, MalformedEventError } from './event-facts.js';
 import type { CreditBatcher } from './credit-batcher.js';
-import { applyPaymentFacts, createCreditBatcher, recordEventFailure, recordEventNotOurs, type ApplyResult, type EventSource } from './ledger.js';
+import {
+  applyPaymentFacts,
+  createCreditBatcher,
+  recordEventFailure,
+  recordEventNotOurs,
+  type ApplyResult,
+  type EventSource,
+} from './ledger.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { PaymentFact } from './payment-facts.js';
 import { paymentFactsFromPaymentIntent } from './payment-sync.js';
@@ -104,7 +111,11 @@ function readJob<K extends JobKind>(kind: K, data: unknown): ParsedJobData<K> {
   return parsed.data as ParsedJobData<K>;
 }
 
-export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'>, data: unknown, log: JobLog): Promise<ApplyResult> {
+export async function processStripeEvent(
+  deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'>,
+  data: unknown,
+  log: JobLog,
+): Promise<ApplyResult> {
   const event = readJob('stripeEvents', data);
   const source = eventSource(event);
   // The receiver already answers these without queueing; replay and old jobs can still bring one.
@@ -112,7 +123,7 @@ export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 
   if (outOfScope) {
     const eventIsNew = await recordEventNotOurs(deps.prisma, source, outOfScope);
     deps.metrics.facts.inc({ kind: 'event', outcome: 'not_ours' });
-    log.warn({ eventId: event.id, reason: outOfScope }, 'event is not this deployment\'s; recorded, not applied');
+    log.warn({ eventId: event.id, reason: outOfScope }, "event is not this deployment's; recorded, not applied");
     return { eventIsNew, outcomes: ['not_ours'], details: [outOfScope], credited: 0 };
   }
   let facts: PaymentFact[];
@@ -129,32 +140,52 @@ export async function processStripeEvent(deps: Pick<OrderWorkerDeps, 'prisma' | 
   } catch (error) {
     await recordEventFailure(deps.prisma, source, error instanceof Error ? error.message : String(error)).catch((recordError: unknown) => {
       // With PostgreSQL down this fails for every job; the outage itself is logged once.
-      log[isDatabaseUnavailableError(recordError) ? 'debug' : 'warn']({ err: recordError }, 'could not record the failed attempt in the inbox');
+      log[isDatabaseUnavailableError(recordError) ? 'debug' : 'warn'](
+        { err: recordError },
+        'could not record the failed attempt in the inbox',
+      );
     });
     throw error;
   }
   countOutcomes(deps.metrics, facts, result);
   if (result.credited > 0) deps.metrics.eventToCredit.observe(Math.max(0, Date.now() / 1000 - event.created));
-  const fields = { eventIsNew: result.eventIsNew, outcomes: result.outcomes, ...(result.details.length > 0 ? { details: result.details } : {}) };
+  const fields = {
+    eventIsNew: result.eventIsNew,
+    outcomes: result.outcomes,
+    ...(result.details.length > 0 ? { details: result.details } : {}),
+  };
   if (result.outcomes.includes('held')) log.warn(fields, 'event held for an operator (npm run review -- list)');
   else log.info(fields, result.eventIsNew ? 'event applied' : 'event already processed');
   return result;
 }
 
 /** PaymentIntent statuses Stripe lets us cancel. https://docs.stripe.com/api/payment_intents/cancel */
-const CANCELABLE = new Set<Stripe.PaymentIntent.Status>(['requires_payment_method', 'requires_confirmation', 'requires_action', 'requires_capture']);
+const CANCELABLE = new Set<Stripe.PaymentIntent.Status>([
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'requires_capture',
+]);
 
 /**
  * Asks Stripe for a PaymentIntent and applies what it says (client confirm, reconciliation). An
  * `expire` job (the order outlived ORDER_TTL) cancels it first unless it is paid or on its way: a
  * canceled PaymentIntent cannot be paid any more, so the order can end.
  */
-export async function syncPaymentIntent(deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe' | 'batcher'>, data: unknown, log: JobLog): Promise<ApplyResult> {
+export async function syncPaymentIntent(
+  deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'stripe' | 'batcher'>,
+  data: unknown,
+  log: JobLog,
+): Promise<ApplyResult> {
   const { paymentIntentId, reason } = readJob('paymentSync', data);
   let pi = await deps.stripe.paymentIntents.retrieve(paymentIntentId);
   if (reason === 'expire' && CANCELABLE.has(pi.status)) {
     try {
-      pi = await deps.stripe.paymentIntents.cancel(paymentIntentId, { cancellation_reason: 'abandoned' }, { idempotencyKey: `pi-cancel-${paymentIntentId}` });
+      pi = await deps.stripe.paymentIntents.cancel(
+        paymentIntentId,
+        { cancellation_reason: 'abandoned' },
+        { idempotencyKey: `pi-cancel-${paymentIntentId}` },
+      );
     } catch (error) {
       // Paid or moved on meanwhile (payment_intent_unexpected_state): apply what Stripe says now.
       if (!(error instanceof Stripe.errors.StripeInvalidRequestError)) throw error;
@@ -206,13 +237,25 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
   };
   const jobLogger = (job: Job) => jobLog(deps.logger, job);
 
-  const eventsWorker = new Worker<JobData<'stripeEvents'>>(JOBS.stripeEvents.queue, async (job) => processStripeEvent(deps, job.data, jobLogger(job)), options);
+  const eventsWorker = new Worker<JobData<'stripeEvents'>>(
+    JOBS.stripeEvents.queue,
+    async (job) => processStripeEvent(deps, job.data, jobLogger(job)),
+    options,
+  );
   // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit.
-  const syncWorker = new Worker<JobData<'paymentSync'>>(JOBS.paymentSync.queue, async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)), {
-    ...options,
-    limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
-  });
-  const reviewsWorker = new Worker<JobData<'reviews'>>(JOBS.reviews.queue, async (job) => applyReviewResolution(deps, job.data, jobLogger(job)), { ...options, concurrency: 1 });
+  const syncWorker = new Worker<JobData<'paymentSync'>>(
+    JOBS.paymentSync.queue,
+    async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)),
+    {
+      ...options,
+      limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
+    },
+  );
+  const reviewsWorker = new Worker<JobData<'reviews'>>(
+    JOBS.reviews.queue,
+    async (job) => applyReviewResolution(deps, job.data, jobLogger(job)),
+    { ...options, concurrency: 1 },
+  );
   const workers = [eventsWorker, syncWorker, reviewsWorker];
 
   for (const worker of workers) {

@@ -23,9 +23,7 @@ export const deliveryKnobsSchema = z.object({
   /** Share of events never delivered; they stay `pending_webhooks: 1` for reconciliation to find. */
   dropRate: rate,
   /** `[min, max]` milliseconds of random delay before each delivery (not before retries). */
-  delayMs: z
-    .tuple([z.int().min(0), z.int().min(0)])
-    .refine(([min, max]) => min <= max, 'delayMs must be [min, max] with min <= max'),
+  delayMs: z.tuple([z.int().min(0), z.int().min(0)]).refine(([min, max]) => min <= max, 'delayMs must be [min, max] with min <= max'),
   /** Take queued deliveries in random order instead of first-in first-out. */
   reorder: z.boolean(),
   /** Deliveries in flight at once. */

@@ -10,7 +10,8 @@ await runService({
   name: 'stripe-emulator',
   help: {
     usage: 'npm run stripe:emulator',
-    summary: 'A Stripe stand-in for development, tests and the demo: PaymentIntents, the events list and signed webhook deliveries. State is in memory.',
+    summary:
+      'A Stripe stand-in for development, tests and the demo: PaymentIntents, the events list and signed webhook deliveries. State is in memory.',
     environment: Object.keys(emulatorEnvSchema.shape),
     exitCodes: [
       [0, 'stopped by SIGTERM or SIGINT'],

@@ -126,10 +126,7 @@ export class PaymentFlows {
       processing: null,
     } satisfies Partial<Stripe.PaymentIntent>);
     // Stripe's order for a card payment: the charge, then the PaymentIntent, then Checkout.
-    const events = [
-      this.store.recordEvent('charge.succeeded', charge),
-      this.store.recordEvent('payment_intent.succeeded', paymentIntent),
-    ];
+    const events = [this.store.recordEvent('charge.succeeded', charge), this.store.recordEvent('payment_intent.succeeded', paymentIntent)];
     const result: ControlResult = { payment_intent: paymentIntent, charge, events: [] };
     if (input.checkout) {
       const session = buildCheckoutSession(paymentIntent);
@@ -176,9 +173,7 @@ export class PaymentFlows {
       cancellation_reason: input.cancellation_reason ?? null,
       processing: null,
     } satisfies Partial<Stripe.PaymentIntent>);
-    return snapshot({ payment_intent: paymentIntent, events: [] }, [
-      this.store.recordEvent('payment_intent.canceled', paymentIntent),
-    ]);
+    return snapshot({ payment_intent: paymentIntent, events: [] }, [this.store.recordEvent('payment_intent.canceled', paymentIntent)]);
   }
 
   /** The payment is on its way but not settled (as with bank debits). */
@@ -189,9 +184,7 @@ export class PaymentFlows {
       status: 'processing',
       processing: { type: 'card', card: {} },
     } satisfies Partial<Stripe.PaymentIntent>);
-    return snapshot({ payment_intent: paymentIntent, events: [] }, [
-      this.store.recordEvent('payment_intent.processing', paymentIntent),
-    ]);
+    return snapshot({ payment_intent: paymentIntent, events: [] }, [this.store.recordEvent('payment_intent.processing', paymentIntent)]);
   }
 
   /** A refund of the PaymentIntent's charge: `refund.created`, then `charge.refunded`. */
@@ -207,10 +200,10 @@ export class PaymentFlows {
     }
     const amount = input.amount ?? remaining;
     if (amount > remaining) {
-      throw invalidRequest(
-        `Refund amount (${amount}) is greater than unrefunded amount on charge (${remaining}).`,
-        { code: 'amount_too_large', param: 'amount' },
-      );
+      throw invalidRequest(`Refund amount (${amount}) is greater than unrefunded amount on charge (${remaining}).`, {
+        code: 'amount_too_large',
+        param: 'amount',
+      });
     }
     const refundId = newId('re');
     const transaction = this.addBalanceTransaction({
@@ -250,7 +243,9 @@ export class PaymentFlows {
     const refund = this.store.refunds.get(id);
     if (!refund) throw resourceMissing('refund', id, 'refund');
     if (refund.status === 'failed' || refund.status === 'canceled') {
-      throw invalidRequest(`Refund ${id} has already ${refund.status === 'failed' ? 'failed' : 'been canceled'}.`, { code: 'refund_unexpected_state' });
+      throw invalidRequest(`Refund ${id} has already ${refund.status === 'failed' ? 'failed' : 'been canceled'}.`, {
+        code: 'refund_unexpected_state',
+      });
     }
     const status = input.status ?? 'failed';
     const chargeId = typeof refund.charge === 'string' ? refund.charge : refund.charge?.id;
@@ -330,9 +325,7 @@ export class PaymentFlows {
     }
     const previousAttributes: Partial<Stripe.Dispute> = { status: dispute.status };
     dispute.status = input.status;
-    return snapshot({ dispute, events: [] }, [
-      this.store.recordEvent('charge.dispute.closed', dispute, { previousAttributes }),
-    ]);
+    return snapshot({ dispute, events: [] }, [this.store.recordEvent('charge.dispute.closed', dispute, { previousAttributes })]);
   }
 
   private paymentIntent(id: string): Stripe.PaymentIntent {

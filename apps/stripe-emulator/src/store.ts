@@ -38,7 +38,10 @@ export interface EventListQuery {
 /** Whether `type` matches `pattern`, where `*` stands for any characters (`payment_intent.*`). */
 export function eventTypeMatches(pattern: string, type: string): boolean {
   if (!pattern.includes('*')) return pattern === type;
-  const source = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
   return new RegExp(`^${source}$`).test(type);
 }
 

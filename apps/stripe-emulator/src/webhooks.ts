@@ -244,7 +244,10 @@ export class WebhookDispatcher {
       this.log.debug({ eventId: event.id, type: event.type, status: outcome.status, label }, 'webhook delivered');
     } else {
       this.counts.failed += 1;
-      this.log.warn({ eventId: event.id, type: event.type, status: outcome.status, error: outcome.error, label }, 'webhook delivery failed');
+      this.log.warn(
+        { eventId: event.id, type: event.type, status: outcome.status, error: outcome.error, label },
+        'webhook delivery failed',
+      );
     }
     return outcome;
   }

@@ -75,7 +75,9 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
     // limit) get the same `{error, message, requestId}` answer as every other error.
     frameworkErrors: (error, request, reply) => {
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
-      (reply as FastifyReply).code(statusCode).send({ error: statusCode === 414 ? 'uri_too_long' : 'bad_request', message: error.message, requestId: request.id });
+      (reply as FastifyReply)
+        .code(statusCode)
+        .send({ error: statusCode === 414 ? 'uri_too_long' : 'bad_request', message: error.message, requestId: request.id });
     },
     // JSON bodies beyond the webhook route are small; the webhook route sets its own limit.
     bodyLimit: 64 * 1024,
@@ -97,11 +99,15 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
       info: {
         title: 'Stripe exactly-once ledger',
         version: '0.1.0',
-        description: 'Credit top-up orders paid through Stripe; every payment credits its account exactly once. Money is integer minor units.',
+        description:
+          'Credit top-up orders paid through Stripe; every payment credits its account exactly once. Money is integer minor units.',
       },
       tags: [
         { name: 'webhooks', description: 'Stripe event delivery' },
-        { name: 'orders', description: "Top-up orders, for the order's own account (a user's JWT) or the merchant's backend (a service key)" },
+        {
+          name: 'orders',
+          description: "Top-up orders, for the order's own account (a user's JWT) or the merchant's backend (a service key)",
+        },
         { name: 'admin', description: 'Money views and review resolutions, behind ADMIN_TOKEN' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],

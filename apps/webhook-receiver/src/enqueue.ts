@@ -24,7 +24,11 @@ export interface CatalogJob<K extends JobKind> {
  * Throws a 503 {@link HttpError} when Redis cannot take the job in time (the caller must then not
  * acknowledge anything).
  */
-export async function addJobOnce<K extends JobKind>(queues: JobQueues, kind: K, job: CatalogJob<K>): Promise<{ duplicate: boolean; failed: boolean }> {
+export async function addJobOnce<K extends JobKind>(
+  queues: JobQueues,
+  kind: K,
+  job: CatalogJob<K>,
+): Promise<{ duplicate: boolean; failed: boolean }> {
   const queue: Queue = queues[kind];
   const options = jobOptions(kind, job.jobId, job.backoffMs);
   const addAtomically = async () => {
@@ -43,7 +47,11 @@ export async function addJobOnce<K extends JobKind>(queues: JobQueues, kind: K, 
   try {
     return await withTimeout(addAtomically(), ENQUEUE_TIMEOUT_MS, `enqueue timed out after ${ENQUEUE_TIMEOUT_MS} ms`);
   } catch (error) {
-    throw new HttpError(503, 'queue_unavailable', `The job could not be durably queued (${error instanceof Error ? error.message : 'unknown error'}); retry later.`);
+    throw new HttpError(
+      503,
+      'queue_unavailable',
+      `The job could not be durably queued (${error instanceof Error ? error.message : 'unknown error'}); retry later.`,
+    );
   }
 }
 
@@ -61,6 +69,10 @@ export async function requeueIfFailed(queue: Queue, jobId: string): Promise<bool
   try {
     return await withTimeout(requeue(), ENQUEUE_TIMEOUT_MS, `requeue timed out after ${ENQUEUE_TIMEOUT_MS} ms`);
   } catch (error) {
-    throw new HttpError(503, 'queue_unavailable', `The failed job could not be queued again (${error instanceof Error ? error.message : 'unknown error'}); retry later.`);
+    throw new HttpError(
+      503,
+      'queue_unavailable',
+      `The failed job could not be queued again (${error instanceof Error ? error.message : 'unknown error'}); retry later.`,
+    );
   }
 }

@@ -8,12 +8,20 @@ export const receiverEnvSchema = commonEnvSchema
     HOST: z.string().min(1).default('127.0.0.1'),
     /** One or more `whsec_…` secrets, comma separated: any of them verifies (secret rotation). */
     STRIPE_WEBHOOK_SECRET: commaList
-      .pipe(z.array(z.string().regex(/^whsec_\S+$/, 'must hold whsec_… secrets, comma separated')).min(1, 'must hold at least one whsec_… secret'))
+      .pipe(
+        z
+          .array(z.string().regex(/^whsec_\S+$/, 'must hold whsec_… secrets, comma separated'))
+          .min(1, 'must hold at least one whsec_… secret'),
+      )
       .optional(),
     /** Bearer token (or basic-auth password) for /admin/* and Bull Board; unset disables them. */
     ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Largest webhook body accepted, in bytes. */
-    WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).default(512 * 1024),
+    WEBHOOK_BODY_LIMIT: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(512 * 1024),
     ...ordersEnvShape,
   })
   .superRefine((env, ctx) => {

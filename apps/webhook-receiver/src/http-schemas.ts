@@ -31,7 +31,9 @@ export const orderSchema = z
     clientSecret: z
       .string()
       .nullable()
-      .describe("Give it to Stripe.js to confirm the payment on the client. Only the order's own account (or the merchant's backend with a service key) ever sees an order."),
+      .describe(
+        "Give it to Stripe.js to confirm the payment on the client. Only the order's own account (or the merchant's backend with a service key) ever sees an order.",
+      ),
     createdAt: z.date(),
     updatedAt: z.date(),
   })
@@ -46,7 +48,9 @@ export function errorResponse(description: string, headers?: Record<string, { de
 export const internalError = { 500: errorResponse('Something went wrong on our side; nothing was applied') };
 
 /** Routes that read PostgreSQL or write Redis; also any route while the process shuts down. */
-export const unavailable = { 503: errorResponse('PostgreSQL or Redis unreachable (`database_unavailable`, `queue_unavailable`), or shutting down: retry later') };
+export const unavailable = {
+  503: errorResponse('PostgreSQL or Redis unreachable (`database_unavailable`, `queue_unavailable`), or shutting down: retry later'),
+};
 
 /** What Fastify answers, before any handler, for a JSON body it cannot take. */
 export const bodyRefused = {
@@ -62,7 +66,9 @@ const PARTS: Record<string, string> = { body: 'body', querystring: 'query', para
  * names each field (`amount must be positive; currency must be …`), as the contract's error shape wants.
  */
 export function validationError(errors: { instancePath?: string; message?: string }[], part: string): HttpError {
-  const message = errors.map((issue) => `${issue.instancePath?.slice(1).replaceAll('/', '.') || PARTS[part] || part} ${issue.message ?? 'is invalid'}`).join('; ');
+  const message = errors
+    .map((issue) => `${issue.instancePath?.slice(1).replaceAll('/', '.') || PARTS[part] || part} ${issue.message ?? 'is invalid'}`)
+    .join('; ');
   return new HttpError(400, 'invalid_request', message);
 }
 

@@ -23,9 +23,7 @@ export interface OrdersAuthConfig {
   jwt?: JwtVerification;
 }
 
-export type AuthOutcome =
-  | { caller: OrdersCaller }
-  | { failure: 'missing' | 'invalid' | 'not_configured'; message: string };
+export type AuthOutcome = { caller: OrdersCaller } | { failure: 'missing' | 'invalid' | 'not_configured'; message: string };
 
 /** `Bearer <b64token>` (RFC 6750 §2.1), one space, nothing else. */
 const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
@@ -75,7 +73,11 @@ export function createOrdersAuthenticator(config: OrdersAuthConfig): (authorizat
 
   return async function authenticate(authorization) {
     if (keyHashes.length === 0 && !jwt) {
-      return { failure: 'not_configured', message: 'The orders API has no credentials configured: set ORDERS_API_KEYS or ORDERS_JWT_* (npm start generates a development key).' };
+      return {
+        failure: 'not_configured',
+        message:
+          'The orders API has no credentials configured: set ORDERS_API_KEYS or ORDERS_JWT_* (npm start generates a development key).',
+      };
     }
     if (authorization === undefined || authorization === '') {
       return { failure: 'missing', message: 'Send Authorization: Bearer <token or API key>.' };

@@ -49,7 +49,10 @@ function localJwks(path: string, ctx: z.RefinementCtx) {
 /** `TRUST_PROXY`: Fastify's trustProxy, `true` (any proxy) or the proxies' addresses / CIDRs. */
 function trustProxy(value: string): boolean | string[] {
   if (value === 'true' || value === 'false') return value === 'true';
-  return value.split(',').map((item) => item.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 /**
@@ -58,12 +61,17 @@ function trustProxy(value: string): boolean | string[] {
  */
 export const ordersEnvShape = {
   /** Service keys for the merchant's backend, comma separated (several during a rotation). */
-  ORDERS_API_KEYS: commaList.pipe(z.array(z.string().regex(API_KEY, 'must hold keys of 24-512 letters, digits or - . _ ~ + /, comma separated')).min(1)).optional(),
+  ORDERS_API_KEYS: commaList
+    .pipe(z.array(z.string().regex(API_KEY, 'must hold keys of 24-512 letters, digits or - . _ ~ + /, comma separated')).min(1))
+    .optional(),
   /** HS256 secret of end users' JWTs. */
   ORDERS_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 wants a 256-bit secret)').optional(),
   /** PEM public key (RS256 or ES256) of end users' JWTs, as text or in a file. */
   ORDERS_JWT_PUBLIC_KEY: z.string().transform(publicKey).optional(),
-  ORDERS_JWT_PUBLIC_KEY_FILE: z.string().transform((path, ctx) => publicKey(readFile(path, ctx), ctx)).optional(),
+  ORDERS_JWT_PUBLIC_KEY_FILE: z
+    .string()
+    .transform((path, ctx) => publicKey(readFile(path, ctx), ctx))
+    .optional(),
   /** A local JSON Web Key Set (RS256 / ES256 keys chosen by `kid`); never fetched over the network. */
   ORDERS_JWKS_FILE: z.string().transform(localJwks).optional(),
   ORDERS_JWT_ISSUER: z.string().optional(),
@@ -73,7 +81,10 @@ export const ordersEnvShape = {
   ORDERS_RATE_LIMIT_ACCOUNT: z.coerce.number().int().min(1).default(20),
   ORDERS_RATE_LIMIT_IP: z.coerce.number().int().min(1).default(120),
   /** Bull Board's retry / clean / delete actions; read-only unless `true`. */
-  BULL_BOARD_WRITE: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
+  BULL_BOARD_WRITE: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
   TRUST_PROXY: z.string().transform(trustProxy).optional(),
 };
 
@@ -90,7 +101,11 @@ export function checkOrdersEnv(env: OrdersEnv, ctx: z.RefinementCtx): void {
   }
   // An unauthenticated orders API lets anyone create orders for any account.
   if (env.NODE_ENV === 'production' && !env.ORDERS_API_KEYS && jwtSources.length === 0) {
-    ctx.addIssue({ code: 'custom', path: ['ORDERS_API_KEYS'], message: `(or one of ${JWT_SOURCES.join(', ')}) is required when NODE_ENV=production` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ORDERS_API_KEYS'],
+      message: `(or one of ${JWT_SOURCES.join(', ')}) is required when NODE_ENV=production`,
+    });
   }
   // Admin and orders credentials stay separate: the admin token must not also be an orders key.
   if (env.ADMIN_TOKEN && env.ORDERS_API_KEYS?.includes(env.ADMIN_TOKEN)) {
@@ -100,7 +115,11 @@ export function checkOrdersEnv(env: OrdersEnv, ctx: z.RefinementCtx): void {
 
 /** The orders API's credentials as the receiver uses them. */
 export function ordersAuthFromEnv(env: OrdersEnv): OrdersAuthConfig {
-  const claims = { issuer: env.ORDERS_JWT_ISSUER, audience: env.ORDERS_JWT_AUDIENCE, clockToleranceSeconds: env.ORDERS_JWT_CLOCK_TOLERANCE_SECONDS };
+  const claims = {
+    issuer: env.ORDERS_JWT_ISSUER,
+    audience: env.ORDERS_JWT_AUDIENCE,
+    clockToleranceSeconds: env.ORDERS_JWT_CLOCK_TOLERANCE_SECONDS,
+  };
   const pem = env.ORDERS_JWT_PUBLIC_KEY ?? env.ORDERS_JWT_PUBLIC_KEY_FILE;
   const jwt = env.ORDERS_JWT_SECRET
     ? { key: new TextEncoder().encode(env.ORDERS_JWT_SECRET), algorithms: ['HS256'] as JWSAlgorithm[], ...claims }
@@ -113,5 +132,9 @@ export function ordersAuthFromEnv(env: OrdersEnv): OrdersAuthConfig {
 }
 
 export function rateLimitsFromEnv(env: OrdersEnv): RateLimitSettings {
-  return { windowSeconds: env.ORDERS_RATE_LIMIT_WINDOW_SECONDS, perAccount: env.ORDERS_RATE_LIMIT_ACCOUNT, perIp: env.ORDERS_RATE_LIMIT_IP };
+  return {
+    windowSeconds: env.ORDERS_RATE_LIMIT_WINDOW_SECONDS,
+    perAccount: env.ORDERS_RATE_LIMIT_ACCOUNT,
+    perIp: env.ORDERS_RATE_LIMIT_IP,
+  };
 }

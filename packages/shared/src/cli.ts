@@ -64,7 +64,14 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
   const options = Object.fromEntries(
     Object.entries(spec.options ?? {}).map(([name, { type, short }]) => [name, short ? { type, short } : { type }]),
   );
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options & { help: { type: 'boolean'; short: 'h' } }; allowPositionals: boolean; strict: true }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      args: string[];
+      options: typeof options & { help: { type: 'boolean'; short: 'h' } };
+      allowPositionals: boolean;
+      strict: true;
+    }>
+  >;
   try {
     parsed = parseArgs({
       args,

@@ -44,8 +44,11 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
 /** The PostgreSQL error behind a Prisma error (raw queries through the pg adapter), if any. */
 export function postgresErrorOf(error: unknown): { code: string; constraint?: string } | undefined {
   if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return undefined;
-  const cause = (error.meta as { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown; constraint?: { index?: unknown } } } } | undefined)
-    ?.driverAdapterError?.cause;
+  const cause = (
+    error.meta as
+      | { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown; constraint?: { index?: unknown } } } }
+      | undefined
+  )?.driverAdapterError?.cause;
   const code = typeof cause?.originalCode === 'string' ? cause.originalCode : typeof cause?.code === 'string' ? cause.code : undefined;
   if (!code) return undefined;
   const constraint = typeof cause?.constraint?.index === 'string' ? cause.constraint.index : undefined;
@@ -101,7 +104,13 @@ export async function withTransaction<T>(
 /** Prisma's codes for "cannot reach / lost / timed out talking to the database server". */
 const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 /** The pg driver adapter's error kinds for the same (`meta.driverAdapterError.cause.kind`). */
-const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError']);
+const UNAVAILABLE_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+  'TlsConnectionError',
+]);
 
 /**
  * True when `error` says PostgreSQL cannot be reached right now (down, restarting, connections

@@ -64,7 +64,9 @@ export async function probePostgres(url: string, { timeoutMs = PROBE_TIMEOUT_MS,
   } catch (error) {
     if (databaseMayBeMissing && (error as { code?: string }).code === '3D000') return;
     const timedOut = error instanceof Error && /timeout/i.test(error.message);
-    throw new StartupError(`PostgreSQL unreachable at ${endpointOf(url, 5432)}: ${timedOut ? `no answer within ${timeoutMs / 1000} s` : reason(error)}`);
+    throw new StartupError(
+      `PostgreSQL unreachable at ${endpointOf(url, 5432)}: ${timedOut ? `no answer within ${timeoutMs / 1000} s` : reason(error)}`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -98,7 +100,8 @@ export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Pro
     const cause = lastError ?? error;
     const timedOut = cause instanceof Error && /timed? ?out/i.test(cause.message);
     // A cluster client only says it could not read the slot map ("Failed to refresh slots cache").
-    const clusterDown = client instanceof Cluster && /slots cache|startup nodes|Connection is closed/i.test(String((cause as Error)?.message));
+    const clusterDown =
+      client instanceof Cluster && /slots cache|startup nodes|Connection is closed/i.test(String((cause as Error)?.message));
     const why = timedOut ? `no answer within ${timeoutMs / 1000} s` : clusterDown ? 'no cluster node answered' : reason(cause);
     throw new StartupError(`Redis unreachable at ${redisEndpoint(url)}: ${why}`);
   } finally {

@@ -82,7 +82,17 @@ export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
 }
 
 /** Fields of a Stripe object the worker reads (event-facts.ts); a test checks nothing else is needed. */
-const OBJECT_FIELDS = ['id', 'object', 'amount', 'amount_received', 'amount_total', 'currency', 'status', 'mode', 'payment_status'] as const;
+const OBJECT_FIELDS = [
+  'id',
+  'object',
+  'amount',
+  'amount_received',
+  'amount_total',
+  'currency',
+  'status',
+  'mode',
+  'payment_status',
+] as const;
 /** Metadata the worker reads: the order and account this system wrote when it created the PaymentIntent. */
 const METADATA_FIELDS = ['order_id', 'account_id'] as const;
 
@@ -108,7 +118,10 @@ export function compactStripeObject(object: Record<string, unknown>): Record<str
   const refunds = isObject(object.refunds) ? object.refunds.data : undefined;
   if (Array.isArray(refunds)) {
     compact.refunds = {
-      data: refunds.filter(isObject).map((refund) => ({ ...pick(refund, OBJECT_FIELDS), ...('payment_intent' in refund ? { payment_intent: idOf(refund.payment_intent) } : {}) })),
+      data: refunds.filter(isObject).map((refund) => ({
+        ...pick(refund, OBJECT_FIELDS),
+        ...('payment_intent' in refund ? { payment_intent: idOf(refund.payment_intent) } : {}),
+      })),
     };
   }
   return compact;
@@ -155,7 +168,11 @@ export const reviewResolutionJobSchema = z.object({
   decision: z.enum(['credit', 'dismiss']),
   note: z.string().trim().min(1).max(2_000),
   /** Signed minor units instead of the sum of what is held (credit only). */
-  amount: z.number().int().refine((value) => value !== 0, 'must not be 0').optional(),
+  amount: z
+    .number()
+    .int()
+    .refine((value) => value !== 0, 'must not be 0')
+    .optional(),
   resolvedBy: z.string().min(1).max(200),
 });
 export type ReviewResolutionJob = z.infer<typeof reviewResolutionJobSchema>;
@@ -237,7 +254,9 @@ export type JobQueue<K extends JobKind> = Queue<JobData<K>>;
 export type JobQueues = { [K in JobKind]: JobQueue<K> };
 
 /** Queue names by kind. */
-export const QUEUES = Object.fromEntries(Object.entries(JOBS).map(([kind, job]) => [kind, job.queue])) as { [K in JobKind]: (typeof JOBS)[K]['queue'] };
+export const QUEUES = Object.fromEntries(Object.entries(JOBS).map(([kind, job]) => [kind, job.queue])) as {
+  [K in JobKind]: (typeof JOBS)[K]['queue'];
+};
 export type QueueName = (typeof QUEUES)[JobKind];
 
 /** The BullMQ options of one job of kind `kind` under `jobId` (its attempts, backoff and retention). */

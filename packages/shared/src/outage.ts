@@ -1,6 +1,15 @@
 import type { Logger } from './logger.js';
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
 
 /**
  * True for errors that mean "the server is not reachable right now" rather than "this request is
@@ -11,7 +20,9 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   if (code && CONNECTION_CODES.has(code)) return true;
   if (error instanceof AggregateError && error.errors.some(isConnectionError)) return true;
-  return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request limit|Connection terminated/.test(error.message);
+  return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request limit|Connection terminated/.test(
+    error.message,
+  );
 }
 
 /**
@@ -45,8 +56,18 @@ export class OutageLog {
     if (this.since === undefined) {
       this.since = Date.now();
       // Prisma's messages open with a code frame; the cause is on the last line.
-      const reason = error instanceof Error ? (error.message.split('\n').filter((line) => line.trim()).at(-1)?.trim() ?? error.name) : String(error);
-      this.logger.error({ service: this.service, endpoint: this.endpoint }, `${this.service} unreachable at ${this.endpoint} (${reason}); retrying`);
+      const reason =
+        error instanceof Error
+          ? (error.message
+              .split('\n')
+              .filter((line) => line.trim())
+              .at(-1)
+              ?.trim() ?? error.name)
+          : String(error);
+      this.logger.error(
+        { service: this.service, endpoint: this.endpoint },
+        `${this.service} unreachable at ${this.endpoint} (${reason}); retrying`,
+      );
       if (this.probe) this.scheduleProbe();
     }
     return true;
@@ -58,7 +79,10 @@ export class OutageLog {
     const seconds = Math.round((Date.now() - this.since) / 100) / 10;
     this.since = undefined;
     clearTimeout(this.timer);
-    this.logger.info({ service: this.service, endpoint: this.endpoint, outageSeconds: seconds }, `${this.service} reachable again at ${this.endpoint} after ${seconds} s`);
+    this.logger.info(
+      { service: this.service, endpoint: this.endpoint, outageSeconds: seconds },
+      `${this.service} reachable again at ${this.endpoint} after ${seconds} s`,
+    );
   }
 
   /** Stops probing (on shutdown). */

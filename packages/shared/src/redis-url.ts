@@ -20,7 +20,8 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
         return undefined;
       }
     })();
-    if (protocol !== 'redis:' && protocol !== 'rediss:') throw new Error('must be a URL starting with redis://, rediss:// or redis+cluster://');
+    if (protocol !== 'redis:' && protocol !== 'rediss:')
+      throw new Error('must be a URL starting with redis://, rediss:// or redis+cluster://');
     return { kind: 'single', url: redisUrl };
   }
   const [, scheme = '', target = ''] = cluster;
@@ -35,12 +36,19 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
     .map((item) => {
       const [, host, portText] = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(item) ?? [];
       const port = Number(portText ?? 6379);
-      if (host === undefined || port < 1 || port > 65535) throw new Error(`must list cluster nodes as host:port, comma separated (got "${item}")`);
+      if (host === undefined || port < 1 || port > 65535)
+        throw new Error(`must list cluster nodes as host:port, comma separated (got "${item}")`);
       return { host: host.replace(/^\[|\]$/g, ''), port };
     });
   if (nodes.length === 0) throw new Error('must name at least one cluster node (redis+cluster://host:port,host:port)');
   const [username, password] = credentials === undefined ? [] : splitCredentials(credentials);
-  return { kind: 'cluster', nodes, username: username || undefined, password: password || undefined, tls: scheme.toLowerCase() === 'rediss' };
+  return {
+    kind: 'cluster',
+    nodes,
+    username: username || undefined,
+    password: password || undefined,
+    tls: scheme.toLowerCase() === 'rediss',
+  };
 }
 
 function splitCredentials(credentials: string): [string, string | undefined] {

@@ -12,7 +12,17 @@ export type RedisConnection = Redis | Cluster;
 export function connectRedis(redisUrl: string, options: RedisOptions = {}): RedisConnection {
   const target = parseRedisUrl(redisUrl);
   if (target.kind === 'single') return new Redis(redisUrl, options);
-  const { retryStrategy, enableOfflineQueue, lazyConnect, host: _host, port: _port, path: _path, sentinels: _sentinels, readOnly: _readOnly, ...nodeOptions } = options;
+  const {
+    retryStrategy,
+    enableOfflineQueue,
+    lazyConnect,
+    host: _host,
+    port: _port,
+    path: _path,
+    sentinels: _sentinels,
+    readOnly: _readOnly,
+    ...nodeOptions
+  } = options;
   const clusterOptions: ClusterOptions = {
     enableOfflineQueue,
     lazyConnect,

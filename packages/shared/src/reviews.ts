@@ -39,7 +39,14 @@ export const reviewDetailSchema = z.object({
     }),
   ),
   resolutions: z.array(
-    z.object({ id: z.string(), decision: z.string(), amount: z.number().int(), note: z.string(), resolvedBy: z.string(), createdAt: z.string() }),
+    z.object({
+      id: z.string(),
+      decision: z.string(),
+      amount: z.number().int(),
+      note: z.string(),
+      resolvedBy: z.string(),
+      createdAt: z.string(),
+    }),
   ),
   ledger: z.array(z.object({ type: z.string(), amount: z.number().int(), reference: z.string(), createdAt: z.string() })),
 });
@@ -48,7 +55,16 @@ export type ReviewDetail = z.infer<typeof reviewDetailSchema>;
 /** Orders under review, oldest first, with what is held for each. */
 export async function listReviews(prisma: PrismaClient, limit = 500): Promise<ReviewSummary[]> {
   const rows = await prisma.$queryRaw<
-    { id: string; account_id: string; amount: number; currency: string; review_reason: string; held: bigint; held_amount: bigint; updated_at: Date }[]
+    {
+      id: string;
+      account_id: string;
+      amount: number;
+      currency: string;
+      review_reason: string;
+      held: bigint;
+      held_amount: bigint;
+      updated_at: Date;
+    }[]
   >`
     SELECT o.id, o.account_id, o.amount, o.currency, o.review_reason, o.updated_at,
            COUNT(h.id) AS held, COALESCE(SUM(h.amount), 0)::bigint AS held_amount
@@ -101,6 +117,11 @@ export async function showReview(prisma: PrismaClient, orderId: string): Promise
       resolvedBy: resolution.resolvedBy,
       createdAt: resolution.createdAt.toISOString(),
     })),
-    ledger: ledger.map((entry) => ({ type: entry.entryType, amount: entry.amount, reference: entry.reference, createdAt: entry.createdAt.toISOString() })),
+    ledger: ledger.map((entry) => ({
+      type: entry.entryType,
+      amount: entry.amount,
+      reference: entry.reference,
+      createdAt: entry.createdAt.toISOString(),
+    })),
   };
 }

@@ -77,7 +77,8 @@ export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: Lo
     {
       delay: service.graceMs,
       logger: false,
-      onTimeout: (delay) => logger.error({ step: closing }, `shutdown took longer than ${delay} ms (still closing "${closing}"); exiting anyway`),
+      onTimeout: (delay) =>
+        logger.error({ step: closing }, `shutdown took longer than ${delay} ms (still closing "${closing}"); exiting anyway`),
       onSecondSignal: (signal) => logger.error({ signal }, 'second signal during shutdown; exiting now'),
     },
     async ({ signal, err }) => {

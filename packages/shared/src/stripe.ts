@@ -49,7 +49,10 @@ export interface StripeScope {
 }
 
 /** The scope a key implies (`sk_live_…`/`rk_live_…` is live; the emulator and test keys are test mode). */
-export function stripeScopeFromEnv(env: { STRIPE_SECRET_KEY?: string | undefined; STRIPE_CONNECTED_ACCOUNTS?: string[] | undefined }): StripeScope {
+export function stripeScopeFromEnv(env: {
+  STRIPE_SECRET_KEY?: string | undefined;
+  STRIPE_CONNECTED_ACCOUNTS?: string[] | undefined;
+}): StripeScope {
   return {
     livemode: /^(sk|rk)_live_/.test(env.STRIPE_SECRET_KEY ?? ''),
     connectedAccounts: new Set(env.STRIPE_CONNECTED_ACCOUNTS ?? []),

@@ -103,4 +103,3 @@ export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   return port!;
 }
-

@@ -145,8 +145,7 @@ export function startChild(options: StartOptions): RunningProcess {
     log?.end();
     return (code ?? signal) as ExitStatus;
   });
-  const tail = (count = TAIL_LINES): string[] =>
-    (toFile ? readFileSync(logFile!, 'utf8').trimEnd().split('\n') : lines).slice(-count);
+  const tail = (count = TAIL_LINES): string[] => (toFile ? readFileSync(logFile!, 'utf8').trimEnd().split('\n') : lines).slice(-count);
 
   return {
     name,
@@ -164,10 +163,13 @@ export function startChild(options: StartOptions): RunningProcess {
       const seen = lines.find((line) => pattern.test(line));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const waiter = { pattern, resolve: (line: string) => {
+        const waiter = {
+          pattern,
+          resolve: (line: string) => {
             clearTimeout(timer);
             resolve(line);
-          } };
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; last lines:\n${tail(15).join('\n')}`));
@@ -253,7 +255,11 @@ export async function runCommand(
 }
 
 /** Runs a TypeScript script to completion and returns its stdout; throws with the end of its output if it fails. */
-export async function runScript(script: string, args: string[], options: { onLine?: (line: string) => void; timeoutMs?: number } = {}): Promise<string> {
+export async function runScript(
+  script: string,
+  args: string[],
+  options: { onLine?: (line: string) => void; timeoutMs?: number } = {},
+): Promise<string> {
   const result = await runCommand(process.execPath, ['--import', 'tsx', script, ...args], { timeoutMs: Infinity, ...options });
   if (result.code !== 0) {
     const output = (result.stderr || result.stdout).trimEnd().split('\n').slice(-15).join('\n');

@@ -10,7 +10,12 @@ await runCli(
     usage: 'npm run reconcile',
     summary:
       'One reconciliation pass now: queues the Stripe events since the checkpoint that the inbox lacks, checks unpaid orders with Stripe (and ends those past ORDER_TTL), and reports succeeded payments not credited yet. Workers apply what it queues.',
-    options: { json: { type: 'boolean', description: 'print the pass\'s report as one JSON object instead of sentences (for scripts: the chaos run reads it)' } },
+    options: {
+      json: {
+        type: 'boolean',
+        description: "print the pass's report as one JSON object instead of sentences (for scripts: the chaos run reads it)",
+      },
+    },
     needsRedis: true,
   },
   async ({ values, env, prisma, logger }) => {
@@ -28,8 +33,12 @@ await runCli(
         return 0;
       }
       const { payments } = report;
-      console.log(`listed ${report.eventsListed} Stripe events; checkpoint ${new Date(report.checkpoint * 1000).toISOString()} (the oldest event the inbox still lacks, else the newest: the next pass starts there)`);
-      console.log(`events the inbox lacked: ${report.eventsEnqueued} queued now, ${report.eventsInFlight} already queued and not applied yet`);
+      console.log(
+        `listed ${report.eventsListed} Stripe events; checkpoint ${new Date(report.checkpoint * 1000).toISOString()} (the oldest event the inbox still lacks, else the newest: the next pass starts there)`,
+      );
+      console.log(
+        `events the inbox lacked: ${report.eventsEnqueued} queued now, ${report.eventsInFlight} already queued and not applied yet`,
+      );
       console.log(
         `unpaid orders: ${report.staleOrdersChecked} checked with Stripe, ${report.ordersExpiring} past ORDER_TTL being canceled, ${report.ordersExpired} without a PaymentIntent expired`,
       );

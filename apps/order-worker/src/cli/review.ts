@@ -78,7 +78,9 @@ await runCli(
         const reviews = await listReviews(prisma);
         if (reviews.length === 0) console.log('no order is under review');
         for (const review of reviews) {
-          console.log(`${review.orderId}  ${review.accountId}  ${review.amount} ${review.currency}  held ${review.heldFacts} (${review.heldAmount})  ${review.reason}`);
+          console.log(
+            `${review.orderId}  ${review.accountId}  ${review.amount} ${review.currency}  held ${review.heldFacts} (${review.heldAmount})  ${review.reason}`,
+          );
         }
         return 0;
       }
@@ -127,17 +129,23 @@ await runCli(
           return 0;
         }
         for (const duplicate of duplicates) {
-          console.log(`${duplicate.orderId}  ${duplicate.accountId}  ${duplicate.topups.map((topup) => `${topup.reference} ${topup.amount}`).join(', ')}`);
+          console.log(
+            `${duplicate.orderId}  ${duplicate.accountId}  ${duplicate.topups.map((topup) => `${topup.reference} ${topup.amount}`).join(', ')}`,
+          );
         }
         if (!values.resolve) {
-          console.log(`${duplicates.length} order(s) with more than one top-up; settle with: npm run review -- duplicates --resolve --note "why"`);
+          console.log(
+            `${duplicates.length} order(s) with more than one top-up; settle with: npm run review -- duplicates --resolve --note "why"`,
+          );
           return 0;
         }
         let converted = 0;
         for (const duplicate of duplicates) {
           converted += (await resolveDuplicateTopups(prisma, { orderId: duplicate.orderId, note, resolvedBy })).converted;
         }
-        console.log(`settled ${duplicates.length} order(s): ${converted} later top-up(s) became adjustments; the orders are under review (npm run review -- list)`);
+        console.log(
+          `settled ${duplicates.length} order(s): ${converted} later top-up(s) became adjustments; the orders are under review (npm run review -- list)`,
+        );
         return 0;
       }
       default:

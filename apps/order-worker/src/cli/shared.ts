@@ -46,7 +46,12 @@ export async function runCli<O extends Record<string, OptionSpec>>(
     ...definition,
     environment: Object.keys(workerEnvSchema.shape),
     exitCodes: [
-      ...new Map([[0, 'done'], [1, 'failed, bad environment, or PostgreSQL or Redis unreachable'], [64, 'bad option or argument'], ...(definition.exitCodes ?? [])]),
+      ...new Map([
+        [0, 'done'],
+        [1, 'failed, bad environment, or PostgreSQL or Redis unreachable'],
+        [64, 'bad option or argument'],
+        ...(definition.exitCodes ?? []),
+      ]),
     ].sort(([a], [b]) => a - b),
   });
   const problem = definition.check?.({ values, positionals });

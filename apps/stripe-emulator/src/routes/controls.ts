@@ -33,9 +33,7 @@ export async function controlRoutes(app: FastifyInstance, { controller }: Contro
   app.post<WithId<CancelInput>>('/payment_intents/:id/cancel', async (request) =>
     controller.cancelPaymentIntent(request.params.id, request.body),
   );
-  app.post<WithId<never>>('/payment_intents/:id/processing', async (request) =>
-    controller.markPaymentIntentProcessing(request.params.id),
-  );
+  app.post<WithId<never>>('/payment_intents/:id/processing', async (request) => controller.markPaymentIntentProcessing(request.params.id));
   app.post<WithId<RefundInput>>('/payment_intents/:id/refund', async (request) =>
     controller.refundPaymentIntent(request.params.id, request.body),
   );

@@ -45,6 +45,10 @@ export function requireAdmin(adminToken: string | undefined) {
     return reply
       .code(401)
       .header('www-authenticate', 'Basic realm="ledger admin", charset="UTF-8"')
-      .send({ error: 'unauthorized', message: adminToken ? 'Admin credentials are required.' : 'Admin routes are disabled: set ADMIN_TOKEN.', requestId: request.id });
+      .send({
+        error: 'unauthorized',
+        message: adminToken ? 'Admin credentials are required.' : 'Admin routes are disabled: set ADMIN_TOKEN.',
+        requestId: request.id,
+      });
   };
 }

@@ -23,7 +23,11 @@ export default fp(
       // PostgreSQL down is not a bug of ours: 503 says "retry later" (the prisma plugin logs the outage once).
       if (isDatabaseUnavailableError(error)) {
         request.log.debug({ err: error }, 'database unavailable');
-        return reply.code(503).send({ error: 'database_unavailable', message: 'The database is unreachable right now; the request was not applied. Retry later.', requestId: request.id });
+        return reply.code(503).send({
+          error: 'database_unavailable',
+          message: 'The database is unreachable right now; the request was not applied. Retry later.',
+          requestId: request.id,
+        });
       }
       const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
       if (error instanceof HttpError) reply.headers(error.headers);
@@ -39,7 +43,9 @@ export default fp(
     });
 
     app.setNotFoundHandler((request, reply) => {
-      reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, requestId: request.id });
+      reply
+        .code(404)
+        .send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, requestId: request.id });
     });
   },
   { name: 'error-handler' },

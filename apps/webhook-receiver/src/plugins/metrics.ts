@@ -11,7 +11,10 @@ function createReceiverMetrics(app: FastifyInstance) {
   const registers = [registry];
   // Both gauges below come from one read of Redis per scrape (prom-client collects metrics concurrently).
   let reading: Promise<QueueDepths | undefined> | undefined;
-  const readOnce = () => (reading ??= readQueueDepths(app).catch(() => undefined).finally(() => (reading = undefined)));
+  const readOnce = () =>
+    (reading ??= readQueueDepths(app)
+      .catch(() => undefined)
+      .finally(() => (reading = undefined)));
   return {
     registry,
     webhooksReceived: new Counter({ name: 'ledger_webhooks_received_total', help: 'Webhook requests received.', registers }),
@@ -22,7 +25,11 @@ function createReceiverMetrics(app: FastifyInstance) {
       labelNames: ['reason'] as const,
       registers,
     }),
-    webhooksDuplicate: new Counter({ name: 'ledger_webhooks_duplicate_total', help: 'Verified webhooks whose event was already queued.', registers }),
+    webhooksDuplicate: new Counter({
+      name: 'ledger_webhooks_duplicate_total',
+      help: 'Verified webhooks whose event was already queued.',
+      registers,
+    }),
     webhooksIgnored: new Counter({
       name: 'ledger_webhooks_ignored_total',
       help: 'Verified webhooks of event types the worker does not handle (acknowledged, not queued).',
@@ -48,7 +55,11 @@ function createReceiverMetrics(app: FastifyInstance) {
       labelNames: ['scope'] as const,
       registers,
     }),
-    orderWaiters: new Gauge({ name: 'ledger_order_waiters', help: 'Long-poll requests waiting for an order status change in this process.', registers }),
+    orderWaiters: new Gauge({
+      name: 'ledger_order_waiters',
+      help: 'Long-poll requests waiting for an order status change in this process.',
+      registers,
+    }),
     orderStatusListenerReconnects: new Counter({
       name: 'ledger_order_status_listener_reconnects_total',
       help: 'Times the LISTEN connection for order status changes was lost and reopened.',
@@ -92,7 +103,9 @@ type QueueDepths = [queue: string, counts: Record<string, number>][];
 async function readQueueDepths(app: FastifyInstance): Promise<QueueDepths> {
   if (app.redis.status !== 'ready') throw new Error(`redis ${app.redis.status}`);
   return withTimeout(
-    Promise.all(Object.values(app.queues).map(async (queue): Promise<QueueDepths[number]> => [queue.name, await queue.getJobCounts(...QUEUE_STATES)])),
+    Promise.all(
+      Object.values(app.queues).map(async (queue): Promise<QueueDepths[number]> => [queue.name, await queue.getJobCounts(...QUEUE_STATES)]),
+    ),
     QUEUE_DEPTH_TIMEOUT_MS,
   );
 }

@@ -104,7 +104,9 @@ function createOrdersService(app: FastifyInstance, options: OrdersServiceOptions
 
   return {
     async create(accountId, request, idempotencyKey) {
-      const requestHash = createHash('sha256').update(JSON.stringify([accountId, request.amount, request.currency])).digest('hex');
+      const requestHash = createHash('sha256')
+        .update(JSON.stringify([accountId, request.amount, request.currency]))
+        .digest('hex');
 
       // The row is created with balance 0 (the worker needs it); only the worker moves its balance.
       await prisma.account.createMany({ data: [{ id: accountId, currency: request.currency }], skipDuplicates: true });
@@ -112,7 +114,11 @@ function createOrdersService(app: FastifyInstance, options: OrdersServiceOptions
       // The currency is fixed by the first credit, not the first order: an unpaid order in another
       // currency must not lock the account. The worker settles the currency at the first credit.
       if (account.currency !== request.currency && (await prisma.ledgerEntry.findFirst({ where: { accountId }, select: { id: true } }))) {
-        throw new HttpError(400, 'currency_mismatch', `Account ${accountId} holds ${account.currency}; an order in ${request.currency} cannot credit it.`);
+        throw new HttpError(
+          400,
+          'currency_mismatch',
+          `Account ${accountId} holds ${account.currency}; an order in ${request.currency} cannot credit it.`,
+        );
       }
 
       // ON CONFLICT DO NOTHING on (account, idempotency key): of concurrent requests, one inserts.
@@ -148,7 +154,11 @@ function createOrdersService(app: FastifyInstance, options: OrdersServiceOptions
 
     async confirm(order) {
       if (!order.paymentIntentId) {
-        throw new HttpError(409, 'payment_not_started', 'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.');
+        throw new HttpError(
+          409,
+          'payment_not_started',
+          'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.',
+        );
       }
       await addJobOnce(app.queues, 'paymentSync', {
         name: 'confirm',

@@ -1,4 +1,12 @@
-import { OutageLog, QUEUES, createProducerConnection, redisEndpoint, type JobQueues, type QueueName, type RedisConnection } from '@ledger/shared';
+import {
+  OutageLog,
+  QUEUES,
+  createProducerConnection,
+  redisEndpoint,
+  type JobQueues,
+  type QueueName,
+  type RedisConnection,
+} from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';

@@ -34,7 +34,9 @@ export default async function healthRoutes(fastify: FastifyInstance) {
         summary: 'Readiness: PostgreSQL and Redis reachable',
         response: {
           200: z.object({ status: z.literal('ready'), checks }).meta({ description: 'Ready' }),
-          503: errorSchema.extend({ checks }).meta({ description: 'PostgreSQL or Redis unreachable (`not_ready`, with what is down), or shutting down' }),
+          503: errorSchema
+            .extend({ checks })
+            .meta({ description: 'PostgreSQL or Redis unreachable (`not_ready`, with what is down), or shutting down' }),
           ...internalError,
         },
       },
@@ -44,7 +46,10 @@ export default async function healthRoutes(fastify: FastifyInstance) {
         withTimeout(app.prisma.$queryRaw`SELECT 1`, CHECK_TIMEOUT_MS),
         withTimeout(app.redis.ping(), CHECK_TIMEOUT_MS),
       ]);
-      const status = { postgres: postgres.status === 'fulfilled' ? 'ok' : 'down', redis: redis.status === 'fulfilled' ? 'ok' : 'down' } as const;
+      const status = {
+        postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
+        redis: redis.status === 'fulfilled' ? 'ok' : 'down',
+      } as const;
       if (status.postgres === 'ok' && status.redis === 'ok') return reply.code(200).send({ status: 'ready', checks: status });
       return reply.code(503).send({ error: 'not_ready', message: 'A dependency is unreachable.', checks: status });
     },

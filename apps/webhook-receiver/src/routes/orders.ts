@@ -43,13 +43,20 @@ export const createOrderBody = z
 
 /** Long-poll query: wait up to `wait` seconds for the status to differ from `status`. */
 export const orderStatusQuery = z.object({
-  wait: z.coerce.number({ error: 'must be a number of seconds' }).min(0, 'must be at least 0').max(MAX_WAIT_SECONDS, `must be at most ${MAX_WAIT_SECONDS}`).optional(),
+  wait: z.coerce
+    .number({ error: 'must be a number of seconds' })
+    .min(0, 'must be at least 0')
+    .max(MAX_WAIT_SECONDS, `must be at most ${MAX_WAIT_SECONDS}`)
+    .optional(),
   status: z.enum(ORDER_STATUSES, { error: `must be one of ${ORDER_STATUSES.join(', ')}` }).optional(),
 });
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const idempotencyKeyHeader = z.looseObject({
-  'idempotency-key': z.string().regex(IDEMPOTENCY_KEY).describe("The client's key for this order (1-255 printable ASCII characters); per account"),
+  'idempotency-key': z
+    .string()
+    .regex(IDEMPOTENCY_KEY)
+    .describe("The client's key for this order (1-255 printable ASCII characters); per account"),
 });
 const orderIdParams = z.object({ id: z.string().describe('The order id (`ord_…`)') });
 
@@ -114,7 +121,9 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
     if (request.routeOptions.config.rateLimited && caller?.kind !== 'service') await app.rateLimits.byIp(request);
     if ('failure' in outcome) {
       const challenge = outcome.failure === 'invalid' ? `Bearer realm="orders", error="invalid_token"` : 'Bearer realm="orders"';
-      throw new HttpError(401, outcome.failure === 'invalid' ? 'invalid_token' : 'unauthorized', outcome.message, { 'www-authenticate': challenge });
+      throw new HttpError(401, outcome.failure === 'invalid' ? 'invalid_token' : 'unauthorized', outcome.message, {
+        'www-authenticate': challenge,
+      });
     }
     request.ordersCaller = caller;
   });
@@ -130,7 +139,9 @@ export default async function orderRoutes(fastify: FastifyInstance, options: Ord
       response: {
         201: orderSchema.meta({ description: 'Created' }),
         200: orderSchema.meta({ description: 'The order this Idempotency-Key created before' }),
-        400: errorResponse('Invalid body (`invalid_request`), no usable Idempotency-Key (`idempotency_key_required`), malformed JSON, or an account holding another currency (`currency_mismatch`)'),
+        400: errorResponse(
+          'Invalid body (`invalid_request`), no usable Idempotency-Key (`idempotency_key_required`), malformed JSON, or an account holding another currency (`currency_mismatch`)',
+        ),
         401: unauthorized,
         403: errorResponse("A user's token naming another account"),
         409: errorResponse('This Idempotency-Key was used with a different body'),

@@ -14,7 +14,10 @@ export interface ReviewRouteOptions {
   resolveWaitMs?: number;
 }
 
-const resolveBody = JOBS.reviews.schema.omit({ orderId: true, resolvedBy: true }).extend({ resolvedBy: z.string().min(1).max(200).optional() }).strict();
+const resolveBody = JOBS.reviews.schema
+  .omit({ orderId: true, resolvedBy: true })
+  .extend({ resolvedBy: z.string().min(1).max(200).optional() })
+  .strict();
 const orderIdParams = z.object({ orderId: z.string().describe('The order id (`ord_…`)') });
 const orderNotFound = errorResponse('No order with this id');
 const reviewOperation = (operationId: string, summary: string) => ({ ...adminOperation(operationId, summary), params: orderIdParams });
@@ -61,7 +64,12 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
   const listOptions = {
     schema: {
       ...adminOperation('listReviews', 'Orders under review, oldest first'),
-      response: { 200: z.array(reviewSummarySchema).meta({ description: 'Orders under review' }), 401: adminUnauthorized, ...unavailable, ...internalError },
+      response: {
+        200: z.array(reviewSummarySchema).meta({ description: 'Orders under review' }),
+        401: adminUnauthorized,
+        ...unavailable,
+        ...internalError,
+      },
     },
   };
   app.get('/admin/reviews', listOptions, async () => listReviews(app.prisma));
@@ -69,7 +77,13 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
   const showOptions = {
     schema: {
       ...reviewOperation('getReview', 'One order under review: held facts, resolutions, ledger'),
-      response: { 200: reviewDetailSchema.meta({ description: 'The order and what is held for it' }), 401: adminUnauthorized, 404: orderNotFound, ...unavailable, ...internalError },
+      response: {
+        200: reviewDetailSchema.meta({ description: 'The order and what is held for it' }),
+        401: adminUnauthorized,
+        404: orderNotFound,
+        ...unavailable,
+        ...internalError,
+      },
     },
   };
   app.get('/admin/reviews/:orderId', showOptions, async (request) => {
@@ -80,10 +94,15 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
 
   app.post('/admin/reviews/:orderId/resolve', { schema: resolveSchema }, async (request, reply) => {
     const { resolvedBy, ...decision } = request.body;
-    if (decision.decision === 'dismiss' && decision.amount !== undefined) throw new HttpError(400, 'invalid_request', 'amount goes with credit only');
+    if (decision.decision === 'dismiss' && decision.amount !== undefined)
+      throw new HttpError(400, 'invalid_request', 'amount goes with credit only');
     const jobId = `review-${randomUUID()}`;
     const queue = app.queues.reviews;
-    await addJobOnce(app.queues, 'reviews', { name: 'resolve', jobId, data: { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' } });
+    await addJobOnce(app.queues, 'reviews', {
+      name: 'resolve',
+      jobId,
+      data: { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' },
+    });
 
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
@@ -94,7 +113,8 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
       if (job && state === 'completed') {
         const result = job.returnvalue as { outcome: string; status?: string };
         if (result.outcome === 'unknown_order') throw new HttpError(404, 'order_not_found', 'No order with this id.');
-        if (result.outcome === 'not_under_review') throw new HttpError(409, 'not_under_review', `The order is not under review (status ${result.status}).`);
+        if (result.outcome === 'not_under_review')
+          throw new HttpError(409, 'not_under_review', `The order is not under review (status ${result.status}).`);
         return reply.code(200).send(resolvedSchema.parse(result));
       }
       if (job && state === 'failed') throw new HttpError(400, 'resolution_refused', job.failedReason || 'The resolution was refused.');

@@ -83,7 +83,9 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
   // Scoped to this plugin: the signature covers the exact bytes, so nothing may parse them first.
   // Stripe sends application/json (with a charset); any other type is answered 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) =>
+    done(null, body),
+  );
 
   // This route logs one line per delivery itself instead of Fastify's two per request (at full
   // ingest speed the logging was a large share of the route's CPU); warnings and errors still show.
@@ -125,7 +127,10 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     const envelope = stripeEventEnvelopeSchema.safeParse(event);
     if (!envelope.success) {
       const issue = envelope.error.issues[0];
-      return reject('not_an_event', `The body is not a Stripe event: ${issue ? `${issue.path.join('.') || 'body'} ${issue.message}` : 'invalid'}.`);
+      return reject(
+        'not_an_event',
+        `The body is not a Stripe event: ${issue ? `${issue.path.join('.') || 'body'} ${issue.message}` : 'invalid'}.`,
+      );
     }
     const stripeEvent = envelope.data;
     // Plain fields rather than a child logger per request: this is the hottest route.
@@ -136,7 +141,10 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     const outOfScope = eventOutOfScope(stripeEvent, scope);
     if (outOfScope) {
       metrics.webhooksNotOurs.inc({ reason: outOfScope });
-      app.log.warn({ ...logFields, reason: outOfScope, livemode: stripeEvent.livemode, account: stripeEvent.account }, 'event is not this deployment\'s; acknowledged, not applied');
+      app.log.warn(
+        { ...logFields, reason: outOfScope, livemode: stripeEvent.livemode, account: stripeEvent.account },
+        "event is not this deployment's; acknowledged, not applied",
+      );
       return reply.code(200).send({ received: true, ignored: true });
     }
 
@@ -157,6 +165,8 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     const requeued = failed ? await requeueIfFailed(app.queues.stripeEvents, stripeEvent.id) : false;
     if (duplicate) metrics.webhooksDuplicate.inc();
     app.log.info({ ...logFields, duplicate, ...(requeued ? { requeued } : {}) }, requeued ? 'failed event queued again' : 'event queued');
-    return reply.code(200).send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
+    return reply
+      .code(200)
+      .send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
   });
 }
