@@ -139,45 +139,15 @@ export class ChaosRedisCluster {
   private async replicasInSync(): Promise<number> {
     let count = 0;
     for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-      const client = new Redis({
-        host: '127.0.0.1',
-        port: node.port,
-        connectTimeout: 1_000,
-        commandTimeout: 1_000,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on('error', () => undefined);
-      try {
-        const info = await client.info('replication');
-        if (/role:slave/.test(info) && /master_link_status:up/.test(info)) count += 1;
-      } catch {
-        // A node that does not answer has no replica in sync.
-      } finally {
-        client.disconnect();
-      }
+      // A node that does not answer has no replica in sync.
+      const info = await askNode(node.port, (client) => client.info('replication')).catch(() => '');
+      if (/role:slave/.test(info) && /master_link_status:up/.test(info)) count += 1;
     }
     return count;
   }
 
   private async ping(port: number): Promise<string | undefined> {
-    const client = new Redis({
-      host: '127.0.0.1',
-      port,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      enableOfflineQueue: false,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      return await client.ping();
-    } catch {
-      return undefined;
-    } finally {
-      client.disconnect();
-    }
+    return askNode(port, (client) => client.ping()).catch(() => undefined);
   }
 
   /**
@@ -187,24 +157,10 @@ export class ChaosRedisCluster {
   private async ask<T>(question: (client: Redis) => Promise<T>): Promise<T> {
     let lastError: unknown = new Error('no live node');
     for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-      const client = new Redis({
-        host: '127.0.0.1',
-        port: node.port,
-        lazyConnect: true,
-        connectTimeout: 1_000,
-        commandTimeout: 1_000,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        enableOfflineQueue: false,
-      });
-      client.on('error', () => undefined);
       try {
-        await client.connect();
-        return await question(client);
+        return await askNode(node.port, question);
       } catch (error) {
         lastError = error;
-      } finally {
-        client.disconnect();
       }
     }
     throw lastError;
@@ -215,23 +171,8 @@ export class ChaosRedisCluster {
     await waitUntil(
       async () => {
         for (const node of this.nodes.filter((candidate) => !candidate.killed)) {
-          const client = new Redis({
-            host: '127.0.0.1',
-            port: node.port,
-            connectTimeout: 1_000,
-            commandTimeout: 1_000,
-            maxRetriesPerRequest: 0,
-            retryStrategy: () => null,
-          });
-          client.on('error', () => undefined);
-          try {
-            const info = await client.cluster('INFO');
-            if (!/cluster_state:ok/.test(String(info))) return false;
-          } catch {
-            return false;
-          } finally {
-            client.disconnect();
-          }
+          const info = await askNode(node.port, (client) => client.cluster('INFO')).catch(() => '');
+          if (!/cluster_state:ok/.test(String(info))) return false;
         }
         return true;
       },
@@ -271,5 +212,26 @@ export class ChaosRedisCluster {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.nodes.filter((node) => !node.killed).map((node) => node.process.stop('SIGTERM', 5_000)));
+  }
+}
+
+/** Asks one node one question on a connection of its own, bounded by a 1 s timeout, then drops it. */
+async function askNode<T>(port: number, question: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    connectTimeout: 1_000,
+    commandTimeout: 1_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await question(client);
+  } finally {
+    client.disconnect();
   }
 }
