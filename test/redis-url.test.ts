@@ -42,7 +42,32 @@ describe('REDIS_URL: one server or a cluster', () => {
     expect(() => parseRedisUrl(url)).toThrow(/must/);
   });
 
+  it('takes a password holding #, / or ? whole, and never echoes a bad node (it may hold a password)', () => {
+    expect(parseRedisUrl('redis+cluster://default:s3cr#t/x?y@10.0.0.1:7000')).toEqual({
+      kind: 'cluster',
+      nodes: [{ host: '10.0.0.1', port: 7000 }],
+      username: 'default',
+      password: 's3cr#t/x?y',
+      tls: false,
+    });
+    expect(redisEndpoint('redis+cluster://default:8812#x@10.0.0.1:7000')).toBe('10.0.0.1:7000');
+    const refused = (url: string) => {
+      try {
+        parseRedisUrl(url);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error(`${url} was accepted`);
+    };
+    expect(refused('redis+cluster://default:s3cret,a:7000')).toMatch(/node 1 is not one/);
+    expect(refused('redis+cluster://default:s3cret,a:7000')).not.toContain('s3cret');
+    // A cluster has only database 0: a path or options would be ignored silently, so they are refused.
+    expect(refused('redis+cluster://a:7000/2')).toMatch(/path, query or fragment/);
+    expect(refused('redis+cluster://a:7000?password=x')).toMatch(/path, query or fragment/);
+  });
+
   it('prints where Redis is without the password', () => {
+    expect(redisEndpoint('rediss+cluster://u:p@[::1]:7000')).toBe('[::1]:7000');
     expect(redisEndpoint('redis://:pw@127.0.0.1:6380')).toBe('127.0.0.1:6380');
     expect(redisEndpoint('redis+cluster://:pw@a:7000,b:7001')).toBe('a:7000,b:7001');
     expect(isClusterUrl('redis+cluster://a:1')).toBe(true);

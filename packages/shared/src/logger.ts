@@ -33,6 +33,9 @@ const REDACTED_PATHS = [
   '*.ORDERS_JWT_SECRET',
   '*.headers.authorization',
   'authorization',
+  // ioredis puts the failed command's arguments on its errors: AUTH and HELLO carry the password.
+  'err.command.args',
+  '*.err.command.args',
   '*.authorization',
   'token',
   '*.token',

@@ -25,21 +25,22 @@ export function parseRedisUrl(redisUrl: string): RedisTarget {
     return { kind: 'single', url: redisUrl };
   }
   const [, scheme = '', target = ''] = cluster;
-  const rest = target.replace(/[/?#].*$/, '');
-  const at = rest.lastIndexOf('@');
-  const credentials = at === -1 ? undefined : rest.slice(0, at);
-  const hosts = at === -1 ? rest : rest.slice(at + 1);
-  const nodes = hosts
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean)
-    .map((item) => {
-      const [, host, portText] = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(item) ?? [];
-      const port = Number(portText ?? 6379);
-      if (host === undefined || port < 1 || port > 65535)
-        throw new Error(`must list cluster nodes as host:port, comma separated (got "${item}")`);
-      return { host: host.replace(/^\[|\]$/g, ''), port };
-    });
+  // Credentials end at the LAST '@' of the whole target: a password may hold '#', '/' or '?' unencoded.
+  const at = target.lastIndexOf('@');
+  const credentials = at === -1 ? undefined : target.slice(0, at);
+  const afterCredentials = at === -1 ? target : target.slice(at + 1);
+  const [hosts = '', ...trailing] = afterCredentials.split(/(?=[/?#])/);
+  // A cluster has no databases and takes no options in the URL: refuse what would be ignored silently.
+  if (trailing.join('').replace(/^\/$/, '') !== '')
+    throw new Error('must not carry a path, query or fragment after the nodes on Redis Cluster (a cluster has only database 0)');
+  const nodes = hosts.split(',').map((item, index) => {
+    const [, host, portText] = /^(\[[^\]]+\]|[^:@/?#[\]]+)(?::(\d+))?$/.exec(item.trim()) ?? [];
+    const port = Number(portText ?? 6379);
+    // The node is named by its position, not echoed: a mistyped URL may have a password there.
+    if (host === undefined || port < 1 || port > 65535)
+      throw new Error(`must list cluster nodes as host:port, comma separated (node ${index + 1} is not one)`);
+    return { host: host.replace(/^\[|\]$/g, ''), port };
+  });
   if (nodes.length === 0) throw new Error('must name at least one cluster node (redis+cluster://host:port,host:port)');
   const [username, password] = credentials === undefined ? [] : splitCredentials(credentials);
   return {
@@ -66,7 +67,8 @@ export function isClusterUrl(redisUrl: string): boolean {
 export function redisEndpoint(redisUrl: string): string {
   try {
     const target = parseRedisUrl(redisUrl);
-    if (target.kind === 'cluster') return target.nodes.map((node) => `${node.host}:${node.port}`).join(',');
+    if (target.kind === 'cluster')
+      return target.nodes.map((node) => `${node.host.includes(':') ? `[${node.host}]` : node.host}:${node.port}`).join(',');
     const parsed = new URL(target.url);
     return `${parsed.hostname || 'localhost'}:${parsed.port || 6379}`;
   } catch {
