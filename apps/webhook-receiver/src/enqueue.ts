@@ -40,7 +40,16 @@ export async function addJobOnce<K extends JobKind>(
     const stored = client.hget(queue.toKey(options.jobId), 'timestamp');
     // In the same round trip: whether the job already there failed for good (a resend must rerun it).
     const failedScore = client.zscore(queue.toKey('failed'), options.jobId);
-    const [, timestamp, failed] = await Promise.all([added, stored, failedScore]);
+    let [, timestamp, failed] = await Promise.all([added, stored, failedScore]);
+    if (timestamp === null) {
+      // The job was not there yet when the read ran: ioredis re-sends a script Redis does not know
+      // (NOSCRIPT: after a restart or a failover) as EVAL behind the commands that followed it.
+      // The add has run now; read again (a second round trip, only in that case).
+      [timestamp, failed] = await Promise.all([
+        client.hget(queue.toKey(options.jobId), 'timestamp'),
+        client.zscore(queue.toKey('failed'), options.jobId),
+      ]);
+    }
     const duplicate = timestamp !== String(bullJob.timestamp);
     return { duplicate, failed: duplicate && failed !== null };
   };
