@@ -26,6 +26,16 @@ describe('freePorts', () => {
     for (const port of ports) expect(port).toBeLessThan(ephemeralStart);
   });
 
+  it('takes each port with its partner (a cluster node and its bus port), both free and below the ephemeral range', async () => {
+    const ports = await freePorts(6, { partnerOffset: 10_000 });
+    const ephemeralStart = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    expect(new Set(ports).size).toBe(6);
+    for (const port of ports) expect(port + 10_000).toBeLessThan(ephemeralStart);
+    // The partners are reserved too: nobody else in this process gets them.
+    const later = await freePorts(40);
+    expect(later.filter((port) => ports.includes(port) || ports.includes(port - 10_000))).toEqual([]);
+  });
+
   it('never hands another process a port this one holds', async () => {
     const mine = await freePorts(30);
     const script = "import { freePorts } from '@ledger/testkit'; console.log(JSON.stringify(await freePorts(200)));";

@@ -1,45 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
-import { startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
+import { freePorts, startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 
 /** Each node also listens on its port + 10000 (the cluster bus), which must be a port too. */
 const CLUSTER_BUS_OFFSET = 10_000;
-
-/**
- * `count` ports free on 127.0.0.1 whose cluster-bus ports (port + 10000) are free too. The OS's own
- * picks (32768-60999 here) often leave no room for the bus, so candidates come from 20000-39999,
- * each pair held open until all are chosen.
- */
-async function freeClusterPorts(count: number): Promise<number[]> {
-  const held: Server[] = [];
-  const tryListen = async (port: number): Promise<boolean> => {
-    const server = createServer();
-    server.listen(port, '127.0.0.1');
-    try {
-      await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
-      held.push(server);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const ports: number[] = [];
-  try {
-    for (let attempt = 0; ports.length < count; attempt += 1) {
-      if (attempt > 500) throw new Error('could not find free ports for the Redis Cluster');
-      const port = 20_000 + Math.floor(Math.random() * 20_000);
-      if (ports.includes(port) || ports.includes(port + CLUSTER_BUS_OFFSET) || ports.includes(port - CLUSTER_BUS_OFFSET)) continue;
-      if ((await tryListen(port)) && (await tryListen(port + CLUSTER_BUS_OFFSET))) ports.push(port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(held.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  }
-}
 
 interface ClusterNode {
   port: number;
@@ -84,7 +50,7 @@ export class ChaosRedisCluster {
   }
 
   private async launch(): Promise<void> {
-    const ports = await freeClusterPorts(6);
+    const ports = await freePorts(6, { partnerOffset: CLUSTER_BUS_OFFSET });
     for (const port of ports) {
       const dir = join(this.dir, String(port));
       await mkdir(dir, { recursive: true });

@@ -79,21 +79,30 @@ function bindable(port: number): Promise<boolean> {
 /** The next port to try: each port handed out is reserved, so the search goes on from there. */
 let next = FIRST_PORT;
 
+/** Reserves `port` for this process and checks nothing listens on it. */
+async function take(port: number): Promise<boolean> {
+  if (!reserve(port)) return false;
+  held.add(port);
+  return bindable(port);
+}
+
 /**
  * `count` distinct TCP ports on 127.0.0.1 that nothing listens on, that no other caller on this
  * machine is handed while this process lives, and that the kernel never picks for a connection.
+ * With `partnerOffset`, each port's partner (port + offset, e.g. a Redis Cluster node's bus port)
+ * is taken with it, and both stay below the ephemeral range.
  */
-export async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number, options: { partnerOffset?: number } = {}): Promise<number[]> {
   mkdirSync(RESERVATIONS, { recursive: true });
-  const end = ephemeralStart();
+  const offset = options.partnerOffset ?? 0;
+  const end = ephemeralStart() - offset;
+  if (end <= FIRST_PORT) throw new Error(`no room for ports ${offset} apart below ${ephemeralStart()}`);
   const ports: number[] = [];
   for (let tried = 0; ports.length < count; tried += 1) {
     if (tried >= end - FIRST_PORT) throw new Error(`no free port between ${FIRST_PORT} and ${end}`);
-    const port = next;
-    next = next + 1 >= end ? FIRST_PORT : next + 1;
-    if (!reserve(port)) continue;
-    held.add(port);
-    if (await bindable(port)) ports.push(port);
+    const port = next < end ? next : FIRST_PORT;
+    next = port + 1 >= end ? FIRST_PORT : port + 1;
+    if ((await take(port)) && (offset === 0 || (await take(port + offset)))) ports.push(port);
   }
   return ports;
 }
