@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
-import { processStripeEvent } from '../apps/order-worker/src/worker.js';
+import { processStripeEvent } from '../apps/order-worker/src/jobs/stripe-event.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf, type OrderFixture } from './helpers/fixtures.js';
@@ -95,8 +95,10 @@ describe('npm run review', () => {
 
   it('settles duplicate top-ups from before the rule: the first stays, the others become adjustments, the balance holds', async () => {
     const order = await createOrderFixture(db.prisma, { amount: 300 });
-    // As the previous release could leave it: two top-ups for one order (the index forbids it now).
+    // As the previous release could leave it: two top-ups for one order (the index forbids it now),
+    // and a ledger not append-only yet (the upgrade recipe resolves duplicates before that migration).
     await db.prisma.$executeRawUnsafe(`DROP INDEX ledger_entries_one_topup_per_order`);
+    await db.prisma.$executeRawUnsafe(`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_update_or_delete`);
     try {
       await db.prisma.$executeRaw`INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference, order_id) VALUES
         (${order.accountId}, 'topup', 300, 'usd', ${order.paymentIntentId}, ${order.id}),
@@ -121,6 +123,7 @@ describe('npm run review', () => {
       expect(await balanceDrift(db.prisma)).toEqual([]);
       expect((await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status).toBe('needs_review');
     } finally {
+      await db.prisma.$executeRawUnsafe(`ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_update_or_delete`);
       await db.prisma.$executeRawUnsafe(
         `CREATE UNIQUE INDEX ledger_entries_one_topup_per_order ON ledger_entries(order_id) WHERE entry_type = 'topup'`,
       );

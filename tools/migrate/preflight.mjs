@@ -5,6 +5,11 @@
 // break the rule, empty when none do), `count` (how many break it), `describe` (one offender in
 // words), `rule`, `unit` and `resolve` (what the operator runs).
 
+/** The sign rule of migration 20261207100000_ledger_sign_per_type, as a condition over one row. */
+const SIGN_RULE = `CASE entry_type::text
+  WHEN 'topup' THEN amount > 0 WHEN 'refund_reversal' THEN amount > 0 WHEN 'dispute_reversal' THEN amount > 0
+  WHEN 'refund' THEN amount < 0 WHEN 'dispute' THEN amount < 0 WHEN 'adjustment' THEN amount <> 0 ELSE false END`;
+
 /** @type {Record<string, { rule: string, unit: string, tables: string[], offenders: string, count: string, describe: (row: Record<string, unknown>) => string, resolve: string }>} */
 export const PREFLIGHT_CHECKS = {
   '20261130150300_validate_ledger_account_currency_fk': {
@@ -37,5 +42,20 @@ export const PREFLIGHT_CHECKS = {
     describe: (row) => `order ${row.order_id} (account ${row.account_id}, ${row.topups} top-ups)`,
     resolve:
       'npm run review -- duplicates (lists them), then npm run review -- duplicates --resolve --note "why" (keeps each first top-up)',
+  },
+  '20261207100100_validate_ledger_sign_per_type': {
+    rule: 'every ledger entry has the sign of its type (top-ups and reversals > 0, refunds and disputes < 0, adjustments not 0)',
+    unit: 'ledger entries whose sign does not match their type',
+    tables: ['ledger_entries'],
+    offenders: `
+      SELECT id, account_id, entry_type::text AS entry_type, amount, reference
+      FROM ledger_entries WHERE NOT (${SIGN_RULE}) ORDER BY id LIMIT 5`,
+    count: `SELECT COUNT(*) AS total FROM ledger_entries WHERE NOT (${SIGN_RULE})`,
+    describe: (row) => `entry ${row.id} of account ${row.account_id}: ${row.entry_type} ${row.amount} (reference ${row.reference})`,
+    // This system always wrote these signs; such rows come from outside it (a hand-written fix, an
+    // import), and only a person can say what they meant. The ledger becomes append-only with the
+    // next migration, so this is the last moment a row can be corrected in place.
+    resolve:
+      'no automatic fix (this system never writes such entries): correct each row (the amount with its sign, or the type it really is) and its account balance in one transaction, then run npm run audit',
   },
 };

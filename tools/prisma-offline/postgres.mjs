@@ -65,13 +65,22 @@ function quoteIdent(name) {
 /**
  * adapter-pg maps result columns by type OID and rejects "char" (OID 18), which the engine's
  * catalog queries return (pg_class.relkind, pg_constraint.contype, ...). Its text value is a plain
- * string, so label such columns as text before the adapter looks at them.
+ * string, so label such columns as text before the adapter looks at them, and remember which
+ * columns of which statement they were: the engine reads some of them as a character (a CHECK
+ * constraint's contype), so the adapter's answer names them Character again (connectAdapter).
  */
-function relabelCharColumns(result) {
+const CHAR_COLUMNS = new Map();
+
+function relabelCharColumns(sql, result) {
   for (const entry of Array.isArray(result) ? result : [result]) {
-    for (const field of entry?.fields ?? []) {
-      if (field.dataTypeID === OID_CHAR) field.dataTypeID = OID_TEXT;
+    const chars = new Set();
+    for (const [index, field] of (entry?.fields ?? []).entries()) {
+      if (field.dataTypeID === OID_CHAR) {
+        field.dataTypeID = OID_TEXT;
+        chars.add(index);
+      }
     }
+    if (chars.size > 0 && typeof sql === 'string') CHAR_COLUMNS.set(sql, chars);
   }
   return result;
 }
@@ -79,11 +88,12 @@ function relabelCharColumns(result) {
 class CharAsTextClient extends pg.Client {
   query(config, values, callback) {
     if (typeof values === 'function') [values, callback] = [undefined, values];
+    const sql = typeof config === 'string' ? config : config?.text;
     if (typeof callback === 'function') {
-      return super.query(config, values, (error, result) => callback(error, result && relabelCharColumns(result)));
+      return super.query(config, values, (error, result) => callback(error, result && relabelCharColumns(sql, result)));
     }
     const pending = super.query(config, values);
-    return typeof pending?.then === 'function' ? pending.then(relabelCharColumns) : pending;
+    return typeof pending?.then === 'function' ? pending.then((result) => relabelCharColumns(sql, result)) : pending;
   }
 }
 
@@ -109,6 +119,13 @@ async function connectAdapter(url, database, onDispose) {
   // message instead: PostgreSQL runs the whole script atomically, as the native engine does.
   adapter.executeScript = async (script) => {
     await adapter.executeRaw({ sql: script, args: [], argTypes: [] });
+  };
+  const queryRaw = adapter.queryRaw.bind(adapter);
+  adapter.queryRaw = async (query) => {
+    const result = await queryRaw(query);
+    const chars = CHAR_COLUMNS.get(query.sql);
+    if (chars) result.columnTypes = result.columnTypes.map((type, index) => (chars.has(index) ? ColumnTypeEnum.Character : type));
+    return result;
   };
   const dispose = adapter.dispose.bind(adapter);
   adapter.dispose = async () => {
