@@ -11,6 +11,7 @@ COPY apps/webhook-receiver/package.json apps/webhook-receiver/
 COPY apps/order-worker/package.json apps/order-worker/
 COPY apps/stripe-emulator/package.json apps/stripe-emulator/
 COPY packages/shared/package.json packages/shared/
+COPY packages/ledger/package.json packages/ledger/
 # postinstall generates the Prisma client from the schema, offline.
 COPY prisma prisma
 COPY prisma.config.ts ./
@@ -23,17 +24,19 @@ RUN npm run build
 
 FROM node:24-bookworm-slim AS runtime
 WORKDIR /app
-# "compiled": @ledger/shared resolves to its compiled JavaScript (packages/shared/package.json).
+# "compiled": @ledger/shared and @ledger/ledger resolve to their compiled JavaScript (packages/*/package.json).
 ENV NODE_ENV=production NODE_OPTIONS=--conditions=compiled
 COPY package.json package-lock.json ./
 COPY apps/webhook-receiver/package.json apps/webhook-receiver/
 COPY apps/order-worker/package.json apps/order-worker/
 COPY apps/stripe-emulator/package.json apps/stripe-emulator/
 COPY packages/shared/package.json packages/shared/
+COPY packages/ledger/package.json packages/ledger/
 # Production dependencies only. No install scripts: the Prisma client was generated and compiled in
 # the build stage; the prisma CLI stays (a production dependency) for `npm run migrate`.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/packages/shared/dist packages/shared/dist
+COPY --from=build /app/packages/ledger/dist packages/ledger/dist
 COPY --from=build /app/apps/webhook-receiver/dist apps/webhook-receiver/dist
 COPY --from=build /app/apps/order-worker/dist apps/order-worker/dist
 COPY --from=build /app/apps/stripe-emulator/dist apps/stripe-emulator/dist

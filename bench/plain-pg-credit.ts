@@ -6,15 +6,15 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import type pg from 'pg';
-import { CreditBatcher } from '../apps/order-worker/src/credit-batcher.js';
 import {
   CREDIT_PAYMENTS_SQL,
+  CreditBatcher,
   REFUSALS_FOR_THE_GENERAL_PATH,
   creditPaymentsParams,
-  creditResultOf,
+  type ApplyResult,
   type PaymentCredit,
   type PaymentCreditResult,
-} from '../apps/order-worker/src/credit-statement.js';
+} from '@ledger/ledger';
 
 /** Reads a queued `payment_intent.succeeded` job by hand (no zod): the baseline spends nothing it does not need. */
 export function readPaymentCredit(jobId: string | undefined, jobData: unknown): PaymentCredit {
@@ -59,17 +59,19 @@ export async function creditPaymentsWithPg(pool: pg.Pool, credits: readonly Paym
 }
 
 /** The worker's batcher on `pg`. The bench seeds only orders that match their payments: anything else is a bench bug. */
-export function plainPgBatcher(pool: pg.Pool, options: { maxBatch: number; maxWaitMs: number }): CreditBatcher {
-  return new CreditBatcher({
-    ...options,
-    execute: (credits) => creditPaymentsWithPg(pool, credits),
-    resultOf: creditResultOf,
-    applyOne: async (credit) => {
-      const decided = options.maxBatch <= 1 ? creditResultOf(credit, (await creditPaymentsWithPg(pool, [credit]))?.[0]) : undefined;
+export function plainPgBatcher(
+  pool: pg.Pool,
+  options: { maxBatch: number; maxWaitMs: number },
+): { credit(credit: PaymentCredit): Promise<ApplyResult>; drain(): Promise<void> } {
+  const batcher = new CreditBatcher({ ...options, execute: (credits) => creditPaymentsWithPg(pool, credits) });
+  return {
+    async credit(credit) {
+      const decided = await batcher.credit(credit);
       if (decided) return decided;
       throw new UnrecoverableError(
         `order ${credit.fact.orderId} is missing or does not match its payment: the bench seeds only matching ones`,
       );
     },
-  });
+    drain: () => batcher.drain(),
+  };
 }

@@ -1,7 +1,7 @@
 import { createPrismaClient, stripeEventJobData } from '@ledger/shared';
 import { performance } from 'node:perf_hooks';
-import type { PaymentCredit } from '../apps/order-worker/src/credit-statement.js';
-import { creditPayments } from '../apps/order-worker/src/ledger.js';
+import type { PaymentCredit } from '@ledger/ledger';
+import { creditPayments } from '@ledger/ledger';
 import { checkBatchCredited, seedOrders, type BenchDatabase } from './bench-database.js';
 import { readPaymentCredit } from './plain-pg-credit.js';
 import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';

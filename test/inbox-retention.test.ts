@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pruneInbox } from '../apps/order-worker/src/inbox-retention.js';
+import { pruneInbox } from '../apps/order-worker/src/operations/inbox-retention.js';
 import { createOrderFixture, events } from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 

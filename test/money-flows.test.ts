@@ -1,7 +1,7 @@
 import { postgresErrorOf } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
-import { resolveReview } from '../apps/order-worker/src/review.js';
+import { applyPaymentFacts } from '@ledger/ledger';
+import { resolveReview } from '../apps/order-worker/src/operations/review.js';
 import { createOrderFixture, events, insertOrderFixture, newOrderFixture } from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
-import { processStripeEvent } from '../apps/order-worker/src/worker.js';
+import { processStripeEvent } from '../apps/order-worker/src/jobs/stripe-event.js';
 import { JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';

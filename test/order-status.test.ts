@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderStatusSql, statusOf, type PaymentProgress } from '../apps/order-worker/src/order-status.js';
+import { statusOf, type PaymentProgress } from '@ledger/ledger';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
 const PROGRESS: PaymentProgress[] = ['awaiting_payment', 'processing', 'payment_failed', 'canceled', 'expired', 'paid'];
@@ -16,7 +16,8 @@ const combinations = PROGRESS.flatMap((progress) =>
   ),
 );
 
-// The status rule's SQL twin against the TypeScript rule, on PostgreSQL. The rule itself, every
+// The status rule's SQL twin (the function ledger_order_status, made by a migration) against the
+// TypeScript rule, on PostgreSQL. The rule itself, every
 // order state × every change, is tested without services in test/unit/order-status.test.ts.
 describe('the status rule', () => {
   let db: TestDatabase;
@@ -27,13 +28,13 @@ describe('the status rule', () => {
     await db?.drop();
   });
 
-  it('is the same in TypeScript and in the SQL the one-statement credit runs, for every combination', async () => {
+  it('is the same in TypeScript and in the SQL function the group-commit credit runs, for every combination', async () => {
     const values = combinations.map(
       (c, index) =>
         `(${index}, ${c.reviewReason ? `'${c.reviewReason}'` : 'NULL'}, ${c.disputeStatus ? `'${c.disputeStatus}'` : 'NULL'}, ${c.amountRefunded}, ${c.amount}, '${c.progress}')`,
     );
     const rows = await db.prisma.$queryRawUnsafe<{ i: number; status: string }[]>(
-      `SELECT i, ${orderStatusSql('progress')}::text AS status
+      `SELECT i, ledger_order_status(progress, review_reason, dispute_status, amount_refunded, amount)::text AS status
        FROM (VALUES ${values.join(', ')}) AS t(i, review_reason, dispute_status, amount_refunded, amount, progress)
        ORDER BY i`,
     );

@@ -1,7 +1,7 @@
 import { jobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
-import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { auditLedger } from '../apps/order-worker/src/operations/audit.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf, newOrderFixture } from './helpers/fixtures.js';

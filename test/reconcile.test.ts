@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { auditLedger } from '../apps/order-worker/src/operations/audit.js';
 import { serviceAuth } from './helpers/auth.js';
 import { refuseLedgerInserts } from './helpers/database.js';
 import { waitUntil } from '@ledger/testkit';

@@ -1,7 +1,7 @@
 import { HANDLED_EVENT_TYPES } from '@ledger/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { auditLedger } from '../apps/order-worker/src/audit.js';
+import { auditLedger } from '../apps/order-worker/src/operations/audit.js';
 import { waitUntil } from '@ledger/testkit';
 import { useReconcileHarness } from './helpers/reconcile.js';
 import { deleteKeysWithPrefix } from './helpers/redis.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { PrismaClient } from '@ledger/shared';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyPaymentFacts } from '../apps/order-worker/src/ledger.js';
+import { applyPaymentFacts } from '@ledger/ledger';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { databaseUrl, testDatabaseName, withAdmin } from './helpers/env.js';
 import { insertOrderFixture, newOrderFixture } from './helpers/fixtures.js';
@@ -17,6 +17,10 @@ import { insertOrderFixture, newOrderFixture } from './helpers/fixtures.js';
 const PREVIOUS_RELEASE = '20261123145935_init';
 /** The last migration before the one-top-up rule (the report names it for `--until`). */
 const BEFORE_THE_RULES = '20261130150300_validate_ledger_account_currency_fk';
+/** The sign-per-type rule (NOT VALID), its validation (the pre-flight check's), and the migration before them. */
+const BEFORE_THE_SIGN_RULE = '20261130163000_stripe_events_received_at_index';
+const SIGN_RULE = '20261207100000_ledger_sign_per_type';
+const VALIDATE_SIGN_RULE = '20261207100100_validate_ledger_sign_per_type';
 const ONE_TOPUP_MIGRATION = 'prisma/migrations/20261130150400_one_topup_per_order/migration.sql';
 
 const opened: { drop(): Promise<void> }[] = [];
@@ -140,6 +144,39 @@ describe('npm run migrate over data that breaks a new rule', () => {
     expect(cli(db.url, 'review', 'duplicates', '--resolve', '--note', 'paid twice').code).toBe(0);
     expect(migrate(db.url).code).toBe(0);
     expect(await indexState(db.url, 'ledger_entries_one_topup_per_order')).toBe('valid');
+  });
+});
+
+describe('npm run migrate over entries whose sign breaks the sign-per-type rule', () => {
+  it('refuses with the offending entries before anything is applied; once corrected the ledger becomes append-only', {
+    timeout: 180_000,
+  }, async () => {
+    const db = await emptyDatabase();
+    expect(migrate(db.url, '--until', BEFORE_THE_SIGN_RULE).code).toBe(0);
+    await query(db.url, `INSERT INTO accounts (id, currency, balance, updated_at) VALUES ('acct_signs', 'usd', 700, now())`);
+    // As a hand-written fix could leave them: a refund recorded as money in.
+    await query(
+      db.url,
+      `INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference) VALUES
+         ('acct_signs', 'topup', 500, 'usd', 'pi_signs'), ('acct_signs', 'refund', 200, 'usd', 're_wrong_sign')`,
+    );
+
+    const refused = migrate(db.url);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain(`(migration ${VALIDATE_SIGN_RULE})`);
+    expect(refused.out).toContain('rows:     1 ledger entries whose sign does not match their type');
+    expect(refused.out).toMatch(/entry \d+ of account acct_signs: refund 200 \(reference re_wrong_sign\)/);
+    expect(refused.out).toContain(`npm run migrate -- --until ${SIGN_RULE}`);
+    expect((await migrationRows(db.url)).at(-1)?.migration_name).toBe(BEFORE_THE_SIGN_RULE);
+
+    // The resolution the report gives: correct the row and its balance, then migrate.
+    await query(db.url, `UPDATE ledger_entries SET amount = -200 WHERE reference = 're_wrong_sign'`);
+    await query(db.url, `UPDATE accounts SET balance = 300 WHERE id = 'acct_signs'`);
+    const applied = migrate(db.url);
+    expect(applied.code, applied.out).toBe(0);
+    await expect(query(db.url, `UPDATE ledger_entries SET amount = -100 WHERE reference = 're_wrong_sign'`)).rejects.toThrow(/append-only/);
+    const audit = cli(db.url, 'audit');
+    expect(audit.code, audit.out).toBe(0);
   });
 });
 

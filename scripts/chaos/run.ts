@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HANDLED_EVENT_TYPES, QUEUES, connectRedis, createPrismaClient, type RedisConnection } from '@ledger/shared';
 import { Queue } from 'bullmq';
-import type { ReconcileReport } from '../../apps/order-worker/src/reconcile.js';
+import type { ReconcileReport } from '../../apps/order-worker/src/operations/reconcile.js';
 import { createChaosDatabase, databaseName, terminateConnections } from './database.js';
 import { Rng, freePorts, sleep, startChild, waitUntil, type RunningProcess as ChildApp } from '@ledger/testkit';
 import { ChaosRedisCluster } from './redis-cluster.js';

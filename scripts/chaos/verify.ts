@@ -1,5 +1,5 @@
 import type { OrderStatus, PrismaClient } from '@ledger/shared';
-import { auditLedger, type AuditProblem } from '../../apps/order-worker/src/audit.js';
+import { auditLedger, type AuditProblem } from '../../apps/order-worker/src/operations/audit.js';
 import type { OrderRecord } from './workload.js';
 
 /** What the ledger should hold after the run, from what Stripe (the emulator) did. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { BALANCE_DRIFT_SQL } from '@ledger/ledger';
 import { Prisma, createPrismaClient, type PrismaClient } from '@ledger/shared';
 import { inject } from 'vitest';
 import { databaseUrl, testDatabaseName, withAdmin } from './env.js';
@@ -30,14 +31,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /**
  * The ledger invariant, checked after tests that move money: every balance equals the sum of its
- * ledger entries. Returns the accounts that drift (empty when all is well).
+ * ledger entries (the audit's own statement). Returns the accounts that drift (empty when all is well).
  */
 export async function balanceDrift(prisma: PrismaClient): Promise<{ id: string; balance: bigint; ledger: bigint }[]> {
-  return prisma.$queryRaw`
-    SELECT a.id, a.balance, COALESCE(SUM(l.amount), 0)::bigint AS ledger
-    FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
-    GROUP BY a.id, a.balance
-    HAVING a.balance <> COALESCE(SUM(l.amount), 0)`;
+  return prisma.$queryRawUnsafe(BALANCE_DRIFT_SQL);
 }
 
 /**

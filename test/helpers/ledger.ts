@@ -2,9 +2,9 @@ import type { StripeScope } from '@ledger/shared';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { auditLedger } from '../../apps/order-worker/src/audit.js';
+import { auditLedger } from '../../apps/order-worker/src/operations/audit.js';
 import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
-import { processStripeEvent } from '../../apps/order-worker/src/worker.js';
+import { processStripeEvent } from '../../apps/order-worker/src/jobs/stripe-event.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './database.js';
 import { jobOf, type OrderFixture, type StripeEventFixture } from './fixtures.js';
 

@@ -3,7 +3,7 @@ import { QUEUES } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterEach, beforeEach, expect } from 'vitest';
-import { reconcileOnce, type ReconcileOptions } from '../../apps/order-worker/src/reconcile.js';
+import { reconcileOnce, type ReconcileOptions } from '../../apps/order-worker/src/operations/reconcile.js';
 import { serviceAuth } from './auth.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { TEST_REDIS_URL } from './env.js';

@@ -1,6 +1,6 @@
 import { createStripeClient, type Stripe } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
-import type { OrderWorkers } from '../../apps/order-worker/src/worker.js';
+import type { OrderWorkers } from '../../apps/order-worker/src/jobs/workers.js';
 import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../apps/stripe-emulator/src/app.js';
 import type { TestDatabase } from './database.js';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './receiver.js';

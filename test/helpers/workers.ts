@@ -2,7 +2,7 @@ import { createStripeClient, createWorkerConnection, type PrismaClient, type Str
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
-import { startOrderWorkers, type OrderWorkerDeps } from '../../apps/order-worker/src/worker.js';
+import { startOrderWorkers, type OrderWorkerDeps } from '../../apps/order-worker/src/jobs/workers.js';
 import { TEST_REDIS_URL } from './env.js';
 
 /** Order workers inside the test process, with their own Redis connection; `close` ends both. */

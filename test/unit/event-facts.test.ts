@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { HANDLED_EVENT_TYPES, stripeEventJobData } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import { MalformedEventError, paymentFactsFromEvent } from '../../apps/order-worker/src/event-facts.js';
+import { MalformedEventError, paymentFactsFromEvent } from '../../apps/order-worker/src/facts/from-event.js';
 
 // Pure: Stripe's own full-size example objects (test/fixtures/stripe), every handled event type ×
 // every status its object can have (and every mode, for Checkout). Milliseconds, no services.

@@ -1,13 +1,6 @@
 import { ORDER_STATUSES, type OrderStatus } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import {
-  nextOrderState,
-  progressOf,
-  statusOf,
-  type OrderChange,
-  type OrderState,
-  type PaymentProgress,
-} from '../../apps/order-worker/src/order-status.js';
+import { nextOrderState, progressOf, statusOf, type OrderChange, type OrderState, type PaymentProgress } from '@ledger/ledger';
 
 // Pure: the order status rule, every order state × every change, in milliseconds. That the SQL twin
 // of the rule agrees is test/order-status.test.ts (it needs PostgreSQL).

@@ -12,8 +12,8 @@ import {
 import { loadWorkerEnv, workerEnvSchema, type WorkerEnv } from './env.js';
 import { startHealthServer, type WorkerRoute } from './health-server.js';
 import { createWorkerMetrics } from './metrics.js';
-import { startReconciler } from './reconcile-worker.js';
-import { startOrderWorkers } from './worker.js';
+import { startReconciler } from './operations/reconcile-worker.js';
+import { startOrderWorkers } from './jobs/workers.js';
 
 /** Which routes each configured port serves (both variables may name one port). */
 function httpRoutes(env: WorkerEnv): Map<number, Set<WorkerRoute>> {

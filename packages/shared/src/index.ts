@@ -8,7 +8,6 @@ export * from './logger.js';
 export * from './outage.js';
 export * from './redis.js';
 export * from './redis-url.js';
-export * from './reviews.js';
 export * from './service.js';
 export * from './stripe.js';
 export * from './timeout.js';

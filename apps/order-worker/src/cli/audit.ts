@@ -1,4 +1,4 @@
-import { auditLedger } from '../audit.js';
+import { auditLedger } from '../operations/audit.js';
 import { runCli } from './shared.js';
 
 /** `npm run audit`: every balance equals the sum of its ledger; non-zero exit on drift. */

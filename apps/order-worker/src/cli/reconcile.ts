@@ -1,6 +1,6 @@
 import { QUEUES, createWorkerConnection, stripeClientFromEnv } from '@ledger/shared';
 import { Queue } from 'bullmq';
-import { reconcileOnce } from '../reconcile.js';
+import { reconcileOnce } from '../operations/reconcile.js';
 import { runCli } from './shared.js';
 
 /** `npm run reconcile`: one reconciliation pass now (workers apply what it queues). */

@@ -1,7 +1,7 @@
 import { QUEUES, createWorkerConnection, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import { createWorkerMetrics } from '../metrics.js';
-import { replayEvents } from '../replay.js';
+import { replayEvents } from '../operations/replay.js';
 import { runCli } from './shared.js';
 
 /** A Stripe event id (`evt_…`). */

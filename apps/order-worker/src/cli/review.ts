@@ -1,5 +1,5 @@
-import { listReviews, showReview } from '@ledger/shared';
-import { listDuplicateTopups, resolveDuplicateTopups, resolveReview, ReviewRequestError } from '../review.js';
+import { listReviews, showReview } from '@ledger/ledger';
+import { listDuplicateTopups, resolveDuplicateTopups, resolveReview, ReviewRequestError } from '../operations/review.js';
 import { runCli } from './shared.js';
 
 const COMMANDS = `Commands:

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { JOBS, ORDER_STATUSES, listReviews, reviewDetailSchema, reviewSummarySchema, showReview } from '@ledger/shared';
+import { listReviews, reviewDetailSchema, reviewSummarySchema, showReview } from '@ledger/ledger';
+import { JOBS, ORDER_STATUSES } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 import type { Stripe } from '@ledger/shared';
-import type { PaymentFact } from './payment-facts.js';
+import type { PaymentFact } from '@ledger/ledger';
 
 /**
  * What Stripe's current view of a PaymentIntent says, as payment facts. Used by client confirms and

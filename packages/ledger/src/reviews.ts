@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import type { PrismaClient } from './database.js';
-import { ORDER_STATUSES } from './domain.js';
+import { ORDER_STATUSES, type PrismaClient } from '@ledger/shared';
 
 /** Whose order and how much (minor units). */
 const orderAmount = { accountId: z.string(), amount: z.number().int(), currency: z.string() };

@@ -1,7 +1,7 @@
 import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
 import { pruneInbox } from './inbox-retention.js';
-import type { WorkerMetrics } from './metrics.js';
+import type { WorkerMetrics } from '../metrics.js';
 import { reconcileOnce, type ReconcileDeps, type ReconcileOptions } from './reconcile.js';
 
 export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syncQueue'> {

@@ -1,8 +1,8 @@
 import { stripeEventJobData, type Logger, type PrismaClient, type Stripe, type StripeScope } from '@ledger/shared';
 import type { Job, Queue } from 'bullmq';
-import type { ApplyResult } from './ledger.js';
-import type { WorkerMetrics } from './metrics.js';
-import { processStripeEvent } from './worker.js';
+import type { ApplyResult } from '@ledger/ledger';
+import { processStripeEvent } from '../jobs/stripe-event.js';
+import type { WorkerMetrics } from '../metrics.js';
 
 /** What replaying one event did. */
 export interface ReplayResult {

@@ -1,19 +1,5 @@
 import type { OrderStatus } from '@ledger/shared';
-
-/** What is known about an order's payment, beyond its status column. */
-export interface OrderState {
-  status: OrderStatus;
-  amount: number;
-  /** Net amount refunded: debited refunds minus those that failed or were canceled afterwards. */
-  amountRefunded: number;
-  /** `open`, `won` or `lost`; null while no dispute is known. */
-  disputeStatus: string | null;
-  /** Set while a fact of the order waits for an operator; cleared by the resolution. */
-  reviewReason: string | null;
-}
-
-/** How far the payment itself got. Ranks only rise: a late `payment_failed` cannot undo a credit. */
-export type PaymentProgress = 'awaiting_payment' | 'processing' | 'payment_failed' | 'canceled' | 'expired' | 'paid';
+import type { OrderChange, OrderState, PaymentProgress } from './types.js';
 
 const PROGRESS_RANK: Record<PaymentProgress, number> = {
   awaiting_payment: 0,
@@ -43,16 +29,6 @@ export function progressOf(status: OrderStatus, credited: boolean): PaymentProgr
       return 'paid';
   }
 }
-
-/** A change one payment fact (or an operator) makes to an order. */
-export type OrderChange =
-  | { kind: 'progress'; to: PaymentProgress }
-  /** Refund debits add to the refunded amount; a reversal (failed or canceled refund) subtracts. */
-  | { kind: 'refunded'; amount: number }
-  | { kind: 'dispute'; to: 'open' | 'won' | 'lost' }
-  | { kind: 'review'; reason: string }
-  /** An operator settled the review (a credit it posted counts through `credited`). */
-  | { kind: 'review_resolved' };
 
 const DISPUTE_RANK: Record<string, number> = { open: 1, won: 2, lost: 2 };
 
@@ -87,8 +63,10 @@ export function nextOrderState(state: OrderState, change: OrderChange, credited 
 }
 
 /**
- * THE status rule. `ORDER_STATUS_SQL` below is its SQL twin for statements that set the status in
- * PostgreSQL; a table test runs every combination through both.
+ * THE status rule. Its SQL twin is the function `ledger_order_status(progress, review_reason,
+ * dispute_status, amount_refunded, amount)` that a migration creates (prisma/migrations/
+ * 20261207100300_order_status_function), for statements that set the status in PostgreSQL (the
+ * group-commit credit); test/order-status.test.ts runs every combination through both.
  */
 export function statusOf(progress: PaymentProgress, state: Omit<OrderState, 'status'>): OrderStatus {
   if (state.reviewReason) return 'needs_review';
@@ -97,18 +75,4 @@ export function statusOf(progress: PaymentProgress, state: Omit<OrderState, 'sta
   if (state.amountRefunded >= state.amount) return 'refunded';
   if (state.amountRefunded > 0) return 'partially_refunded';
   return 'credited';
-}
-
-/**
- * {@link statusOf} as a SQL expression over the `orders` columns (qualified by `table`, e.g.
- * `orders.`), for a payment progress given as SQL (`'paid'` when the statement credits the order).
- */
-export function orderStatusSql(progressSql: string, table = ''): string {
-  return `(CASE
-      WHEN ${table}review_reason IS NOT NULL THEN 'needs_review'
-      WHEN ${table}dispute_status IN ('open', 'lost') THEN 'disputed'
-      WHEN ${progressSql} <> 'paid' THEN ${progressSql}
-      WHEN ${table}amount_refunded >= ${table}amount THEN 'refunded'
-      WHEN ${table}amount_refunded > 0 THEN 'partially_refunded'
-      ELSE 'credited' END)::"OrderStatus"`;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { withTransaction, type Prisma, type PrismaClient } from '@ledger/shared';
-import { insertLedgerEntry, lockAccountAndOrder, moveOrder } from './ledger.js';
+import { lockAccountAndOrder, moveOrder, post } from '@ledger/ledger';
 
 /** An operator's decision on an order under review. */
 export interface ResolveRequest {
@@ -69,14 +69,15 @@ export async function resolveReview(prisma: PrismaClient, request: ResolveReques
       },
     });
     if (amount !== 0) {
-      await insertLedgerEntry(
-        tx,
-        { id: order.id, account_id: account.id, currency: account.currency },
-        'adjustment',
-        resolutionId,
+      await post(tx, {
+        type: 'adjustment',
+        accountId: account.id,
+        currency: account.currency,
+        reference: resolutionId,
         amount,
-        null,
-      );
+        orderId: order.id,
+        eventId: null,
+      });
     }
     await tx.$executeRaw`UPDATE held_facts SET resolution_id = ${resolutionId} WHERE order_id = ${order.id} AND resolution_id IS NULL`;
     await tx.$executeRaw`
@@ -151,6 +152,9 @@ export async function resolveDuplicateTopups(
           resolvedBy: request.resolvedBy,
         },
       });
+      // The one UPDATE of a posted entry, and only ever before migration 20261207100200 makes the
+      // ledger append-only: duplicates exist only in a database from before the one-top-up rule
+      // (20261130150400), and the upgrade recipe resolves them there (npm run migrate -- --until).
       await tx.$executeRaw`
         UPDATE ledger_entries SET entry_type = 'adjustment', reference = ${resolutionId} WHERE id = ${duplicate.id}`;
       await tx.$executeRaw`

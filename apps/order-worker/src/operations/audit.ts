@@ -1,3 +1,4 @@
+import { BALANCE_DRIFT_SQL } from '@ledger/ledger';
 import { withTransaction, type PrismaClient } from '@ledger/shared';
 
 /** One inconsistency the audit found. */
@@ -39,12 +40,7 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
   return withTransaction(
     prisma,
     async (tx) => {
-      const drift = await tx.$queryRaw<{ id: string; balance: bigint; ledger: bigint }[]>`
-        SELECT a.id, a.balance, COALESCE(SUM(l.amount), 0)::bigint AS ledger
-        FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
-        GROUP BY a.id, a.balance
-        HAVING a.balance <> COALESCE(SUM(l.amount), 0)
-        ORDER BY a.id`;
+      const drift = await tx.$queryRawUnsafe<{ id: string; balance: bigint; ledger: bigint }[]>(BALANCE_DRIFT_SQL);
       const credits = await tx.$queryRaw<{ id: string; status: string; topups: bigint; credits: bigint }[]>`
         SELECT o.id, o.status::text AS status,
                COUNT(l.id) FILTER (WHERE l.entry_type = 'topup')::bigint AS topups,

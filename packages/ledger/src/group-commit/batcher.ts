@@ -1,5 +1,6 @@
-import type { PaymentCredit, PaymentCreditResult } from './credit-statement.js';
-import type { ApplyResult } from './ledger.js';
+import type { PrismaClient } from '@ledger/shared';
+import type { ApplyResult, PaymentCredit, PaymentCreditResult } from '../types.js';
+import { creditPayments, creditResultOf } from './statement.js';
 
 export interface CreditBatcherOptions {
   /**
@@ -7,11 +8,7 @@ export interface CreditBatcherOptions {
    * PostgreSQL refused the batch (nothing was written).
    */
   execute: (credits: readonly PaymentCredit[]) => Promise<PaymentCreditResult[] | undefined>;
-  /** What a payment's statement result means to its job; undefined when the general path must decide. */
-  resultOf: (credit: PaymentCredit, result: PaymentCreditResult | undefined) => ApplyResult | undefined;
-  /** Applies one payment on its own: the general path (and batching off). */
-  applyOne: (credit: PaymentCredit) => Promise<ApplyResult>;
-  /** Payments per statement at most (1: no batching, each payment alone). */
+  /** Payments per statement at most (1: no batching, each payment in a statement of its own at once). */
   maxBatch: number;
   /** How long the first payment of a batch waits for others before the batch goes anyway. */
   maxWaitMs: number;
@@ -23,18 +20,19 @@ export interface CreditBatcherOptions {
 
 interface Pending {
   credit: PaymentCredit;
-  resolve: (result: ApplyResult) => void;
-  reject: (error: unknown) => void;
+  resolve: (result: ApplyResult | undefined) => void;
 }
 
 /**
- * Group commit: jobs running concurrently hand their payments to one batcher, which applies up to
- * `maxBatch` of them in ONE statement (`creditPayments`), flushing at `maxBatch` payments or after
- * `maxWaitMs`, whichever comes first. Each job's promise settles only once its batch has committed,
- * so a BullMQ job still completes only after its credit is in PostgreSQL. The guarantee is
- * unchanged: the inbox and the ledger's unique keys decide per payment inside the batch. A payment
- * the batch cannot decide, and every payment of a batch PostgreSQL refused, goes through the
- * general path on its own (`applyPaymentFacts`), so one bad payment cannot fail its neighbours.
+ * Group commit: jobs running concurrently hand their payments to one batcher, which credits up to
+ * `maxBatch` of them in ONE statement (statements.ts, CREDIT_PAYMENTS_SQL), flushing at `maxBatch`
+ * payments or after `maxWaitMs`, whichever comes first. Each payment's promise settles only once its
+ * batch has committed, so a BullMQ job still completes only after its credit is in PostgreSQL. The
+ * guarantee is unchanged: the inbox and the ledger's unique keys decide per payment inside the
+ * batch. The batcher only runs the statement: a payment it did not decide (not eligible, or its
+ * batch refused or failed) resolves to undefined, and the caller — applyPaymentFacts, the one place
+ * that decides — takes it to the general path on its own, so one bad payment cannot fail its
+ * neighbours.
  */
 export class CreditBatcher {
   private readonly queue: Pending[] = [];
@@ -44,16 +42,15 @@ export class CreditBatcher {
 
   constructor(private readonly options: CreditBatcherOptions) {}
 
-  /** Credits one payment with whatever else is waiting; resolves when its batch committed. */
-  credit(credit: PaymentCredit): Promise<ApplyResult> {
-    if (this.options.maxBatch <= 1) return this.options.applyOne(credit);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ credit, resolve, reject });
+  /** Credits one payment with whatever else is waiting; resolves when its batch committed (undefined: not decided). */
+  credit(credit: PaymentCredit): Promise<ApplyResult | undefined> {
+    return new Promise((resolve) => {
+      this.queue.push({ credit, resolve });
       this.schedule();
     });
   }
 
-  /** Applies everything still waiting, then resolves. */
+  /** Runs everything still waiting, then resolves. */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.running.size > 0) {
       clearTimeout(this.timer);
@@ -76,7 +73,7 @@ export class CreditBatcher {
 
   /** Starts batches while slots are free: full ones, and with `partial` the rest too. */
   private startBatches(partial: boolean): void {
-    const limit = this.options.maxInFlight ?? 2;
+    const limit = this.options.maxBatch <= 1 ? Number.POSITIVE_INFINITY : (this.options.maxInFlight ?? 2);
     while (this.inFlight < limit && this.queue.length > 0 && (partial || this.queue.length >= this.options.maxBatch)) {
       const batch = this.takeBatch();
       this.inFlight += 1;
@@ -114,24 +111,19 @@ export class CreditBatcher {
   }
 
   private async run(batch: Pending[]): Promise<void> {
-    let results: (ApplyResult | undefined)[];
+    let decided: (PaymentCreditResult | undefined)[] = [];
     try {
       const started = performance.now();
-      const decided = await this.options.execute(batch.map((pending) => pending.credit));
+      decided = (await this.options.execute(batch.map((pending) => pending.credit))) ?? [];
       this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
-      results = decided ? batch.map((pending, index) => this.options.resultOf(pending.credit, decided[index])) : batch.map(() => undefined);
     } catch {
-      // The whole batch failed (a lost connection, a deadlock): each payment on its own, below.
-      results = batch.map(() => undefined);
+      // The whole batch failed (a lost connection, a deadlock): the general path takes each payment.
     }
-    await Promise.all(
-      batch.map(async (pending, index) => {
-        try {
-          pending.resolve(results[index] ?? (await this.options.applyOne(pending.credit)));
-        } catch (error) {
-          pending.reject(error);
-        }
-      }),
-    );
+    for (const [index, pending] of batch.entries()) pending.resolve(creditResultOf(pending.credit, decided[index]));
   }
+}
+
+/** A batcher of this process's payments on `prisma` (group commit); `maxBatch` 1 turns batching off. */
+export function createCreditBatcher(prisma: PrismaClient, options: Omit<CreditBatcherOptions, 'execute'>): CreditBatcher {
+  return new CreditBatcher({ ...options, execute: (credits) => creditPayments(prisma, credits) });
 }

@@ -1,6 +1,6 @@
 import { normalizeCurrency, type StripeEventJob } from '@ledger/shared';
 import { z } from 'zod';
-import type { PaymentFact } from './payment-facts.js';
+import type { PaymentFact } from '@ledger/ledger';
 
 /** The payload does not have the shape its event type promises. Retrying cannot fix it. */
 export class MalformedEventError extends Error {
@@ -9,6 +9,8 @@ export class MalformedEventError extends Error {
 
 const id = (prefix: string) => z.string().regex(new RegExp(`^${prefix}_[A-Za-z0-9_]+$`));
 const amount = z.number().int().nonnegative();
+/** A refund's or a dispute's amount: a positive integer (https://docs.stripe.com/api/refunds/object#refund_object-amount); the ledger posts no 0 debit. */
+const debitAmount = z.number().int().positive();
 const currency = z.string().transform((value, ctx) => {
   const normalized = normalizeCurrency(value);
   if (!normalized) ctx.addIssue({ code: 'custom', message: 'not an ISO currency code' });
@@ -41,7 +43,7 @@ const checkoutSession = z.object({
 // never one of this system's payments (it creates a PaymentIntent for every order).
 const refund = z.object({
   id: id('re'),
-  amount,
+  amount: debitAmount,
   currency,
   status: z.string().nullish(),
   payment_intent: expandableId('pi').nullish(),
@@ -56,7 +58,7 @@ const charge = z.object({
 
 const dispute = z.object({
   id: id('dp'),
-  amount,
+  amount: debitAmount,
   currency,
   status: z.string(),
   payment_intent: expandableId('pi').nullish(),
