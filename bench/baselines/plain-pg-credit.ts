@@ -6,7 +6,7 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import type pg from 'pg';
-import { CreditBatcher } from '../apps/order-worker/src/credit-batcher.js';
+import { CreditBatcher } from '../../apps/order-worker/src/credit-batcher.js';
 import {
   CREDIT_PAYMENTS_SQL,
   REFUSALS_FOR_THE_GENERAL_PATH,
@@ -14,7 +14,7 @@ import {
   creditResultOf,
   type PaymentCredit,
   type PaymentCreditResult,
-} from '../apps/order-worker/src/credit-statement.js';
+} from '../../apps/order-worker/src/credit-statement.js';
 
 /** Reads a queued `payment_intent.succeeded` job by hand (no zod): the baseline spends nothing it does not need. */
 export function readPaymentCredit(jobId: string | undefined, jobData: unknown): PaymentCredit {
