@@ -20,17 +20,17 @@ import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StartupError, requireReachable } from '@ledger/shared';
-import { createBenchDatabase, type BenchDatabase } from './bench-database.js';
-import { deleteKeysWithPrefix } from './bench-redis.js';
-import { loadBenchConfig } from './config.js';
-import { runEndToEndBenchmark } from './end-to-end.js';
-import { runIngestBenchmark } from './ingest.js';
-import { runLongPollBenchmark } from './long-poll.js';
-import { runPostgresCeilingBenchmark } from './postgres-ceiling.js';
-import { sampleMachineLoad } from './machine-load.js';
-import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './report.js';
-import type { RunContext } from './system-processes.js';
-import { runWorkerBenchmark } from './worker-throughput.js';
+import { createBenchDatabase, type BenchDatabase } from './lib/bench-database.js';
+import { deleteKeysWithPrefix } from './lib/bench-redis.js';
+import { loadBenchConfig } from './lib/config.js';
+import { runEndToEndBenchmark } from './scenarios/end-to-end.js';
+import { runIngestBenchmark } from './scenarios/ingest.js';
+import { runLongPollBenchmark } from './scenarios/long-poll.js';
+import { runPostgresCeilingBenchmark } from './scenarios/postgres-ceiling.js';
+import { sampleMachineLoad } from './lib/machine-load.js';
+import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './lib/report.js';
+import type { RunContext } from './lib/system-processes.js';
+import { runWorkerBenchmark } from './scenarios/worker-throughput.js';
 
 const RESULTS_FILE = path.resolve('bench/results.json');
 

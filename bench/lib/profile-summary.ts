@@ -4,7 +4,7 @@
  * file: a socket write made for BullMQ counts as BullMQ), then self time by package or file, then
  * the functions with the most self and total time. Percentages are of busy (non-idle) time.
  *
- *   npx tsx bench/profile-summary.ts bench/profiles/<process>-<time>/CPU.….0.001.cpuprofile [top=25]
+ *   npx tsx bench/lib/profile-summary.ts bench/profiles/<process>-<time>/CPU.….0.001.cpuprofile [top=25]
  */
 import { readFileSync } from 'node:fs';
 
@@ -41,7 +41,7 @@ const COMPONENTS: [name: string, url: RegExp][] = [
   ['app code', /\/(apps|packages|bench)\//],
 ];
 
-/** `fastify`, `@prisma/client`, `apps/order-worker/src/ledger.ts`, `node:internal`… */
+/** `fastify`, `@prisma/client`, `packages/ledger/src/payments.ts`, `node:internal`… */
 function areaOf(url: string, functionName: string): string {
   // V8's own entries ("(garbage collector)", "(idle)", "(program)") and builtins have no URL.
   if (!url) return functionName.startsWith('(') ? functionName : '(native)';
@@ -59,7 +59,7 @@ function functionKey(node: ProfileNode): string {
 
 const [file, topArg] = process.argv.slice(2);
 if (!file) {
-  process.stderr.write('usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]\n');
+  process.stderr.write('usage: tsx bench/lib/profile-summary.ts <file.cpuprofile> [top]\n');
   process.exit(2);
 }
 const top = Number(topArg ?? 25);

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '@ledger/testkit';
-import { seedOrders, type BenchDatabase } from './bench-database.js';
+import { seedOrders, type BenchDatabase } from '../lib/bench-database.js';
 import type { Latency } from './end-to-end.js';
-import { percentile } from './stats.js';
-import { startReceiver, type RunContext } from './system-processes.js';
+import { percentile } from '../lib/stats.js';
+import { startReceiver, type RunContext } from '../lib/system-processes.js';
 
 /** One way of committing the status changes the waiters wait for. */
 export interface LongPollRound {

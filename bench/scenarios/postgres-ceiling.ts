@@ -2,11 +2,11 @@ import { createPrismaClient, stripeEventJobData } from '@ledger/shared';
 import { performance } from 'node:perf_hooks';
 import type { PaymentCredit } from '@ledger/ledger';
 import { creditPayments } from '@ledger/ledger';
-import { checkBatchCredited, seedOrders, type BenchDatabase } from './bench-database.js';
-import { readPaymentCredit } from './plain-pg-credit.js';
-import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
-import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
-import type { RunContext } from './system-processes.js';
+import { checkBatchCredited, seedOrders, type BenchDatabase } from '../lib/bench-database.js';
+import { readPaymentCredit } from '../baselines/plain-pg-credit.js';
+import { readServiceCpu, serviceCpuUsed } from '../lib/service-cpu.js';
+import { benchOrder, paymentSucceededEvent } from '../lib/stripe-events.js';
+import type { RunContext } from '../lib/system-processes.js';
 
 export interface CeilingLevel {
   connections: number;

@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
+import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from '../lib/bench-database.js';
 import { Redis } from 'ioredis';
 import { QUEUES } from '@ledger/shared';
 import { freePort, runScript, type RunningProcess } from '@ledger/testkit';
 import { Queue } from 'bullmq';
-import { deleteKeysWithPrefix, sampleRedisMemory } from './bench-redis.js';
-import type { FixedRateOptions, FixedRateRecord } from './fixed-rate-sender.js';
-import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
-import { percentile } from './stats.js';
-import { benchOrder } from './stripe-events.js';
-import { startOrderWorker, startReceiver, type RunContext } from './system-processes.js';
+import { deleteKeysWithPrefix, sampleRedisMemory } from '../lib/bench-redis.js';
+import type { FixedRateOptions, FixedRateRecord } from '../lib/fixed-rate-sender.js';
+import { readServiceCpu, serviceCpuUsed } from '../lib/service-cpu.js';
+import { percentile } from '../lib/stats.js';
+import { benchOrder } from '../lib/stripe-events.js';
+import { startOrderWorker, startReceiver, type RunContext } from '../lib/system-processes.js';
 
 /** Latency percentiles in milliseconds. */
 export interface Latency {
@@ -205,7 +205,7 @@ export async function runEndToEndBenchmark(
       services: await readServiceCpu(config.redisUrl, database),
     });
     let cpuBeforeReading = cpuNow();
-    const output = await runScript('bench/fixed-rate-sender.ts', [JSON.stringify(sender)], {
+    const output = await runScript('bench/lib/fixed-rate-sender.ts', [JSON.stringify(sender)], {
       onLine: (line) => {
         if (line === 'measuring') cpuBeforeReading = cpuNow();
       },

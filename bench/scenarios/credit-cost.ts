@@ -4,21 +4,21 @@
  * of 32 (group commit), with wall time and this process's CPU time per credit, next to the bare
  * PostgreSQL round trip. A profiling aid for a missed worker target, not part of `npm run bench`.
  *
- *   npx tsx bench/credit-cost.ts            (BENCH_CREDIT_COST_EVENTS=500 per variant)
+ *   npx tsx bench/scenarios/credit-cost.ts         (BENCH_CREDIT_COST_EVENTS=500 per variant)
  */
 import { createLogger, createPrismaClient, stripeEventJobData } from '@ledger/shared';
 import os from 'node:os';
 import pg from 'pg';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { paymentFactsFromEvent } from '../apps/order-worker/src/facts/from-event.js';
+import { paymentFactsFromEvent } from '../../apps/order-worker/src/facts/from-event.js';
 import { applyPaymentFacts, createCreditBatcher } from '@ledger/ledger';
-import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
-import { processStripeEvent } from '../apps/order-worker/src/jobs/stripe-event.js';
-import { createBenchDatabase, seedOrders } from './bench-database.js';
-import { loadBenchConfig } from './config.js';
-import { creditPaymentsWithPg, plainPgBatcher, readPaymentCredit } from './plain-pg-credit.js';
-import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
+import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
+import { processStripeEvent } from '../../apps/order-worker/src/jobs/stripe-event.js';
+import { createBenchDatabase, seedOrders } from '../lib/bench-database.js';
+import { loadBenchConfig } from '../lib/config.js';
+import { creditPaymentsWithPg, plainPgBatcher, readPaymentCredit } from '../baselines/plain-pg-credit.js';
+import { benchOrder, paymentSucceededEvent } from '../lib/stripe-events.js';
 
 const config = loadBenchConfig([]);
 const events = Number(process.env.BENCH_CREDIT_COST_EVENTS ?? 500);

@@ -85,7 +85,7 @@ export async function startReceiver(
 
 /** The baseline server of the ingest benchmark. */
 export async function startBareFastify(context: RunContext, name: string, port: number): Promise<RunningProcess> {
-  const child = startBenchChild(context, name, 'bench/bare-fastify-server.ts', { env: { PORT: String(port) } });
+  const child = startBenchChild(context, name, 'bench/baselines/bare-fastify-server.ts', { env: { PORT: String(port) } });
   await child.waitUntil('listening', async () => (await fetch(`http://127.0.0.1:${port}/`)).status === 404);
   return child;
 }
@@ -117,7 +117,7 @@ export async function startOrderWorker(
 
 /** The plain-pg baseline worker (the same batched statement through `pg`), ready to take jobs. */
 export async function startPlainPgWorker(context: RunContext, name: string, options: { prefix: string }): Promise<RunningProcess> {
-  const child = startBenchChild(context, name, 'bench/plain-pg-worker.ts', {
+  const child = startBenchChild(context, name, 'bench/baselines/plain-pg-worker.ts', {
     env: {
       DATABASE_URL: context.databaseUrl,
       REDIS_URL: context.config.redisUrl,

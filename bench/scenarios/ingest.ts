@@ -2,11 +2,11 @@ import { QUEUES } from '@ledger/shared';
 import { freePort, runScript, type RunningProcess } from '@ledger/testkit';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix } from './bench-redis.js';
-import type { IngestLoadOptions } from './ingest-load.js';
-import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
-import { median } from './stats.js';
-import { startBareFastify, startReceiver, type RunContext } from './system-processes.js';
+import { deleteKeysWithPrefix } from '../lib/bench-redis.js';
+import type { IngestLoadOptions } from '../lib/ingest-load.js';
+import { readServiceCpu, serviceCpuUsed } from '../lib/service-cpu.js';
+import { median } from '../lib/stats.js';
+import { startBareFastify, startReceiver, type RunContext } from '../lib/system-processes.js';
 
 /** One autocannon run, as `ingest-load.ts` reports it, plus what it works out to. */
 export interface LoadRun {
@@ -64,7 +64,7 @@ async function load(
   };
   const cpuBefore = server.cpuMs();
   const servicesBefore = await readServiceCpu(config.redisUrl);
-  const output = await runScript('bench/ingest-load.ts', [JSON.stringify(full)]);
+  const output = await runScript('bench/lib/ingest-load.ts', [JSON.stringify(full)]);
   const serverCpuMs = server.cpuMs() - cpuBefore;
   const { redisMs } = serviceCpuUsed(servicesBefore, await readServiceCpu(config.redisUrl));
   const { generatorCpuMs, ...run } = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Omit<

@@ -4,17 +4,17 @@ import { Redis } from 'ioredis';
 import type { RunningProcess } from '@ledger/testkit';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from './bench-database.js';
-import { deleteKeysWithPrefix } from './bench-redis.js';
-import { readServiceCpu, serviceCpuUsed } from './service-cpu.js';
-import { median } from './stats.js';
-import { benchOrder, paymentSucceededEvent } from './stripe-events.js';
-import { startOrderWorker, startPlainPgWorker, type RunContext } from './system-processes.js';
+import { checkBatchCredited, lastLedgerId, seedOrders, type BenchDatabase } from '../lib/bench-database.js';
+import { deleteKeysWithPrefix } from '../lib/bench-redis.js';
+import { readServiceCpu, serviceCpuUsed } from '../lib/service-cpu.js';
+import { median } from '../lib/stats.js';
+import { benchOrder, paymentSucceededEvent } from '../lib/stripe-events.js';
+import { startOrderWorker, startPlainPgWorker, type RunContext } from '../lib/system-processes.js';
 
 /**
  * The implementations drained: the real worker (`real`, group commit as configured), the same
  * worker with batching off (`unbatched`, WORKER_BATCH_SIZE=1: one statement per payment), and the
- * same batched statement through plain `pg` (`plain`, ./plain-pg-worker.ts).
+ * same batched statement through plain `pg` (`plain`, ../baselines/plain-pg-worker.ts).
  */
 export type WorkerVariant = 'real' | 'unbatched' | 'plain';
 

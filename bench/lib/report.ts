@@ -1,10 +1,10 @@
-import type { CpuShare, EndToEndResult, Latency } from './end-to-end.js';
-import type { IngestResult, LoadRun } from './ingest.js';
-import type { LongPollResult } from './long-poll.js';
+import type { CpuShare, EndToEndResult, Latency } from '../scenarios/end-to-end.js';
+import type { IngestResult, LoadRun } from '../scenarios/ingest.js';
+import type { LongPollResult } from '../scenarios/long-poll.js';
 import type { MachineLoad } from './machine-load.js';
 import { median } from './stats.js';
-import type { PostgresCeilingResult } from './postgres-ceiling.js';
-import type { WorkerResult } from './worker-throughput.js';
+import type { PostgresCeilingResult } from '../scenarios/postgres-ceiling.js';
+import type { WorkerResult } from '../scenarios/worker-throughput.js';
 
 /** Machine and load conditions of a run: every figure is only comparable within its own run. */
 export interface MachineConditions {

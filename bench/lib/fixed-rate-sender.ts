@@ -7,7 +7,7 @@
  * Not autocannon: its `overallRate` lets each connection send its per-second quota back to back and
  * then wait for the next second, so arrivals come in bursts and latency measures the burst.
  *
- *   node --import tsx bench/fixed-rate-sender.ts '{"url":…,"batch":…,"rate":1000,…}'
+ *   node --import tsx bench/lib/fixed-rate-sender.ts '{"url":…,"batch":…,"rate":1000,…}'
  */
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';

@@ -1,5 +1,5 @@
 import { DEFAULT_REDIS_URL, parseCommandLine, usageError, type OptionSpec } from '@ledger/shared';
-import { loadWorkerEnv } from '../apps/order-worker/src/env.js';
+import { loadWorkerEnv } from '../../apps/order-worker/src/env.js';
 
 /** The worker's own defaults: the bench measures what a deployment runs unless told otherwise. */
 const WORKER_DEFAULTS = loadWorkerEnv({});

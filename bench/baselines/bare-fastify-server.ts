@@ -3,7 +3,7 @@
  * read the raw body and answer 200 — with no verification, queue or logging. The receiver's
  * throughput is reported as a fraction of this one's, measured with the same load in the same run.
  *
- *   PORT=… node --import tsx bench/bare-fastify-server.ts
+ *   PORT=… node --import tsx bench/baselines/bare-fastify-server.ts
  */
 import Fastify from 'fastify';
 

@@ -3,7 +3,7 @@
  * (./plain-pg-credit.ts), pulling the same jobs from the same BullMQ queue at the same concurrency
  * and batch size as the real worker, so the ratio isolates what the real worker adds around the SQL.
  *
- *   DATABASE_URL=… REDIS_URL=… QUEUE_PREFIX=… WORKER_CONCURRENCY=32 WORKER_BATCH_SIZE=32 WORKER_BATCH_WAIT_MS=5 node --import tsx bench/plain-pg-worker.ts
+ *   DATABASE_URL=… REDIS_URL=… QUEUE_PREFIX=… WORKER_CONCURRENCY=32 WORKER_BATCH_SIZE=32 WORKER_BATCH_WAIT_MS=5 node --import tsx bench/baselines/plain-pg-worker.ts
  */
 import { QUEUES, createWorkerConnection } from '@ledger/shared';
 import { Worker } from 'bullmq';

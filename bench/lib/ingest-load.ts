@@ -3,7 +3,7 @@
  * event loop with the server it measures: posts signed `payment_intent.succeeded` events at full
  * speed with autocannon and prints autocannon's result as one JSON line.
  *
- *   node --import tsx bench/ingest-load.ts '{"url":…,"connections":32,"seconds":10,…}'
+ *   node --import tsx bench/lib/ingest-load.ts '{"url":…,"connections":32,"seconds":10,…}'
  */
 import autocannon from 'autocannon';
 import { BENCH_WEBHOOK_SECRET, benchOrder, paymentSucceededEvent, stripeSignature } from './stripe-events.js';
