@@ -9,9 +9,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY apps/webhook-receiver/package.json apps/webhook-receiver/
 COPY apps/order-worker/package.json apps/order-worker/
-COPY apps/stripe-emulator/package.json apps/stripe-emulator/
 COPY packages/shared/package.json packages/shared/
 COPY packages/ledger/package.json packages/ledger/
+COPY packages/stripe-emulator/package.json packages/stripe-emulator/
 # postinstall generates the Prisma client from the schema, offline.
 COPY prisma prisma
 COPY prisma.config.ts ./
@@ -29,9 +29,9 @@ ENV NODE_ENV=production NODE_OPTIONS=--conditions=compiled
 COPY package.json package-lock.json ./
 COPY apps/webhook-receiver/package.json apps/webhook-receiver/
 COPY apps/order-worker/package.json apps/order-worker/
-COPY apps/stripe-emulator/package.json apps/stripe-emulator/
 COPY packages/shared/package.json packages/shared/
 COPY packages/ledger/package.json packages/ledger/
+COPY packages/stripe-emulator/package.json packages/stripe-emulator/
 # Production dependencies only. No install scripts: the Prisma client was generated and compiled in
 # the build stage; the prisma CLI stays (a production dependency) for `npm run migrate`.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
@@ -39,7 +39,7 @@ COPY --from=build /app/packages/shared/dist packages/shared/dist
 COPY --from=build /app/packages/ledger/dist packages/ledger/dist
 COPY --from=build /app/apps/webhook-receiver/dist apps/webhook-receiver/dist
 COPY --from=build /app/apps/order-worker/dist apps/order-worker/dist
-COPY --from=build /app/apps/stripe-emulator/dist apps/stripe-emulator/dist
+COPY --from=build /app/packages/stripe-emulator/dist packages/stripe-emulator/dist
 COPY prisma prisma
 COPY prisma.config.ts ./
 COPY tools tools
@@ -54,7 +54,7 @@ ENV STRIPE_EMULATOR_HOST=0.0.0.0 STRIPE_EMULATOR_PORT=12111
 EXPOSE 12111
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.STRIPE_EMULATOR_PORT+'/_emulator/config').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "apps/stripe-emulator/dist/main.js"]
+CMD ["node", "packages/stripe-emulator/dist/main.js"]
 
 # Operator commands run in a worker container: `npm run audit`, `npm run reconcile`, `npm run replay -- …`.
 FROM runtime AS worker

@@ -143,7 +143,7 @@ function stop(code: number): void {
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(0));
 
 if (useEmulator) {
-  run('stripe-emulator', 'apps/stripe-emulator/src/main.ts', {
+  run('stripe-emulator', 'packages/stripe-emulator/src/main.ts', {
     ...shared,
     STRIPE_EMULATOR_HOST: emulatorUrl.hostname,
     STRIPE_EMULATOR_PORT: emulatorUrl.port || '80',

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildStripeEmulator, type StripeEmulator } from '../apps/stripe-emulator/src/app.js';
+import { buildStripeEmulator, type StripeEmulator } from '../packages/stripe-emulator/src/app.js';
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userToken } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { testQueue } from './helpers/queues.js';

@@ -38,7 +38,7 @@ const source = (script: string) => ['--import', 'tsx', script];
 const COMMANDS = {
   receiver: source('apps/webhook-receiver/src/server.ts'),
   worker: source('apps/order-worker/src/main.ts'),
-  'stripe-emulator': source('apps/stripe-emulator/src/main.ts'),
+  'stripe-emulator': source('packages/stripe-emulator/src/main.ts'),
   reconcile: source('apps/order-worker/src/cli/reconcile.ts'),
   replay: source('apps/order-worker/src/cli/replay.ts'),
   audit: source('apps/order-worker/src/cli/audit.ts'),

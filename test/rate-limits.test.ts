@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createStripeClient } from '@ledger/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildStripeEmulator, type StripeEmulator } from '../apps/stripe-emulator/src/app.js';
+import { buildStripeEmulator, type StripeEmulator } from '../packages/stripe-emulator/src/app.js';
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';

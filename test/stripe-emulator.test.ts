@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildStripeEmulator, type StripeEmulatorOptions } from '../apps/stripe-emulator/src/app.js';
+import { buildStripeEmulator, type StripeEmulatorOptions } from '../packages/stripe-emulator/src/app.js';
 
 // The emulator is driven the way the system drives Stripe: through the real stripe SDK, and by
 // receiving its webhooks on a real HTTP server that verifies them with the SDK.

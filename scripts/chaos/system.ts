@@ -115,7 +115,7 @@ export async function startSystem(ctx: RunContext, database: RunDatabase, redis:
 
   const emulator = startChild({
     name: 'stripe-emulator',
-    script: 'apps/stripe-emulator/src/main.ts',
+    script: 'packages/stripe-emulator/src/main.ts',
     env: {
       LOG_LEVEL: 'warn',
       STRIPE_EMULATOR_HOST: '127.0.0.1',

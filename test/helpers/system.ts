@@ -1,7 +1,7 @@
 import { createStripeClient, type Stripe } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import type { OrderWorkers } from '../../apps/order-worker/src/jobs/workers.js';
-import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../apps/stripe-emulator/src/app.js';
+import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../packages/stripe-emulator/src/app.js';
 import type { TestDatabase } from './database.js';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './redis.js';
