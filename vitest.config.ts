@@ -1,11 +1,11 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * The fast project (`npm run test:fast`): pure logic and in-process tests that need no PostgreSQL,
- * Redis, child process or build, and finish in seconds. Listed explicitly; every other test file is
- * a system test, so a new file lands there unless it is put in `test/unit/` or added here.
+ * The fast project (`npm run test:fast`): exactly the files in `test/unit/`, pure logic and
+ * in-process tests that need no PostgreSQL, Redis, child process or build, and finish in seconds.
+ * Every other test file is a system test, so a new file lands there unless it is put in `test/unit/`.
  */
-const FAST_TESTS = ['test/unit/**/*.test.ts', 'test/stripe-signature.test.ts', 'test/process-kit.test.ts'];
+const FAST_TESTS = ['test/unit/**/*.test.ts'];
 
 export default defineConfig({
   test: {

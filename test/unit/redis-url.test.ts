@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hasHashTag, isClusterUrl, parseRedisUrl, redisEndpoint } from '@ledger/shared';
-import { loadWorkerEnv } from '../apps/order-worker/src/env.js';
-import { loadReceiverEnv } from '../apps/webhook-receiver/src/env.js';
+import { loadWorkerEnv } from '../../apps/order-worker/src/env.js';
+import { loadReceiverEnv } from '../../apps/webhook-receiver/src/env.js';
 
 describe('REDIS_URL: one server or a cluster', () => {
   it.each([

@@ -1,6 +1,6 @@
 import { createStripeClient } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
-import { signedTimestamp, verifyStripeSignature } from '../apps/webhook-receiver/src/stripe-signature.js';
+import { signedTimestamp, verifyStripeSignature } from '../../apps/webhook-receiver/src/stripe-signature.js';
 
 // Pure: the SDK's own signer and verifier, no server.
 const stripe = createStripeClient('sk_test_signature', 'http://127.0.0.1:9');

@@ -10,8 +10,8 @@ import {
 } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadReceiverEnv } from '../apps/webhook-receiver/src/env.js';
-import { loadWorkerEnv } from '../apps/order-worker/src/env.js';
+import { loadReceiverEnv } from '../../apps/webhook-receiver/src/env.js';
+import { loadWorkerEnv } from '../../apps/order-worker/src/env.js';
 
 // The start-up and outage helpers every process shares, in milliseconds (no services needed).
 
