@@ -765,7 +765,7 @@ describe('edge cases found by this suite', () => {
 
   // The receiver's envelope check took any `typeof data.object === 'object'` (arrays included) and
   // any number as `created` (apps/webhook-receiver/src/routes/webhooks.ts), while the job schema
-  // the worker applies wants a record and a safe integer (packages/shared/src/jobs.ts). Such an
+  // the worker applies wants a record and a safe integer (packages/shared/src/stripe-events.ts). Such an
   // event was acknowledged 200 and queued, and the worker failed its job for good ("not a Stripe
   // event job: …") without an inbox row. The contract asks for 400 for a body that is not an event.
   const acceptedButNotAnEvent: [string, Record<string, unknown>][] = [

@@ -16,9 +16,11 @@ export interface CatalogJob<K extends JobKind> {
 
 /**
  * Adds a job of kind `kind` (its queue, payload type and options from the job catalog) with a fixed
- * id and tells whether that id was already queued, in ONE round trip:
- * BullMQ's add script and an `HGET <job> timestamp` are written back to back on one connection,
- * so Redis runs the read right after the add. A timestamp other than ours means an earlier add won
+ * id and tells whether that id was already queued, usually in one round trip: BullMQ's add
+ * script and an `HGET <job> timestamp` are written back to back on one connection, so Redis runs
+ * the read right after the add (a second round trip when that read finds no job: Redis had
+ * forgotten the scripts and ioredis re-sent the add behind the read, which is then read again).
+ * A timestamp other than ours means an earlier add won
  * (BullMQ's add returns the existing id without saying so). No MULTI: ioredis copies every defined
  * script onto each pipeline it builds, which cost more CPU than the second round trip it saved.
  * Throws a 503 {@link HttpError} when Redis cannot take the job in time (the caller must then not

@@ -10,4 +10,5 @@ export * from './redis.js';
 export * from './redis-url.js';
 export * from './service.js';
 export * from './stripe.js';
+export * from './stripe-events.js';
 export * from './timeout.js';
