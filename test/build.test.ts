@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, runCommand, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
+import { freePorts, runCli, runCommand, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
@@ -62,7 +62,7 @@ describe('compiled commands', () => {
   });
 
   it('the operator commands run compiled', async () => {
-    const audit = await npm('audit', [], { DATABASE_URL: db.url });
+    const audit = await runCli('audit', [], { env: { DATABASE_URL: db.url }, compiled: true });
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toMatch(/^OK: every balance equals the sum of its ledger/m);
   });

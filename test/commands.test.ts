@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { jobOptions } from '@ledger/shared';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, refuseLedgerInserts, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { waitUntil } from '@ledger/testkit';
+import { runCli, waitUntil, type OperatorCommand } from '@ledger/testkit';
 import { testQueue } from './helpers/queues.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 import { startTestWorkers } from './helpers/workers.js';
@@ -24,15 +23,11 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Runs an operator command the way `npm run <name>` does, against this test's database and queues. */
-function command(script: 'replay' | 'audit' | 'reconcile', ...args: string[]) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', `apps/order-worker/src/cli/${script}.ts`, ...args], {
-    env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, STRIPE_API_BASE: 'http://127.0.0.1:9' },
-    encoding: 'utf8',
-    timeout: 60_000,
+/** Runs an operator command from source against this test's database and queues. */
+const command = (name: OperatorCommand, ...args: string[]) =>
+  runCli(name, args, {
+    env: { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, STRIPE_API_BASE: 'http://127.0.0.1:9' },
   });
-  return { code: result.status, out: result.stdout, err: result.stderr };
-}
 
 describe('npm run replay', () => {
   it('applies a queued event once and reports newly, then already applied', async () => {
@@ -40,11 +35,11 @@ describe('npm run replay', () => {
     const job = jobOf(events.paymentIntent('succeeded', order));
     await queue.add(job.type, job, jobOptions('stripeEvents', job.id));
 
-    const first = command('replay', job.id);
-    expect(first.code, first.err).toBe(0);
-    expect(first.out).toContain(`${job.id}: newly applied`);
-    const second = command('replay', job.id);
-    expect(second.out).toContain(`${job.id}: already applied`);
+    const first = await command('replay', job.id);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`${job.id}: newly applied`);
+    const second = await command('replay', job.id);
+    expect(second.stdout).toContain(`${job.id}: already applied`);
     expect(await db.prisma.ledgerEntry.count({ where: { orderId: order.id } })).toBe(1);
   });
 
@@ -63,44 +58,41 @@ describe('npm run replay', () => {
     }
     expect((await queue.getFailed()).map((failed) => failed.id)).toEqual([job.id]);
 
-    const replay = command('replay', '--failed');
-    expect(replay.code, replay.err).toBe(0);
-    expect(replay.out).toContain(`${job.id}: newly applied`);
-    expect(replay.out).toContain('1 newly applied, 0 already applied, 0 held for review, 0 not ours, 0 failed');
+    const replay = await command('replay', '--failed');
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain(`${job.id}: newly applied`);
+    expect(replay.stdout).toContain('1 newly applied, 0 already applied, 0 held for review, 0 not ours, 0 failed');
     expect(await queue.getFailed()).toEqual([]);
     expect((await db.prisma.order.findUniqueOrThrow({ where: { id: order.id } })).status).toBe('credited');
   });
 
-  it('refuses bad arguments with a usage line', () => {
-    const result = command('replay', 'not-an-event');
+  it('refuses bad arguments with a usage line', async () => {
+    const result = await command('replay', 'not-an-event');
     expect(result.code).toBe(64);
-    expect(result.err).toContain('usage: npm run replay');
+    expect(result.stderr).toContain('usage: npm run replay');
   });
 });
 
 describe('npm run audit', () => {
   it('passes on a consistent ledger and exits non-zero with a readable report on drift', async () => {
-    const clean = command('audit');
-    expect(clean.code, clean.out + clean.err).toBe(0);
-    expect(clean.out).toMatch(/^OK: every balance equals the sum of its ledger/m);
+    const clean = await command('audit');
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/^OK: every balance equals the sum of its ledger/m);
 
     const order = await createOrderFixture(db.prisma);
     await db.prisma.$executeRaw`UPDATE accounts SET balance = balance + 5 WHERE id = ${order.accountId}`;
     await db.prisma.$executeRaw`UPDATE orders SET status = 'credited' WHERE id = ${order.id}`;
-    const drift = command('audit');
+    const drift = await command('audit');
     expect(drift.code).toBe(2);
-    expect(drift.out).toContain(`balance_drift  account ${order.accountId}: balance 5 but ledger sums to 0`);
-    expect(drift.out).toContain(`credited_without_topup  order ${order.id}`);
+    expect(drift.stdout).toContain(`balance_drift  account ${order.accountId}: balance 5 but ledger sums to 0`);
+    expect(drift.stdout).toContain(`credited_without_topup  order ${order.id}`);
     await db.prisma.$executeRaw`UPDATE accounts SET balance = balance - 5 WHERE id = ${order.accountId}`;
     await db.prisma.$executeRaw`UPDATE orders SET status = 'awaiting_payment' WHERE id = ${order.id}`;
   });
 
-  it('names a missing variable in one line', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'apps/order-worker/src/cli/audit.ts'], {
-      env: { ...process.env, DATABASE_URL: 'mysql://nope' },
-      encoding: 'utf8',
-    });
-    expect(result.status).toBe(1);
+  it('names a missing variable in one line', async () => {
+    const result = await runCli('audit', [], { env: { DATABASE_URL: 'mysql://nope' } });
+    expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe('Invalid environment: DATABASE_URL must be a URL starting with postgresql:// or postgres://');
   });
 });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, runCommand, type CommandResult } from '@ledger/testkit';
+import { freePorts, operatorCommandFromSource, runCommand, type CommandResult } from '@ledger/testkit';
 import { TEST_PG_URL, TEST_REDIS_URL } from './helpers/env.js';
 
 // Every command, started the way its npm script starts it (from source here; test/build.test.ts runs
@@ -39,9 +39,9 @@ const COMMANDS = {
   receiver: source('apps/webhook-receiver/src/server.ts'),
   worker: source('apps/order-worker/src/main.ts'),
   'stripe-emulator': source('packages/stripe-emulator/src/main.ts'),
-  reconcile: source('apps/order-worker/src/cli/reconcile.ts'),
-  replay: source('apps/order-worker/src/cli/replay.ts'),
-  audit: source('apps/order-worker/src/cli/audit.ts'),
+  reconcile: operatorCommandFromSource('reconcile'),
+  replay: operatorCommandFromSource('replay'),
+  audit: operatorCommandFromSource('audit'),
   start: source('scripts/start.ts'),
   demo: source('scripts/demo.ts'),
   chaos: source('scripts/chaos.ts'),

@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '@ledger/testkit';
 import { createWorkerMetrics } from '../apps/order-worker/src/metrics.js';
 import { processStripeEvent } from '../apps/order-worker/src/jobs/stripe-event.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
@@ -32,14 +32,11 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function review(...args: string[]) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'apps/order-worker/src/cli/review.ts', ...args], {
-    env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, STRIPE_API_BASE: 'http://127.0.0.1:9' },
-    encoding: 'utf8',
-    timeout: 60_000,
+/** `npm run review` from source against this test's database and queues. */
+const review = (...args: string[]) =>
+  runCli('review', args, {
+    env: { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, STRIPE_API_BASE: 'http://127.0.0.1:9' },
   });
-  return { code: result.status, out: result.stdout, err: result.stderr };
-}
 
 /** An order paid 10 less than it asked for: the payment is held and the order is under review. */
 async function shortPaidOrder(): Promise<OrderFixture> {
@@ -53,30 +50,30 @@ const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 describe('npm run review', () => {
   it('lists and shows orders under review, then resolves one exactly once', async () => {
     const order = await shortPaidOrder();
-    const list = review('list');
-    expect(list.code, list.err).toBe(0);
-    expect(list.out).toContain(order.id);
-    expect(list.out).toMatch(/held 1 \(990\)/);
+    const list = await review('list');
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain(order.id);
+    expect(list.stdout).toMatch(/held 1 \(990\)/);
 
-    const show = review('show', order.id);
+    const show = await review('show', order.id);
     expect(show.code).toBe(0);
-    expect(JSON.parse(show.out)).toMatchObject({
+    expect(JSON.parse(show.stdout)).toMatchObject({
       order: { id: order.id, status: 'needs_review' },
       heldFacts: [{ entryType: 'topup', amount: 990 }],
     });
 
-    const resolved = review('resolve', order.id, '--credit', '--note', 'credit what the customer paid', '--by', 'alice');
-    expect(resolved.code, resolved.err).toBe(0);
-    expect(resolved.out).toMatch(/resolved .* as rsl_\S+: adjustment 990, 1 held fact\(s\) settled; status credited/);
-    const again = review('resolve', order.id, '--credit', '--note', 'again');
+    const resolved = await review('resolve', order.id, '--credit', '--note', 'credit what the customer paid', '--by', 'alice');
+    expect(resolved.code, resolved.stderr).toBe(0);
+    expect(resolved.stdout).toMatch(/resolved .* as rsl_\S+: adjustment 990, 1 held fact\(s\) settled; status credited/);
+    const again = await review('resolve', order.id, '--credit', '--note', 'again');
     expect(again.code).toBe(0);
-    expect(again.out).toContain('is not under review');
+    expect(again.stdout).toContain('is not under review');
     const entries = await db.prisma.ledgerEntry.findMany({ where: { orderId: order.id } });
     expect(entries.map((entry) => [entry.entryType, entry.amount])).toEqual([['adjustment', 990]]);
     expect(await balanceDrift(db.prisma)).toEqual([]);
   });
 
-  it('refuses bad usage with one line and exit code 64', () => {
+  it('refuses bad usage with one line and exit code 64', async () => {
     for (const args of [
       ['resolve', 'ord_x'],
       ['resolve', 'ord_x', '--credit', '--dismiss', '--note', 'n'],
@@ -84,13 +81,13 @@ describe('npm run review', () => {
       ['frobnicate'],
       ['list', '--bogus'],
     ]) {
-      const result = review(...args);
+      const result = await review(...args);
       expect(result.code, args.join(' ')).toBe(64);
-      expect(result.err).toContain('usage: npm run review');
+      expect(result.stderr).toContain('usage: npm run review');
     }
-    const help = review('--help');
+    const help = await review('--help');
     expect(help.code).toBe(0);
-    expect(help.out).toContain('resolve <order id> --credit');
+    expect(help.stdout).toContain('resolve <order id> --credit');
   });
 
   it('settles duplicate top-ups from before the rule: the first stays, the others become adjustments, the balance holds', async () => {
@@ -106,13 +103,13 @@ describe('npm run review', () => {
       await db.prisma.$executeRaw`UPDATE accounts SET balance = balance + 600 WHERE id = ${order.accountId}`;
       await db.prisma.$executeRaw`UPDATE orders SET status = 'credited' WHERE id = ${order.id}`;
 
-      const listed = review('duplicates');
+      const listed = await review('duplicates');
       expect(listed.code).toBe(0);
-      expect(listed.out).toContain(`${order.id}  ${order.accountId}  ${order.paymentIntentId} 300, pi_dup_second_payment 300`);
-      const settled = review('duplicates', '--resolve', '--note', 'paid twice before the upgrade');
-      expect(settled.code, settled.err).toBe(0);
-      expect(settled.out).toContain('1 later top-up(s) became adjustments');
-      expect(review('duplicates', '--resolve', '--note', 'again').out).toContain('no order has more than one top-up');
+      expect(listed.stdout).toContain(`${order.id}  ${order.accountId}  ${order.paymentIntentId} 300, pi_dup_second_payment 300`);
+      const settled = await review('duplicates', '--resolve', '--note', 'paid twice before the upgrade');
+      expect(settled.code, settled.stderr).toBe(0);
+      expect(settled.stdout).toContain('1 later top-up(s) became adjustments');
+      expect((await review('duplicates', '--resolve', '--note', 'again')).stdout).toContain('no order has more than one top-up');
 
       const entries = await db.prisma.ledgerEntry.findMany({ where: { orderId: order.id }, orderBy: { id: 'asc' } });
       expect(entries.map((entry) => [entry.entryType, entry.amount])).toEqual([

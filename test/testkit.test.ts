@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Rng, freePorts, runCommand, startChild, waitUntil } from '@ledger/testkit';
+import { Rng, freePorts, runCli, runCommand, startChild, waitUntil } from '@ledger/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The harness test/, bench/ and scripts/chaos share: a broken launcher, poller or port helper would
@@ -125,5 +125,15 @@ describe('startChild', () => {
     expect(busy.cpuMs()).toBeGreaterThanOrEqual(250);
     expect(busy.memory().rss).toBeGreaterThan(10 * 1024 * 1024);
     await busy.stop('SIGKILL');
+  });
+});
+
+describe('runCli', () => {
+  // Its arguments reach the command (test/build.test.ts runs the compiled ones through npm).
+  it.concurrent.each(['audit', 'reconcile', 'replay', 'review'] as const)('runs npm run %s from source to its exit', async (name) => {
+    const help = await runCli(name, ['--help']);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: /);
+    expect(help.stdout).toContain(`npm run ${name}`);
   });
 });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { PrismaClient } from '@ledger/shared';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, type OperatorCommand } from '@ledger/testkit';
 import { applyPaymentFacts } from '@ledger/ledger';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { databaseUrl, testDatabaseName, withAdmin } from './helpers/env.js';
@@ -41,8 +42,8 @@ function run(url: string, args: string[]) {
   return { code: result.status, out: `${result.stdout}${result.stderr}` };
 }
 const migrate = (url: string, ...args: string[]) => run(url, ['tools/migrate/migrate.mjs', ...args]);
-const cli = (url: string, name: string, ...args: string[]) =>
-  run(url, ['--import', 'tsx', `apps/order-worker/src/cli/${name}.ts`, ...args]);
+/** An operator command from source against `url`. */
+const cli = (url: string, name: OperatorCommand, ...args: string[]) => runCli(name, args, { env: { DATABASE_URL: url } });
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
   return withAdmin(async (client) => (await client.query<T>(sql, values)).rows, url);
@@ -107,18 +108,18 @@ describe('npm run migrate over data that breaks a new rule', () => {
 
     // The documented procedure (README, "Upgrading").
     expect(migrate(db.url, '--until', BEFORE_THE_RULES).code).toBe(0);
-    const listed = cli(db.url, 'review', 'duplicates');
-    expect(listed.out).toContain('ord_paidtwice00000000000000  acct_old  pi_first_payment 500, pi_second_payment 500');
-    expect(cli(db.url, 'review', 'duplicates', '--resolve', '--note', 'paid twice before the one-top-up rule').code).toBe(0);
+    const listed = await cli(db.url, 'review', 'duplicates');
+    expect(listed.stdout).toContain('ord_paidtwice00000000000000  acct_old  pi_first_payment 500, pi_second_payment 500');
+    expect((await cli(db.url, 'review', 'duplicates', '--resolve', '--note', 'paid twice before the one-top-up rule')).code).toBe(0);
     const applied = migrate(db.url);
     expect(applied.code, applied.out).toBe(0);
 
     const rows = await migrationRows(db.url);
     expect(rows.every((row) => row.finished_at !== null && row.rolled_back_at === null)).toBe(true);
     expect(await indexState(db.url, 'ledger_entries_one_topup_per_order')).toBe('valid');
-    const audit = cli(db.url, 'audit');
-    expect(audit.code, audit.out).toBe(0);
-    expect(audit.out).toContain('OK: every balance equals the sum of its ledger');
+    const audit = await cli(db.url, 'audit');
+    expect(audit.code, audit.stdout + audit.stderr).toBe(0);
+    expect(audit.stdout).toContain('OK: every balance equals the sum of its ledger');
     const [order] = await query<{ status: string }>(db.url, `SELECT status::text FROM orders WHERE id = 'ord_paidtwice00000000000000'`);
     expect(order?.status).toBe('needs_review');
   });
@@ -141,7 +142,7 @@ describe('npm run migrate over data that breaks a new rule', () => {
     expect(refused.out).toContain('rows:     1 orders with more than one top-up');
     expect(await indexState(db.url, 'ledger_entries_one_topup_per_order')).toBe('missing');
 
-    expect(cli(db.url, 'review', 'duplicates', '--resolve', '--note', 'paid twice').code).toBe(0);
+    expect((await cli(db.url, 'review', 'duplicates', '--resolve', '--note', 'paid twice')).code).toBe(0);
     expect(migrate(db.url).code).toBe(0);
     expect(await indexState(db.url, 'ledger_entries_one_topup_per_order')).toBe('valid');
   });
@@ -175,8 +176,8 @@ describe('npm run migrate over entries whose sign breaks the sign-per-type rule'
     const applied = migrate(db.url);
     expect(applied.code, applied.out).toBe(0);
     await expect(query(db.url, `UPDATE ledger_entries SET amount = -100 WHERE reference = 're_wrong_sign'`)).rejects.toThrow(/append-only/);
-    const audit = cli(db.url, 'audit');
-    expect(audit.code, audit.out).toBe(0);
+    const audit = await cli(db.url, 'audit');
+    expect(audit.code, audit.stdout + audit.stderr).toBe(0);
   });
 });
 

@@ -1,3 +1,4 @@
+export * from './cli.js';
 export * from './ports.js';
 export * from './postgres.js';
 export * from './processes.js';
