@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { MAX_AMOUNT, QUEUES, createStripeClient, type QueueName } from '@ledger/shared';
 import type { Queue } from 'bullmq';
+import { closeAll } from '@ledger/testkit';
 import fc from 'fast-check';
 import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -35,11 +36,13 @@ beforeAll(async () => {
   queues = QUEUE_NAMES.map((name) => testQueue(prefix, name));
 });
 afterAll(async () => {
-  await app?.close();
-  await Promise.allSettled((queues ?? []).map((queue) => queue.close()));
-  await emulator?.app.close();
-  await deleteKeysWithPrefix(prefix);
-  await db?.drop();
+  await closeAll('after the bad-input tests', [
+    () => app?.close(),
+    ...(queues ?? []).map((queue) => () => queue.close()),
+    () => emulator?.app.close(),
+    () => deleteKeysWithPrefix(prefix),
+    () => db?.drop(),
+  ]);
 });
 
 async function send(route: string, options: InjectOptions): Promise<LightMyRequestResponse> {

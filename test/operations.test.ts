@@ -11,7 +11,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { captureLogs } from './helpers/logs.js';
 import { createOrderFixture, events, jobOf } from './helpers/fixtures.js';
-import { waitUntil } from '@ledger/testkit';
+import { closeAll, waitUntil } from '@ledger/testkit';
 import { testQueue } from './helpers/queues.js';
 import { ADMIN_TOKEN, buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
@@ -149,8 +149,7 @@ describe('Bull Board actions', () => {
     }
   });
   afterAll(async () => {
-    await Promise.allSettled([readOnly?.close(), writable?.close()]);
-    await deleteKeysWithPrefix(prefix);
+    await closeAll('after the queue board tests', [() => readOnly?.close(), () => writable?.close(), () => deleteKeysWithPrefix(prefix)]);
   });
 
   const failedCount = async () => {

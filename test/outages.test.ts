@@ -4,7 +4,7 @@ import { createLogger } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
+import { closeAll, freePorts, startChild, waitUntil, type RunningProcess } from '@ledger/testkit';
 import { serviceAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { captureLogs } from './helpers/logs.js';
@@ -50,7 +50,13 @@ async function refuseConnections(port: number): Promise<{ attempts: () => number
   });
   server.listen(port, '127.0.0.1');
   await once(server, 'listening');
-  return { attempts: () => attempts, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  // close() may run twice (the test stops refusing, then afterEach makes sure): once closed, done.
+  const close = () =>
+    new Promise<void>((resolve, reject) => {
+      if (!server.listening) return resolve();
+      server.close((error) => (error ? reject(error) : resolve()));
+    });
+  return { attempts: () => attempts, close };
 }
 
 /** Log lines of an in-process receiver. */
@@ -70,11 +76,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
 });
 afterEach(async () => {
-  await app?.close();
-  app = undefined;
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-  await redis?.stop('SIGKILL');
-  redis = undefined;
+  const [receiver, server] = [app, redis];
+  [app, redis] = [undefined, undefined];
+  await closeAll('after the outage test', [() => receiver?.close(), ...cleanups.splice(0).reverse(), () => server?.stop('SIGKILL')]);
 });
 afterAll(async () => {
   await db?.drop();

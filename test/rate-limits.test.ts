@@ -5,7 +5,7 @@ import { buildStripeEmulator, type StripeEmulator } from '../packages/stripe-emu
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, ORDERS_API_KEYS, serviceAuth, userAuth } from './helpers/auth.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { startChild, type RunningProcess } from '@ledger/testkit';
+import { closeAll, startChild, type RunningProcess } from '@ledger/testkit';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -50,10 +50,12 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await Promise.allSettled(receivers.map((receiver) => receiver.process.stop()));
-  await emulator?.app.close();
-  await deleteKeysWithPrefix(prefix);
-  await db?.drop();
+  await closeAll('after the rate-limit tests', [
+    ...receivers.map((receiver) => () => receiver.process.stop()),
+    () => emulator?.app.close(),
+    () => deleteKeysWithPrefix(prefix),
+    () => db?.drop(),
+  ]);
 });
 
 let turn = 0;

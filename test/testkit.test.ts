@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Rng, freePorts, runCli, runCommand, startChild, waitUntil } from '@ledger/testkit';
+import { Rng, closeAll, freePorts, runCli, runCommand, startChild, waitUntil } from '@ledger/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The harness test/, bench/ and scripts/chaos share: a broken launcher, poller or port helper would
@@ -135,5 +135,27 @@ describe('runCli', () => {
     expect(help.code, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^Usage: /);
     expect(help.stdout).toContain(`npm run ${name}`);
+  });
+});
+
+describe('closeAll', () => {
+  it('runs every step even after one failed, then fails with all that failed', async () => {
+    const ran: string[] = [];
+    const failure = await closeAll('closing', [
+      () => ran.push('server'),
+      () => Promise.reject(new Error('queue did not close')),
+      () => ran.push('connection'),
+      () => {
+        throw new Error('database still in use');
+      },
+    ]).catch((error: unknown) => error);
+    expect(ran).toEqual(['server', 'connection']);
+    expect(failure).toBeInstanceOf(AggregateError);
+    expect((failure as AggregateError).errors.map((error: Error) => error.message)).toEqual([
+      'queue did not close',
+      'database still in use',
+    ]);
+    expect((failure as AggregateError).message).toBe('closing: 2 of 4 steps failed: queue did not close; database still in use');
+    await expect(closeAll('closing', [() => undefined, async () => undefined])).resolves.toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BALANCE_DRIFT_SQL } from '@ledger/ledger';
 import { Prisma, createPrismaClient, type PrismaClient } from '@ledger/shared';
+import { closeAll } from '@ledger/testkit';
 import { inject } from 'vitest';
 import { databaseUrl, testDatabaseName, withAdmin } from './env.js';
 
@@ -23,8 +24,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url,
     prisma,
     async drop() {
-      await prisma.$disconnect();
-      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+      // The database goes even if the client did not disconnect cleanly (FORCE ends its sessions).
+      await closeAll(`dropping ${name}`, [
+        () => prisma.$disconnect(),
+        () => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)),
+      ]);
     },
   };
 }

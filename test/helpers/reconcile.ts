@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { QUEUES } from '@ledger/shared';
+import { closeAll } from '@ledger/testkit';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterEach, beforeEach, expect } from 'vitest';
@@ -34,11 +35,14 @@ export function useReconcileHarness(): ReconcileHarness {
     db = await createTestDatabase();
   });
   afterEach(async () => {
-    await Promise.allSettled([queues?.eventsQueue.close(), queues?.syncQueue.close()]);
-    await system?.close();
-    await db?.drop();
-    system = undefined;
-    queues = undefined;
+    const [open, running, database] = [queues, system, db];
+    [queues, system, db] = [undefined, undefined, undefined];
+    await closeAll('closing the reconcile harness', [
+      () => open?.eventsQueue.close(),
+      () => open?.syncQueue.close(),
+      () => running?.close(),
+      () => database?.drop(),
+    ]);
   });
   const need = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`${what} is not started`);

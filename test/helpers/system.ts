@@ -1,4 +1,5 @@
 import { createStripeClient, type Stripe } from '@ledger/shared';
+import { closeAll } from '@ledger/testkit';
 import type { FastifyInstance } from 'fastify';
 import type { OrderWorkers } from '../../apps/order-worker/src/jobs/workers.js';
 import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../packages/stripe-emulator/src/app.js';
@@ -41,9 +42,14 @@ export async function startTestSystem(
     workers: workers?.workers,
     prefix,
     async close() {
-      // Same order as production: stop intake, then workers, then connections; each step runs.
-      const steps = [() => emulator.app.close(), () => receiver.close(), async () => workers?.close(), () => deleteKeysWithPrefix(prefix)];
-      for (const step of steps) await step().catch(() => undefined);
+      // Same order as production: stop intake, then workers, then connections; each step runs, and
+      // any that failed fails the test.
+      await closeAll('closing the test system', [
+        () => emulator.app.close(),
+        () => receiver.close(),
+        () => workers?.close(),
+        () => deleteKeysWithPrefix(prefix),
+      ]);
     },
   };
 }

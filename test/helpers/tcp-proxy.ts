@@ -20,6 +20,8 @@ export async function tcpProxy(url: string, defaultPort: number): Promise<TcpPro
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
+      // Expected: cut() and close() destroy both ends, so the other end's ECONNRESET/EPIPE is the
+      // outage the test makes, not a failure of the proxy.
       socket.on('error', () => undefined);
     }
     client.pipe(upstream).pipe(client);
@@ -39,7 +41,7 @@ export async function tcpProxy(url: string, defaultPort: number): Promise<TcpPro
     },
     async close() {
       for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
+      await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     },
   };
 }

@@ -1,3 +1,4 @@
+export * from './cleanup.js';
 export * from './cli.js';
 export * from './ports.js';
 export * from './postgres.js';
