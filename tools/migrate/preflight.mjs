@@ -5,10 +5,14 @@
 // break the rule, empty when none do), `count` (how many break it), `describe` (one offender in
 // words), `rule`, `unit` and `resolve` (what the operator runs).
 
-/** The sign rule of migration 20261207100000_ledger_sign_per_type, as a condition over one row. */
+/**
+ * The sign rule of migration 20261207100000_ledger_sign_per_type (extended to the spending types by
+ * 20261207110100_holds_and_spending_signs), as a condition over one row.
+ */
 const SIGN_RULE = `CASE entry_type::text
   WHEN 'topup' THEN amount > 0 WHEN 'refund_reversal' THEN amount > 0 WHEN 'dispute_reversal' THEN amount > 0
-  WHEN 'refund' THEN amount < 0 WHEN 'dispute' THEN amount < 0 WHEN 'adjustment' THEN amount <> 0 ELSE false END`;
+  WHEN 'refund' THEN amount < 0 WHEN 'dispute' THEN amount < 0 WHEN 'debit' THEN amount < 0 WHEN 'hold_capture' THEN amount < 0
+  WHEN 'adjustment' THEN amount <> 0 ELSE false END`;
 
 /** @type {Record<string, { rule: string, unit: string, tables: string[], offenders: string, count: string, describe: (row: Record<string, unknown>) => string, resolve: string }>} */
 export const PREFLIGHT_CHECKS = {

@@ -18,6 +18,8 @@ export const ENTRY_SIGN: Record<LedgerEntryType, 1 | -1 | 0> = {
   dispute_reversal: 1,
   refund_reversal: 1,
   adjustment: 0,
+  debit: -1,
+  hold_capture: -1,
 };
 
 /** The signed amount an entry of `type` records for `amount` (a magnitude; signed for an adjustment). */

@@ -210,3 +210,41 @@ export const BALANCE_DRIFT_SQL = `
   GROUP BY a.id, a.balance
   HAVING a.balance <> COALESCE(SUM(l.amount), 0)
   ORDER BY a.id`;
+
+// ---- spending (the functions of migration 20261207110200_spending_functions) ----
+
+/** Each spending function answers one `ledger_spending_result` row; these are its columns. */
+const SPENDING_COLUMNS = sql`outcome, kind, id, account_id, currency, amount, reference, description, status,
+  captured_amount, expires_at, created_at, updated_at, balance, held`;
+
+export const debitAccount = (debit: {
+  accountId: string;
+  amount: number;
+  currency: string;
+  reference: string;
+  description: string | null;
+}) =>
+  sql`SELECT ${SPENDING_COLUMNS} FROM ledger_debit(${debit.accountId}, ${debit.amount}::int, ${debit.currency}, ${debit.reference}, ${debit.description})`;
+
+export const placeHold = (hold: {
+  id: string;
+  accountId: string;
+  amount: number;
+  currency: string;
+  reference: string;
+  expiresInSeconds: number;
+}) =>
+  sql`SELECT ${SPENDING_COLUMNS} FROM ledger_place_hold(${hold.accountId}, ${hold.amount}::int, ${hold.currency}, ${hold.reference}, ${hold.id}, ${hold.expiresInSeconds}::int)`;
+
+export const captureHold = (holdId: string, amount: number | null) =>
+  sql`SELECT ${SPENDING_COLUMNS} FROM ledger_capture_hold(${holdId}, ${amount}::int)`;
+
+export const releaseHold = (holdId: string) => sql`SELECT ${SPENDING_COLUMNS} FROM ledger_release_hold(${holdId})`;
+
+export const holdById = (holdId: string) => sql`
+  SELECT ${SPENDING_COLUMNS} FROM holds h, ledger_hold_result('found', h, clock_timestamp()) WHERE h.id = ${holdId}`;
+
+export const accountFigures = (accountId: string) => sql`
+  SELECT id AS account_id, currency, balance, ledger_held(id, clock_timestamp()) AS held FROM accounts WHERE id = ${accountId}`;
+
+export const expireHolds = (limit: number) => sql`SELECT ledger_expire_holds(${limit}::int) AS expired`;
