@@ -187,7 +187,7 @@ const REFUSALS: Record<string, SpendingRefusal> = {
   exceeds_hold: 'exceeds_hold',
 };
 
-function answer<T>(row: SpendingRow, doneNow: string, valueOf: (row: SpendingRow) => T): SpendingAnswer<T> {
+function answer<T>(row: SpendingRow, doneNow: string, read: (row: SpendingRow) => T): SpendingAnswer<T> {
   const refusal = REFUSALS[row.outcome];
   if (refusal) {
     return {
@@ -198,7 +198,7 @@ function answer<T>(row: SpendingRow, doneNow: string, valueOf: (row: SpendingRow
     };
   }
   if (row.outcome !== doneNow && row.outcome !== 'replayed') throw new Error(`unexpected spending outcome ${row.outcome}`);
-  return { ok: true, created: row.outcome === doneNow, value: valueOf(row), account: figuresOf(row) };
+  return { ok: true, created: row.outcome === doneNow, value: read(row), account: figuresOf(row) };
 }
 
 function figuresOf(row: Pick<SpendingRow, 'account_id' | 'currency' | 'balance' | 'held'>): AccountFigures {
