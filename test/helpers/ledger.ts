@@ -32,6 +32,11 @@ export function useLedgerDatabase() {
   };
   return {
     prisma,
+    /** The database's URL, for a receiver or a process working on the same data. */
+    url: () => {
+      if (!db) throw new Error('the database is not created yet');
+      return db.url;
+    },
     /** Applies an event the way the worker does (the same function, the same transaction). */
     apply: (stripeEvent: StripeEventFixture, scope?: StripeScope) =>
       processStripeEvent({ prisma: prisma(), metrics, ...(scope ? { scope } : {}) }, jobOf(stripeEvent), log),

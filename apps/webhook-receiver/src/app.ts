@@ -17,6 +17,7 @@ import adminRoutes from './routes/admin.js';
 import healthRoutes from './routes/health.js';
 import orderRoutes from './routes/orders.js';
 import reviewRoutes from './routes/reviews.js';
+import spendingRoutes from './routes/spending.js';
 import webhookRoutes from './routes/webhooks.js';
 
 /** Everything the receiver needs, parsed from the environment by `server.ts` or given by a test. */
@@ -108,6 +109,11 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
           name: 'orders',
           description: "Top-up orders, for the order's own account (a user's JWT) or the merchant's backend (a service key)",
         },
+        {
+          name: 'spending',
+          description:
+            "Debits and holds by the merchant's backend (service keys), exactly once per reference and never beyond what is available; balances (also for an end user's own account)",
+        },
         { name: 'admin', description: 'Money views and review resolutions, behind ADMIN_TOKEN' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
@@ -134,6 +140,7 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
   });
   await app.register(ordersService, { stripe: config.stripe, jobBackoffMs: config.jobBackoffMs });
   await app.register(orderRoutes, { auth: config.ordersAuth });
+  await app.register(spendingRoutes, { auth: config.ordersAuth });
   await app.register(adminRoutes, { adminToken: config.adminToken, bullBoardWrite: config.bullBoardWrite });
   await app.register(reviewRoutes, { adminToken: config.adminToken });
 

@@ -4,7 +4,7 @@ import { commaList } from '@ledger/shared';
 import { createLocalJWKSet, type JSONWebKeySet, type JWSAlgorithm } from 'jose';
 import { z } from 'zod';
 import type { OrdersAuthConfig } from './orders-auth.js';
-import type { RateLimitSettings } from './plugins/rate-limits.js';
+import { DEFAULT_SPENDING_PER_ACCOUNT, type RateLimitSettings } from './plugins/rate-limits.js';
 
 /** Characters of an RFC 6750 bearer token, so a key always fits `Authorization: Bearer <key>`. */
 const API_KEY = /^[A-Za-z0-9\-._~+/]{24,512}$/;
@@ -80,6 +80,8 @@ export const ordersEnvShape = {
   ORDERS_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   ORDERS_RATE_LIMIT_ACCOUNT: z.coerce.number().int().min(1).default(20),
   ORDERS_RATE_LIMIT_IP: z.coerce.number().int().min(1).default(120),
+  /** Spending calls per account, route and window (ORDERS_RATE_LIMIT_WINDOW_SECONDS). */
+  SPENDING_RATE_LIMIT_ACCOUNT: z.coerce.number().int().min(1).default(DEFAULT_SPENDING_PER_ACCOUNT),
   /** Bull Board's retry / clean / delete actions; read-only unless `true`. */
   BULL_BOARD_WRITE: z
     .enum(['true', 'false'])
@@ -136,5 +138,6 @@ export function rateLimitsFromEnv(env: OrdersEnv): RateLimitSettings {
     windowSeconds: env.ORDERS_RATE_LIMIT_WINDOW_SECONDS,
     perAccount: env.ORDERS_RATE_LIMIT_ACCOUNT,
     perIp: env.ORDERS_RATE_LIMIT_IP,
+    spendingPerAccount: env.SPENDING_RATE_LIMIT_ACCOUNT,
   };
 }

@@ -242,7 +242,7 @@ export const captureHold = (holdId: string, amount: number | null) =>
 export const releaseHold = (holdId: string) => sql`SELECT ${SPENDING_COLUMNS} FROM ledger_release_hold(${holdId})`;
 
 export const holdById = (holdId: string) => sql`
-  SELECT ${SPENDING_COLUMNS} FROM holds h, ledger_hold_result('found', h, clock_timestamp()) WHERE h.id = ${holdId}`;
+  SELECT r.* FROM holds h CROSS JOIN LATERAL ledger_hold_result('found', h, clock_timestamp()) r WHERE h.id = ${holdId}`;
 
 export const accountFigures = (accountId: string) => sql`
   SELECT id AS account_id, currency, balance, ledger_held(id, clock_timestamp()) AS held FROM accounts WHERE id = ${accountId}`;

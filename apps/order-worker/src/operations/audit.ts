@@ -17,12 +17,43 @@ export interface HeldReport {
   events: number;
 }
 
+/** Money per currency, in minor units (what finance reads). */
+export interface CurrencyTotals {
+  currency: string;
+  /** Top-ups. */
+  credited: number;
+  /** Refunds, less those that failed or were canceled. */
+  refunded: number;
+  /** Disputes, less those won. */
+  disputed: number;
+  /** Operators' adjustments (signed). */
+  adjusted: number;
+  /** Debits and captured holds. */
+  spent: number;
+  /** Active holds (not captured, released or past their expiry). */
+  held: number;
+  /** The credit customers still hold: the sum of positive balances, what finance carries as a liability. */
+  outstanding: number;
+  /** What accounts in debt owe (a refund or lost dispute after the credit was spent). */
+  debt: number;
+}
+
+/** An account whose balance is below zero: never hidden, and it spends nothing until repaid. */
+export interface AccountDebt {
+  accountId: string;
+  currency: string;
+  balance: number;
+}
+
 export interface AuditReport {
   accounts: number;
   ledgerEntries: number;
   creditedOrders: number;
   reviewOrders: number;
   held: HeldReport;
+  totals: CurrencyTotals[];
+  /** Accounts in debt, deepest first. */
+  debts: AccountDebt[];
   problems: AuditProblem[];
 }
 
@@ -33,7 +64,8 @@ const CREDITED_STATUSES = ['credited', 'partially_refunded', 'refunded', 'disput
  * Checks the money invariants over every order, those under review included: every balance equals
  * the sum of its ledger entries; a credited order has a credit (its top-up, or an operator's
  * adjustment) and an unpaid one has no top-up; no order has two top-ups; each order's refunded
- * amount equals its refund entries. Also reports what is held for operators. Reads in one
+ * amount equals its refund entries. Also reports what is held for operators, the money per currency
+ * (credited, refunded, disputed, spent, held, outstanding, debt) and the accounts in debt. Reads in one
  * REPEATABLE READ snapshot so concurrent credits cannot show as drift.
  */
 export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
@@ -61,6 +93,30 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
         ORDER BY o.id`;
       const heldOrders = await tx.$queryRaw<{ order_id: string; facts: bigint }[]>`
         SELECT order_id, COUNT(*)::bigint AS facts FROM held_facts WHERE resolution_id IS NULL GROUP BY order_id ORDER BY order_id`;
+      const totals = await tx.$queryRaw<Record<keyof CurrencyTotals, string | bigint>[]>`
+        WITH entries AS (
+          SELECT currency,
+                 COALESCE(SUM(amount) FILTER (WHERE entry_type = 'topup'), 0) AS credited,
+                 COALESCE(-SUM(amount) FILTER (WHERE entry_type IN ('refund', 'refund_reversal')), 0) AS refunded,
+                 COALESCE(-SUM(amount) FILTER (WHERE entry_type IN ('dispute', 'dispute_reversal')), 0) AS disputed,
+                 COALESCE(SUM(amount) FILTER (WHERE entry_type = 'adjustment'), 0) AS adjusted,
+                 COALESCE(-SUM(amount) FILTER (WHERE entry_type IN ('debit', 'hold_capture')), 0) AS spent
+          FROM ledger_entries GROUP BY currency
+        ), balances AS (
+          SELECT currency, COALESCE(SUM(balance) FILTER (WHERE balance > 0), 0) AS outstanding,
+                 COALESCE(-SUM(balance) FILTER (WHERE balance < 0), 0) AS debt
+          FROM accounts GROUP BY currency
+        ), holds AS (
+          SELECT currency, SUM(amount) AS held FROM holds WHERE status = 'active' AND expires_at > clock_timestamp() GROUP BY currency
+        )
+        SELECT currency, COALESCE(e.credited, 0)::bigint AS credited, COALESCE(e.refunded, 0)::bigint AS refunded,
+               COALESCE(e.disputed, 0)::bigint AS disputed, COALESCE(e.adjusted, 0)::bigint AS adjusted,
+               COALESCE(e.spent, 0)::bigint AS spent, COALESCE(h.held, 0)::bigint AS held,
+               COALESCE(b.outstanding, 0)::bigint AS outstanding, COALESCE(b.debt, 0)::bigint AS debt
+        FROM entries e FULL JOIN balances b USING (currency) FULL JOIN holds h USING (currency)
+        ORDER BY currency`;
+      const debts = await tx.$queryRaw<{ id: string; currency: string; balance: bigint }[]>`
+        SELECT id, currency, balance FROM accounts WHERE balance < 0 ORDER BY balance, id`;
       const [counts] = await tx.$queryRaw<{ accounts: bigint; entries: bigint; credited: bigint; review: bigint; held_events: bigint }[]>`
         SELECT (SELECT COUNT(*) FROM accounts) AS accounts,
                (SELECT COUNT(*) FROM ledger_entries) AS entries,
@@ -108,6 +164,18 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
           orders: heldOrders.map((row) => row.order_id),
           events: Number(counts?.held_events ?? 0),
         },
+        totals: totals.map((row) => ({
+          currency: String(row.currency),
+          credited: Number(row.credited),
+          refunded: Number(row.refunded),
+          disputed: Number(row.disputed),
+          adjusted: Number(row.adjusted),
+          spent: Number(row.spent),
+          held: Number(row.held),
+          outstanding: Number(row.outstanding),
+          debt: Number(row.debt),
+        })),
+        debts: debts.map((row) => ({ accountId: row.id, currency: row.currency, balance: Number(row.balance) })),
         problems,
       };
     },

@@ -43,6 +43,12 @@ function createReceiverMetrics(app: FastifyInstance) {
       registers,
     }),
     ordersCreated: new Counter({ name: 'ledger_orders_created_total', help: 'Orders created.', registers }),
+    spendingOperations: new Counter({
+      name: 'ledger_spending_operations_total',
+      help: 'Spending calls answered by the ledger, by operation (debit, hold, capture, release) and outcome (created, replayed, or the refusal).',
+      labelNames: ['operation', 'outcome'] as const,
+      registers,
+    }),
     rateLimited: new Counter({
       name: 'ledger_rate_limited_total',
       help: 'Orders API requests refused with 429, by route and by the limit they hit (account or ip).',

@@ -9,13 +9,20 @@ export interface RateLimitSettings {
   windowSeconds: number;
   perAccount: number;
   perIp: number;
+  /** Spending calls (debits, holds, captures, releases) per account and route; far more than orders. */
+  spendingPerAccount?: number;
 }
+
+/** An API that charges per request debits at its own request rate: 100/s per account by default. */
+export const DEFAULT_SPENDING_PER_ACCOUNT = 6_000;
 
 export interface RateLimits {
   /** Counts the request against its client address on this route; throws a 429 over the limit. */
   byIp(request: FastifyRequest): Promise<void>;
   /** Counts the request against `accountId` on this route; throws a 429 over the limit. */
   byAccount(request: FastifyRequest, accountId: string): Promise<void>;
+  /** Counts a spending call against `accountId`'s spending budget on this route; throws a 429 over it. */
+  spending(request: FastifyRequest, accountId: string): Promise<void>;
 }
 
 declare module 'fastify' {
@@ -51,14 +58,19 @@ export default fp(
       redis,
       nameSpace: `${options.prefix}:rate-limit:`,
       timeWindow: options.windowSeconds * 1000,
-      max: (_request, key) => (key.startsWith('ip:') ? options.perIp : options.perAccount),
+      max: (_request, key) =>
+        key.startsWith('ip:')
+          ? options.perIp
+          : key.startsWith('spending:')
+            ? (options.spendingPerAccount ?? DEFAULT_SPENDING_PER_ACCOUNT)
+            : options.perAccount,
       keyGenerator: (request) => (request as KeyedRequest)[limitKey] ?? '',
       // Store errors reach enforce() below, which decides (fail open, counted).
       skipOnError: false,
     });
     const check = app.createRateLimit();
 
-    async function enforce(request: FastifyRequest, scope: 'ip' | 'account', subject: string): Promise<void> {
+    async function enforce(request: FastifyRequest, scope: 'ip' | 'account' | 'spending', subject: string): Promise<void> {
       const route = `${request.method} ${request.routeOptions.url}`;
       (request as KeyedRequest)[limitKey] = `${scope}:${route}:${subject}`;
       let limit: Awaited<ReturnType<typeof check>>;
@@ -83,6 +95,7 @@ export default fp(
     app.decorate('rateLimits', {
       byIp: (request) => enforce(request, 'ip', normalizeIP(request.ip)),
       byAccount: (request, accountId) => enforce(request, 'account', accountId),
+      spending: (request, accountId) => enforce(request, 'spending', accountId),
     } satisfies RateLimits);
   },
   { name: 'rate-limits', dependencies: ['metrics'] },

@@ -1,24 +1,14 @@
 import { ACCOUNT_ID, MAX_AMOUNT, ORDER_STATUSES, normalizeCurrency } from '@ledger/shared';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpError } from '../errors.js';
 import { bodyRefused, errorResponse, internalError, orderSchema, unavailable, validationError } from '../http-schemas.js';
-import { createOrdersAuthenticator, type OrdersAuthConfig, type OrdersCaller } from '../orders-auth.js';
+import { authenticateCallers, callerOf, callerSecurity, rateLimited, unauthorized } from '../api-callers.js';
+import type { OrdersAuthConfig, OrdersCaller } from '../orders-auth.js';
 
 export interface OrderRouteOptions {
   auth: OrdersAuthConfig;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the orders routes' authentication hook. */
-    ordersCaller: OrdersCaller | null;
-  }
-  interface FastifyContextConfig {
-    /** Count requests to this route against the per-address and per-account limits. */
-    rateLimited?: boolean;
-  }
 }
 
 /** Longest long-poll wait, in seconds (below common load balancer idle timeouts of 60 s). */
@@ -60,22 +50,8 @@ const idempotencyKeyHeader = z.looseObject({
 });
 const orderIdParams = z.object({ id: z.string().describe('The order id (`ord_…`)') });
 
-/** End users (a JWT whose `sub` is their account) or the merchant's backend (a service key). */
-const ordersSecurity: Record<string, string[]>[] = [{ userJwt: [] }, { serviceKey: [] }];
-const ordersOperation = (operationId: string, summary: string) => ({ tags: ['orders'], operationId, summary, security: ordersSecurity });
+const ordersOperation = (operationId: string, summary: string) => ({ tags: ['orders'], operationId, summary, security: callerSecurity });
 const orderOperation = (operationId: string, summary: string) => ({ ...ordersOperation(operationId, summary), params: orderIdParams });
-const unauthorized = errorResponse('No or bad credentials (missing, malformed, expired, forged, wrong issuer or audience)', {
-  'WWW-Authenticate': { description: '`Bearer realm="orders"` (with `error="invalid_token"` for a bad token)', type: 'string' },
-});
-const rateLimited = errorResponse('Over the per-account or per-address rate limit', {
-  'Retry-After': { description: 'Seconds until the window resets', type: 'integer' },
-});
-
-/** The caller the onRequest hook below authenticated (it answers 401 before any route here runs). */
-function callerOf(request: FastifyRequest): OrdersCaller {
-  if (!request.ordersCaller) throw new Error('orders route reached without an authenticated caller');
-  return request.ordersCaller;
-}
 
 /**
  * The account a request acts for: a user acts for the account of its token (the body may repeat
@@ -107,26 +83,11 @@ function clientGone(reply: FastifyReply): AbortSignal {
  */
 export default async function orderRoutes(fastify: FastifyInstance, options: OrderRouteOptions) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const authenticate = createOrdersAuthenticator(options.auth);
   if (options.auth.apiKeys.length === 0 && !options.auth.jwt) {
     app.log.warn('orders API closed (every request 401): no ORDERS_API_KEYS or ORDERS_JWT_* configured');
   }
 
-  app.decorateRequest('ordersCaller', null);
-  app.addHook('onRequest', async (request) => {
-    const outcome = await authenticate(request.headers.authorization);
-    const caller = 'caller' in outcome ? outcome.caller : null;
-    // The merchant's backend calls for all its customers from a few addresses: only its
-    // per-account limit applies. Everyone else, bad credentials included, counts per address.
-    if (request.routeOptions.config.rateLimited && caller?.kind !== 'service') await app.rateLimits.byIp(request);
-    if ('failure' in outcome) {
-      const challenge = outcome.failure === 'invalid' ? `Bearer realm="orders", error="invalid_token"` : 'Bearer realm="orders"';
-      throw new HttpError(401, outcome.failure === 'invalid' ? 'invalid_token' : 'unauthorized', outcome.message, {
-        'www-authenticate': challenge,
-      });
-    }
-    request.ordersCaller = caller;
-  });
+  authenticateCallers(app, options.auth);
 
   const createOrderOptions = {
     config: { rateLimited: true },
