@@ -46,6 +46,11 @@ export const workerEnvSchema = commonEnvSchema
      * Stripe resends an event for up to 30 days; the ledger's unique keys are the permanent guarantee.
      */
     INBOX_RETENTION_DAYS: z.coerce.number().int().min(31, 'must be at least 31 (Stripe resends events for up to 30 days)').default(35),
+    /**
+     * How often holds past their expiry are recorded as expired, in seconds (0: not by this
+     * process). They stop counting against `available` the moment they expire; this only writes it down.
+     */
+    HOLD_EXPIRY_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
     /** Stripe API requests per second this process makes at most (Stripe: 25/s sandbox, 100/s live). */
     STRIPE_MAX_RPS: z.coerce.number().min(1).max(100).default(20),
   })

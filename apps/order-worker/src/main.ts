@@ -87,7 +87,7 @@ await runService({
     // Stops taking jobs and lets active ones finish (BullMQ's close waits for them).
     onClose('order workers', () => workers.close());
 
-    if (env.RECONCILE_INTERVAL_SECONDS > 0) {
+    if (env.RECONCILE_INTERVAL_SECONDS > 0 || env.HOLD_EXPIRY_INTERVAL_SECONDS > 0) {
       const reconciler = await startReconciler({
         prisma,
         stripe,
@@ -97,6 +97,7 @@ await runService({
         logger,
         outages,
         intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
+        holdExpirySeconds: env.HOLD_EXPIRY_INTERVAL_SECONDS,
         inboxRetentionDays: env.INBOX_RETENTION_DAYS,
         options: {
           staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS,

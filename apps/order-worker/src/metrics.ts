@@ -35,6 +35,11 @@ export function createWorkerMetrics(registry = new Registry()) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    holdsExpired: new Counter({
+      name: 'ledger_holds_expired_total',
+      help: 'Holds the scheduled sweep recorded as expired (they stopped counting against available at expiresAt).',
+      registers: [registry],
+    }),
     reconcileUncredited: new Gauge({
       name: 'ledger_reconcile_uncredited_payments',
       help: 'Payments Stripe reported succeeded in the last reconciliation window that were not credited yet (drift).',

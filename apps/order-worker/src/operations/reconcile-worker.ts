@@ -1,3 +1,4 @@
+import { expireHolds } from '@ledger/ledger';
 import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
 import { pruneInbox } from './inbox-retention.js';
@@ -11,7 +12,10 @@ export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syn
   logger: Logger;
   /** Redis outages are logged once by main.ts; without it each connection error is logged. */
   outages?: { redis: OutageLog };
+  /** Seconds between reconciliation passes (0: no reconciliation or inbox retention schedule from this process). */
   intervalSeconds: number;
+  /** Seconds between sweeps recording expired holds (0: no sweep schedule from this process). */
+  holdExpirySeconds: number;
   options: ReconcileOptions;
   /** Inbox rows older than this many days are removed, once an hour. */
   inboxRetentionDays: number;
@@ -22,8 +26,8 @@ const INBOX_RETENTION_EVERY_MS = 3600 * 1000;
 
 /**
  * The scheduled maintenance: BullMQ job schedulers (one upserted schedule each, however many worker
- * processes start) for the reconciliation pass and the inbox retention, and a worker that runs
- * them one at a time. https://docs.bullmq.io/guide/job-schedulers
+ * processes start) for the reconciliation pass, the inbox retention and the hold expiry sweep, and
+ * a worker that runs them one at a time. https://docs.bullmq.io/guide/job-schedulers
  */
 export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): Promise<void> }> {
   const queueOptions = { connection: deps.connection, prefix: deps.prefix };
@@ -31,15 +35,30 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
   const syncQueue = new Queue(QUEUES.paymentSync, queueOptions);
   const scheduleQueue = new Queue(QUEUES.reconcile, queueOptions);
   const kept = { removeOnComplete: JOBS.reconcile.removeOnComplete, removeOnFail: JOBS.reconcile.removeOnFail };
-  await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, { name: 'reconcile', opts: kept });
-  await scheduleQueue.upsertJobScheduler(
-    'inbox-retention-every',
-    { every: INBOX_RETENTION_EVERY_MS },
-    { name: 'inbox-retention', opts: kept },
-  );
+  if (deps.intervalSeconds > 0) {
+    await scheduleQueue.upsertJobScheduler('reconcile-every', { every: deps.intervalSeconds * 1000 }, { name: 'reconcile', opts: kept });
+    await scheduleQueue.upsertJobScheduler(
+      'inbox-retention-every',
+      { every: INBOX_RETENTION_EVERY_MS },
+      { name: 'inbox-retention', opts: kept },
+    );
+  }
+  if (deps.holdExpirySeconds > 0) {
+    await scheduleQueue.upsertJobScheduler(
+      'hold-expiry-every',
+      { every: deps.holdExpirySeconds * 1000 },
+      { name: 'hold-expiry', opts: kept },
+    );
+  }
   const worker = new Worker(
     QUEUES.reconcile,
     async (job) => {
+      if (job.name === 'hold-expiry') {
+        const expired = await expireHolds(deps.prisma);
+        deps.metrics.holdsExpired.inc(expired);
+        if (expired > 0) deps.logger.info({ expired }, `hold expiry: ${expired} hold(s) recorded as expired`);
+        return { expired };
+      }
       if (job.name === 'inbox-retention') {
         const pruned = await pruneInbox(deps.prisma, { keepDays: deps.inboxRetentionDays });
         deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);
