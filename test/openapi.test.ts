@@ -99,7 +99,13 @@ describe('the OpenAPI document', () => {
     expect(operations.map(({ method, path }) => `${method.toUpperCase()} ${path}`).sort()).toEqual(
       [
         'GET /accounts/{id}',
+        'GET /accounts/{id}/balance',
         'GET /accounts/{id}/ledger',
+        'GET /holds/{id}',
+        'POST /accounts/{id}/debits',
+        'POST /accounts/{id}/holds',
+        'POST /holds/{id}/capture',
+        'POST /holds/{id}/release',
         'GET /admin/reviews',
         'GET /admin/reviews/{orderId}',
         'GET /healthz',
@@ -309,6 +315,67 @@ describe('every route answers what its document says', () => {
     ]);
     conforms('GET', '/accounts/{id}/ledger', await app.inject({ method: 'GET', url: '/accounts/acct_nobody/ledger', headers: admin }), 404);
     conforms('GET', '/accounts/{id}/ledger', await app.inject({ method: 'GET', url: `/accounts/${accountId}/ledger` }), 401);
+  });
+
+  it('the spending routes', async () => {
+    const accountId = account();
+    const order = (await createOrder({ accountId, amount: 1_000, currency: 'usd' })).json();
+    system.emulator.controller.succeedPaymentIntent(order.paymentIntentId);
+    await waitUntil(async () => (await db.prisma.ledgerEntry.count({ where: { accountId } })) === 1, 20_000, 'the payment to be credited');
+    const post = (url: string, payload?: object, headers: Record<string, string> = service) =>
+      app.inject({ method: 'POST', url, headers, ...(payload ? { payload } : {}) });
+    const user = await userAuth(accountId);
+
+    const debits = '/accounts/{id}/debits';
+    const debit = { amount: 100, currency: 'usd', reference: `deb-${randomUUID()}`, description: 'one report' };
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, debit), 201);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, debit), 200);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, { ...debit, amount: 101 }), 409);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, { ...debit, amount: 5_000, reference: 'big' }), 422);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, { ...debit, currency: 'eur', reference: 'eur' }), 400);
+    conforms('POST', debits, await post('/accounts/acct_nobody/debits', debit), 404);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, debit, {}), 401);
+    conforms('POST', debits, await post(`/accounts/${accountId}/debits`, debit, user), 403);
+
+    const holds = '/accounts/{id}/holds';
+    const hold = { amount: 300, currency: 'usd', reference: `hold-${randomUUID()}` };
+    const placed = await post(`/accounts/${accountId}/holds`, hold);
+    conforms('POST', holds, placed, 201);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, hold), 200);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, { ...hold, amount: 1 }), 409);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, { ...hold, amount: 5_000, reference: 'big' }), 422);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, { ...hold, expiresInSeconds: 0 }), 400);
+    conforms('POST', holds, await post('/accounts/acct_nobody/holds', hold), 404);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, hold, {}), 401);
+    conforms('POST', holds, await post(`/accounts/${accountId}/holds`, hold, user), 403);
+
+    const holdId = placed.json().id;
+    const other = (await post(`/accounts/${accountId}/holds`, { ...hold, reference: `other-${randomUUID()}` })).json().id;
+    conforms('GET', '/holds/{id}', await app.inject({ method: 'GET', url: `/holds/${holdId}`, headers: service }), 200);
+    conforms('GET', '/holds/{id}', await app.inject({ method: 'GET', url: '/holds/hold_nobody', headers: service }), 404);
+    conforms('GET', '/holds/{id}', await app.inject({ method: 'GET', url: `/holds/${holdId}` }), 401);
+    conforms('GET', '/holds/{id}', await app.inject({ method: 'GET', url: `/holds/${holdId}`, headers: user }), 403);
+    const capture = '/holds/{id}/capture';
+    conforms('POST', capture, await post(`/holds/${holdId}/capture`, { amount: 301 }), 400);
+    conforms('POST', capture, await post(`/holds/${holdId}/capture`, { amount: 200 }), 200);
+    conforms('POST', capture, await post(`/holds/${holdId}/capture`, { amount: 100 }), 409);
+    conforms('POST', capture, await post('/holds/hold_nobody/capture'), 404);
+    conforms('POST', capture, await post(`/holds/${holdId}/capture`, undefined, {}), 401);
+    conforms('POST', capture, await post(`/holds/${holdId}/capture`, undefined, user), 403);
+    const release = '/holds/{id}/release';
+    conforms('POST', release, await post(`/holds/${other}/release`), 200);
+    conforms('POST', release, await post(`/holds/${holdId}/release`), 409);
+    conforms('POST', release, await post('/holds/hold_nobody/release'), 404);
+    conforms('POST', release, await post(`/holds/${other}/release`, undefined, {}), 401);
+    conforms('POST', release, await post(`/holds/${other}/release`, undefined, user), 403);
+
+    const balance = '/accounts/{id}/balance';
+    const read = await app.inject({ method: 'GET', url: `/accounts/${accountId}/balance`, headers: user });
+    conforms('GET', balance, read, 200);
+    expect(read.json()).toEqual({ accountId, currency: 'usd', balance: 700, held: 0, available: 700 });
+    conforms('GET', balance, await app.inject({ method: 'GET', url: `/accounts/${account()}/balance`, headers: user }), 404);
+    conforms('GET', balance, await app.inject({ method: 'GET', url: '/accounts/a%20b/balance', headers: service }), 400);
+    conforms('GET', balance, await app.inject({ method: 'GET', url: `/accounts/${accountId}/balance` }), 401);
   });
 
   it('the review routes', async () => {
