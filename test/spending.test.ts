@@ -245,6 +245,39 @@ describe('holds', () => {
   });
 });
 
+describe('rate limits', () => {
+  it('spending has its own per-account budget: over it 429 with Retry-After, nothing written; other accounts unaffected', async () => {
+    const limitedPrefix = uniquePrefix();
+    const limited = await buildTestReceiver({
+      databaseUrl: ledger.url(),
+      prefix: limitedPrefix,
+      rateLimits: { windowSeconds: 60, perAccount: 1, perIp: 1, spendingPerAccount: 2 },
+    });
+    try {
+      const { accountId } = await fundedAccount(1_000);
+      const other = await fundedAccount(1_000);
+      const spend = (account: string) =>
+        limited.inject({
+          method: 'POST',
+          url: `/accounts/${account}/debits`,
+          headers: service,
+          payload: { amount: 10, currency: 'usd', reference: reference() },
+        });
+      expect((await spend(accountId)).statusCode).toBe(201);
+      expect((await spend(accountId)).statusCode).toBe(201);
+      const over = await spend(accountId);
+      expect(over.statusCode).toBe(429);
+      expect(over.json()).toMatchObject({ error: 'rate_limited' });
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await spend(other.accountId)).statusCode).toBe(201);
+      expect(await spendingEntries(accountId)).toHaveLength(2);
+    } finally {
+      await limited.close();
+      await deleteKeysWithPrefix(limitedPrefix);
+    }
+  });
+});
+
 describe('balances', () => {
   it('a service key reads any account; a user only their own (another account: 404)', async () => {
     const { accountId } = await fundedAccount(900);
