@@ -48,6 +48,8 @@ describe('PostgreSQL holds the ledger sign per entry type', () => {
       refund: { positive: refused, negative: 'accepted', zero: refused },
       dispute: { positive: refused, negative: 'accepted', zero: refused },
       adjustment: { positive: 'accepted', negative: 'accepted', zero: refused },
+      debit: { positive: refused, negative: 'accepted', zero: refused },
+      hold_capture: { positive: refused, negative: 'accepted', zero: refused },
     });
     // The accepted rows moved no balance (plain SQL); leave the invariant as the other tests expect.
     await db.prisma
@@ -155,5 +157,43 @@ describe('withTransaction', () => {
     );
     expect(postgresErrorOf(error)?.code).toBe('40001');
     expect(failing).toBe(2);
+  });
+});
+
+describe('PostgreSQL keeps holds moving forward only', () => {
+  it('refuses reopening, rewriting or deleting a hold, a capture above the hold, and a finished hold changing again', async () => {
+    const insertHold = (id: string) => db.prisma.$executeRaw`
+      INSERT INTO holds (id, account_id, currency, amount, reference, expires_at)
+      VALUES (${id}, ${order.accountId}, 'usd', 100, ${id}, now() + interval '1 hour')`;
+    await insertHold('hold_rule_a');
+    await insertHold('hold_rule_b');
+    const refusal = (statement: string) =>
+      db.prisma.$executeRawUnsafe(statement).then(
+        () => 'accepted',
+        (error: unknown) => postgresErrorOf(error)?.code,
+      );
+    expect({
+      moreThanHeld: await refusal(`UPDATE holds SET status = 'captured', captured_amount = 101 WHERE id = 'hold_rule_a'`),
+      capturedNothing: await refusal(`UPDATE holds SET status = 'captured', captured_amount = 0 WHERE id = 'hold_rule_a'`),
+      longer: await refusal(`UPDATE holds SET expires_at = expires_at + interval '1 day' WHERE id = 'hold_rule_a'`),
+      bigger: await refusal(`UPDATE holds SET amount = 200 WHERE id = 'hold_rule_a'`),
+      delete: await refusal(`DELETE FROM holds WHERE id = 'hold_rule_a'`),
+      release: await refusal(`UPDATE holds SET status = 'released' WHERE id = 'hold_rule_a'`),
+      reopen: await refusal(`UPDATE holds SET status = 'active' WHERE id = 'hold_rule_a'`),
+      captureReleased: await refusal(`UPDATE holds SET status = 'captured', captured_amount = 50 WHERE id = 'hold_rule_a'`),
+      capture: await refusal(`UPDATE holds SET status = 'captured', captured_amount = 50 WHERE id = 'hold_rule_b'`),
+      recapture: await refusal(`UPDATE holds SET captured_amount = 60 WHERE id = 'hold_rule_b'`),
+    }).toEqual({
+      moreThanHeld: '23514',
+      capturedNothing: '23514',
+      longer: '23001',
+      bigger: '23001',
+      delete: '23001',
+      release: 'accepted',
+      reopen: '23001',
+      captureReleased: '23001',
+      capture: 'accepted',
+      recapture: '23001',
+    });
   });
 });
