@@ -90,6 +90,21 @@ describe('npm run audit', () => {
     await db.prisma.$executeRaw`UPDATE orders SET status = 'awaiting_payment' WHERE id = ${order.id}`;
   });
 
+  it('reports money per currency and lists accounts in debt, which is not drift', async () => {
+    // An account in its own currency whose credit was spent, then refunded at Stripe.
+    const accountId = `acct_debt_${uniquePrefix()}`;
+    await db.prisma.$executeRaw`INSERT INTO accounts (id, currency, balance, updated_at) VALUES (${accountId}, 'chf', -200, now())`;
+    await db.prisma.$executeRaw`
+      INSERT INTO ledger_entries (account_id, entry_type, amount, currency, reference)
+      VALUES (${accountId}, 'topup', 500, 'chf', 'pi_debt'), (${accountId}, 'debit', -300, 'chf', 'use-1'),
+             (${accountId}, 'hold_capture', -100, 'chf', 'hold_debt'), (${accountId}, 'refund', -300, 'chf', 're_debt')`;
+    const audit = await command('audit');
+    expect(audit.code, audit.stdout + audit.stderr).toBe(0);
+    expect(audit.stdout).toContain('chf: credited 500, refunded 300, disputed 0, adjusted 0, spent 400, held 0, outstanding 0, debt 200');
+    expect(audit.stdout).toMatch(/^DEBT: 1 account\(s\) below zero/m);
+    expect(audit.stdout).toContain(`  ${accountId}  -200 chf`);
+  });
+
   it('names a missing variable in one line', async () => {
     const result = await runCli('audit', [], { env: { DATABASE_URL: 'mysql://nope' } });
     expect(result.code).toBe(1);
