@@ -70,9 +70,13 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
     },
     { ...queueOptions, concurrency: 1 },
   );
-  worker.on('error', (error) => {
-    if (!deps.outages?.redis.report(error)) deps.logger.error({ err: error }, 'reconcile worker error');
-  });
+  // Every connection reports its errors (a Redis outage is logged once by main.ts's outage log);
+  // one without a listener would print ioredis' "Unhandled error event" on every reconnect.
+  const reportError = (error: Error) => {
+    if (!deps.outages?.redis.report(error)) deps.logger.error({ err: error }, 'maintenance queue error');
+  };
+  worker.on('error', reportError);
+  for (const queue of [eventsQueue, syncQueue, scheduleQueue]) queue.on('error', reportError);
   worker.on('failed', (_job, error) => deps.logger.error({ err: error }, 'reconcile pass failed'));
   return {
     async close() {
