@@ -64,6 +64,21 @@ RETURNS "ledger_spending_result" LANGUAGE sql STABLE AS $$
   FROM (SELECT 1) AS one LEFT JOIN "accounts" a ON a."id" = p_account_id
 $$;
 
+-- The rules a new debit or hold must pass once its own replay was ruled out, for an account the
+-- caller has locked: its reference is not taken by the other kind of operation, its currency is
+-- the account's, and it fits in available (a debt included: a negative balance fits nothing).
+-- NULL when it may go ahead, else the refusal.
+CREATE FUNCTION "ledger_spending_refusal"(account "accounts", p_amount integer, p_currency text, p_reference text, p_at timestamptz)
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM "holds" WHERE "account_id" = account."id" AND "reference" = p_reference)
+      OR EXISTS (SELECT 1 FROM "ledger_entries" WHERE "account_id" = account."id" AND "entry_type" = 'debit' AND "reference" = p_reference)
+      THEN 'reference_conflict'
+    WHEN account."currency" <> p_currency THEN 'currency_mismatch'
+    WHEN account."balance" - "ledger_held"(account."id", p_at) < p_amount THEN 'insufficient_funds'
+  END
+$$;
+
 -- A debit of p_amount (> 0) under the caller's reference. Outcomes: created, replayed (this
 -- reference was debited before with this amount and currency), reference_conflict (it was used
 -- with another body, or by a hold), unknown_account, currency_mismatch, insufficient_funds
@@ -73,6 +88,7 @@ RETURNS "ledger_spending_result" LANGUAGE plpgsql AS $$
 DECLARE
   account "accounts";
   entry "ledger_entries";
+  refusal text;
   at timestamptz;
 BEGIN
   IF p_amount IS NULL OR p_amount <= 0 THEN
@@ -88,13 +104,8 @@ BEGIN
     RETURN "ledger_debit_result"(
       CASE WHEN entry."amount" = -p_amount AND entry."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END, entry, at);
   END IF;
-  IF EXISTS (SELECT 1 FROM "holds" WHERE "account_id" = p_account_id AND "reference" = p_reference) THEN
-    RETURN "ledger_refusal"('reference_conflict', p_account_id, at);
-  END IF;
-  IF account."currency" <> p_currency THEN RETURN "ledger_refusal"('currency_mismatch', p_account_id, at); END IF;
-  IF account."balance" - "ledger_held"(p_account_id, at) < p_amount THEN
-    RETURN "ledger_refusal"('insufficient_funds', p_account_id, at);
-  END IF;
+  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, at);
+  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at); END IF;
 
   INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference", "description")
   VALUES (p_account_id, 'debit', -p_amount, p_currency, p_reference, p_description)
@@ -112,6 +123,7 @@ RETURNS "ledger_spending_result" LANGUAGE plpgsql AS $$
 DECLARE
   account "accounts";
   hold "holds";
+  refusal text;
   at timestamptz;
 BEGIN
   IF p_amount IS NULL OR p_amount <= 0 THEN
@@ -129,13 +141,8 @@ BEGIN
     RETURN "ledger_hold_result"(
       CASE WHEN hold."amount" = p_amount AND hold."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END, hold, at);
   END IF;
-  IF EXISTS (SELECT 1 FROM "ledger_entries" WHERE "account_id" = p_account_id AND "entry_type" = 'debit' AND "reference" = p_reference) THEN
-    RETURN "ledger_refusal"('reference_conflict', p_account_id, at);
-  END IF;
-  IF account."currency" <> p_currency THEN RETURN "ledger_refusal"('currency_mismatch', p_account_id, at); END IF;
-  IF account."balance" - "ledger_held"(p_account_id, at) < p_amount THEN
-    RETURN "ledger_refusal"('insufficient_funds', p_account_id, at);
-  END IF;
+  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, at);
+  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at); END IF;
 
   INSERT INTO "holds" ("id", "account_id", "currency", "amount", "reference", "expires_at", "created_at", "updated_at")
   VALUES (p_hold_id, p_account_id, p_currency, p_amount, p_reference, at + make_interval(secs => p_expires_in_seconds), at, at)
