@@ -15,13 +15,17 @@ afterAll(async () => {
 });
 
 describe('chaos run (short mode)', () => {
-  it('credits every payment once and debits every refund and dispute once through kills and restarts', { timeout: 300_000 }, async () => {
+  it('credits every payment once, debits every refund and dispute once and never overspends through kills and restarts', {
+    timeout: 300_000,
+  }, async () => {
     const { summary, context } = await runShortChaos({
       orders: 1_000,
       accounts: 100,
       workers: 2,
       workerKills: 2,
       killAllWorkers: 1,
+      // Spending beside the orders, kept light so the run takes about as long as without it.
+      spendingConcurrency: 4,
       databaseUrl: db.url,
       quiescenceTimeoutMs: 150_000,
       abortAfterMs: 280_000,
@@ -43,5 +47,12 @@ describe('chaos run (short mode)', () => {
     expect(summary.duplicates, context).toBeGreaterThan(summary.handledEvents * 0.15);
     expect(summary.reconcileQueued, context).toBeGreaterThanOrEqual(summary.dropped);
     expect(summary.verify.expectedEntries, context).toBeGreaterThan(900);
+    // Spending happened during the load, retries replayed, and holds went every way.
+    expect(summary.spending.debits, context).toBeGreaterThan(50);
+    expect(summary.spending.captures, context).toBeGreaterThan(10);
+    expect(summary.spending.released, context).toBeGreaterThan(10);
+    expect(summary.spending.swept, context).toBeGreaterThan(10);
+    expect(summary.spending.refused, context).toBeGreaterThan(0);
+    expect(summary.spending.replayedDebits, context).toBeGreaterThan(0);
   });
 });

@@ -13,6 +13,8 @@ export interface ChaosOptions {
   workerConcurrency?: number;
   /** Customers placing and paying orders at once. */
   clientConcurrency?: number;
+  /** Spending operations (debits, holds) the merchant's backend has in flight at once during the load (0: none; default 6). */
+  spendingConcurrency?: number;
   /** SIGKILLs of one random worker, at random moments of the load (besides the kill-all ones). */
   workerKills?: number;
   /** Moments at which every worker is SIGKILLed at once. */

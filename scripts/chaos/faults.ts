@@ -10,6 +10,7 @@ import { terminateConnections } from './database.js';
 import { sleep, waitUntil, type Rng } from '@ledger/testkit';
 import type { RunContext } from './context.js';
 import { ORDERS_API_KEY, monitorConnection, type RunDatabase, type RunRedis, type RunningSystem } from './system.js';
+import { Spenders, type SpendingBook } from './spending.js';
 import { Customers, planOrders, type OrderRecord } from './workload.js';
 
 type ChaosAction = {
@@ -38,6 +39,8 @@ function planActions(rng: Rng, workerKills: number, killAll: number, redis: 'sin
 export interface LoadOutcome {
   records: OrderRecord[];
   clientRetries: number;
+  /** What the spending client did during the load and believes happened. */
+  spending: SpendingBook;
   pgKills: number;
   pgConnectionsKilled: number;
   eventJobsFlushed: number;
@@ -122,7 +125,13 @@ async function strike(
   }
 }
 
-/** Customers place and pay the planned orders while the planned violence happens at its moments. */
+/** How long spending operations in flight when the load ends still get for their answer. */
+const SPENDING_DRAIN_MS = 60_000;
+
+/**
+ * Customers place and pay the planned orders, and the merchant's backend spends on the accounts
+ * they credit, while the planned violence happens at its moments.
+ */
 export async function playLoadUnderChaos(
   ctx: RunContext,
   system: RunningSystem,
@@ -139,6 +148,29 @@ export async function playLoadUnderChaos(
   let loadFailed = false;
   const { workers } = system;
   const customers = new Customers(system.receiverUrl, system.emulatorUrl, ORDERS_API_KEY, ctx.signal);
+
+  // The accounts of the orders played so far that pay (most are credited by now, some soon).
+  const creditedAccounts: string[] = [];
+  const seenAccounts = new Set<string>();
+  let scanned = 0;
+  const spenders = new Spenders({
+    receiverUrl: system.receiverUrl,
+    apiKey: ORDERS_API_KEY,
+    seed: ctx.seed + 7_919,
+    concurrency: options.spendingConcurrency ?? 6,
+    creditedAccounts: () => {
+      for (; scanned < done; scanned += 1) {
+        const plan = plans[scanned];
+        if (!plan || plan.scenario === 'unpaid' || plan.scenario === 'failed' || seenAccounts.has(plan.accountId)) continue;
+        seenAccounts.add(plan.accountId);
+        creditedAccounts.push(plan.accountId);
+      }
+      return creditedAccounts;
+    },
+    // A few accounts several spenders race for.
+    hotAccounts: [...new Set(plans.slice(0, Math.min(plans.length, 4)).map((plan) => plan.accountId))],
+  });
+  if ((options.spendingConcurrency ?? 6) > 0) spenders.start();
 
   const progress = () => `${done}/${plans.length}`;
   const monkey = (async () => {
@@ -165,8 +197,17 @@ export async function playLoadUnderChaos(
   } finally {
     loadFinished = true;
     await monkey.catch((error: unknown) => log(`chaos action failed: ${String(error)}`));
+    await spenders.stop(loadFailed || ctx.signal?.aborted ? 0 : SPENDING_DRAIN_MS);
   }
   await monkey;
+  const { book } = spenders;
+  log(
+    `spending: ${book.debits.length} debits and ${book.holds.length} holds asked (${book.requests} requests, ${book.retries} retries, answers ${Object.entries(
+      book.statuses,
+    )
+      .map(([status, count]) => `${status} ${count}`)
+      .join(', ')})`,
+  );
   log(`load done in ${Math.round((Date.now() - ctx.started) / 1000)} s; waiting for the system to go quiet`);
   log(
     `client latency (mean/max ms): ${Object.entries(customers.counters.latency)
@@ -174,5 +215,5 @@ export async function playLoadUnderChaos(
       .join(', ')}`,
   );
   await workers.settle();
-  return { ...outcome, records, clientRetries: customers.counters.retries };
+  return { ...outcome, records, clientRetries: customers.counters.retries, spending: book };
 }

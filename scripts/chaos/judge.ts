@@ -6,6 +6,7 @@ import type { FailedJobsOutcome } from './recovery.js';
 import { formatSummary, type ChaosSummary } from './summary.js';
 import { getJson, withPrisma, type EmulatorStats, type RunDatabase, type RunRedis, type RunningSystem } from './system.js';
 import { verifyRun } from './verify.js';
+import { verifySpending } from './verify-spending.js';
 
 /** Compares the ledger with what Stripe did and gives the verdict. */
 export async function judge(
@@ -21,11 +22,12 @@ export async function judge(
 ): Promise<ChaosSummary> {
   const { database, redis, system, load, failed } = run;
   const stats = await getJson<EmulatorStats>(`${system.emulatorUrl}/_emulator/stats`);
-  const { verify, handledEvents } = await withPrisma(database.url, async (prisma) => ({
+  const { verify, spending, handledEvents } = await withPrisma(database.url, async (prisma) => ({
     verify: await verifyRun(prisma, load.records),
+    spending: await verifySpending(prisma, load.spending),
     handledEvents: await prisma.stripeEvent.count(),
   }));
-  for (const detail of verify.details) ctx.log(`  ${detail}`);
+  for (const detail of [...verify.details, ...spending.details]) ctx.log(`  ${detail}`);
 
   const balancesOk = verify.balanceMismatches === 0 && verify.audit.problems.length === 0;
   const crashes = [
@@ -44,7 +46,13 @@ export async function judge(
     verify.foreignEventsMisrecorded === 0 &&
     failed.unexplainedFailedJobs === 0 &&
     crashes.length === 0 &&
-    stats.deliveries.exhausted === 0;
+    stats.deliveries.exhausted === 0 &&
+    spending.overspent === 0 &&
+    spending.lost === 0 &&
+    spending.doubled === 0 &&
+    spending.wrong === 0 &&
+    spending.activeHolds === 0 &&
+    spending.unexpectedAnswers === 0;
   const summary: Omit<ChaosSummary, 'line'> = {
     ok,
     redis: redis.kind,
@@ -80,7 +88,9 @@ export async function judge(
     lost: verify.lost,
     doubled: verify.doubled,
     balancesOk,
+    overspent: spending.overspent,
     verify,
+    spending,
     logDir: ctx.logDir,
     database: database.name,
   };

@@ -1,5 +1,6 @@
 /** What a chaos run reports: its figures and the one summary line printed. */
 import type { FailedJob } from './recovery.js';
+import type { SpendingReport } from './verify-spending.js';
 import type { VerifyReport } from './verify.js';
 
 /** The figures of a run. `ok` is the verdict: nothing lost, nothing doubled, every balance right. */
@@ -57,7 +58,11 @@ export interface ChaosSummary {
   lost: number;
   doubled: number;
   balancesOk: boolean;
+  /** Accounts whose debits and captures went beyond their money (verify-spending.ts). */
+  overspent: number;
   verify: VerifyReport;
+  /** Spending during the load against the ledger: debits, holds, captures, and what the client was told. */
+  spending: SpendingReport;
   /** Where the processes' logs are (kept when the run fails). */
   logDir: string;
   database: string;
@@ -67,6 +72,8 @@ export interface ChaosSummary {
 
 export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
   const v = s.verify;
+  const sp = s.spending;
+  const spendingProblems = sp.lost + sp.doubled + sp.wrong + sp.activeHolds + sp.unexpectedAnswers;
   const cluster = s.redis === 'cluster';
   return [
     `chaos ${s.ok ? 'OK' : 'FAILED'}: ${s.orders} orders / ${s.accounts} accounts`,
@@ -95,6 +102,10 @@ export function formatSummary(s: Omit<ChaosSummary, 'line'>): string {
     `doubled ${s.doubled}`,
     `balances ${s.balancesOk ? 'ok' : `${v.balanceMismatches} wrong, audit ${v.audit.problems.length} problem(s)`}`,
     `statuses ${v.wrongStatuses === 0 ? 'ok' : `${v.wrongStatuses} wrong`}`,
+    `spent ${sp.debits} debits (${sp.replayedDebits} replayed), ${sp.captures} captures of ${sp.holds} holds (${sp.replayedHolds} replayed, ${sp.released} released, ${sp.swept} expired)`,
+    `spending refused ${sp.refused}, unresolved ${sp.unresolved}, retries ${sp.retries} (${sp.lostAnswers} answers lost)`,
+    `spending ${spendingProblems === 0 ? 'ok' : `lost ${sp.lost}, doubled ${sp.doubled}, wrong ${sp.wrong}, active holds ${sp.activeHolds}, unexpected answers ${sp.unexpectedAnswers}`}`,
+    `overspent ${s.overspent}`,
     `${Math.round(s.durationMs / 1000)} s, seed ${s.seed}`,
   ].join(', ');
 }

@@ -138,6 +138,8 @@ export async function startSystem(ctx: RunContext, database: RunDatabase, redis:
       ORDERS_API_KEYS: ORDERS_API_KEY,
       // The run proves exactly-once under load, not the rate limits: its accounts order in bursts.
       ORDERS_RATE_LIMIT_ACCOUNT: '1000000',
+      // Nor the spending budget: a few hot accounts take several spenders at once.
+      SPENDING_RATE_LIMIT_ACCOUNT: '1000000',
     },
     logDir: ctx.logDir,
     niceness: options.niceness,

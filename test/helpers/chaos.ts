@@ -41,4 +41,16 @@ export function expectNothingLostOrDoubled(summary: ChaosSummary, context: strin
   expect(summary.ok, context).toBe(true);
   // The ledger holds every fact: one top-up per paid order, one entry per refund and dispute.
   expect(summary.verify.ledgerEntries, context).toBe(summary.verify.expectedEntries);
+  // Spending: never beyond an account's money, every confirmed debit and capture once, nothing else.
+  expect(summary.overspent, context).toBe(0);
+  expect(summary.line, context).toContain(', overspent 0,');
+  const { spending } = summary;
+  expect({ lost: spending.lost, doubled: spending.doubled, wrong: spending.wrong, activeHolds: spending.activeHolds }, context).toEqual({
+    lost: 0,
+    doubled: 0,
+    wrong: 0,
+    activeHolds: 0,
+  });
+  expect(spending.unexpectedAnswers, context).toBe(0);
+  expect(summary.verify.spendingEntries, context).toBe(spending.debits + spending.captures);
 }
