@@ -6,6 +6,9 @@
 -- would both see the old holds.) The unique keys stay the backstop: (account, 'debit',
 -- reference) in the ledger, (account, reference) in holds, (account, 'hold_capture', hold id).
 --
+-- Times are clock_timestamp() taken once the lock is held (`at`), for entries and holds alike:
+-- now() would be the transaction's start, before the lock wait, and misorder them.
+--
 -- Every function answers one row of the same shape: an outcome, the debit or hold it concerns
 -- (when there is one), and the account's balance and held amount after it.
 
@@ -107,8 +110,8 @@ BEGIN
   refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, at);
   IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at); END IF;
 
-  INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference", "description")
-  VALUES (p_account_id, 'debit', -p_amount, p_currency, p_reference, p_description)
+  INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference", "description", "created_at")
+  VALUES (p_account_id, 'debit', -p_amount, p_currency, p_reference, p_description, at)
   RETURNING * INTO entry;
   UPDATE "accounts" SET "balance" = "balance" - p_amount, "updated_at" = now() WHERE "id" = p_account_id;
   RETURN "ledger_debit_result"('created', entry, at);
@@ -183,8 +186,8 @@ BEGIN
   END IF;
   IF taken > hold."amount" THEN RETURN "ledger_hold_result"('exceeds_hold', hold, at); END IF;
 
-  INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference")
-  VALUES (hold."account_id", 'hold_capture', -taken, hold."currency", hold."id");
+  INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference", "created_at")
+  VALUES (hold."account_id", 'hold_capture', -taken, hold."currency", hold."id", at);
   UPDATE "accounts" SET "balance" = "balance" - taken, "updated_at" = now() WHERE "id" = hold."account_id";
   UPDATE "holds" SET "status" = 'captured', "captured_amount" = taken, "updated_at" = at WHERE "id" = p_hold_id
   RETURNING * INTO hold;
