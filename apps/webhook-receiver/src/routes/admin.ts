@@ -30,10 +30,14 @@ const ledgerSchema = z
   .array(
     z.object({
       id: z.string().describe('Entries are numbered in the order they were written'),
-      type: z.string().describe('`topup`, `refund`, `refund_reversal`, `dispute`, `dispute_reversal`, `adjustment`, `debit`, `hold_capture`'),
+      type: z
+        .string()
+        .describe('`topup`, `refund`, `refund_reversal`, `dispute`, `dispute_reversal`, `adjustment`, `debit`, `hold_capture`'),
       amount: z.number().int().describe('Signed minor units'),
       currency: z.string(),
-      reference: z.string().describe("PaymentIntent, refund, dispute, resolution or hold id, or the caller's debit reference: unique per account and type"),
+      reference: z
+        .string()
+        .describe("PaymentIntent, refund, dispute, resolution or hold id, or the caller's debit reference: unique per account and type"),
       orderId: z.string().nullable(),
       stripeEventId: z.string().nullable(),
       createdAt: z.date(),
