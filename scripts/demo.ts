@@ -1,7 +1,9 @@
 /**
  * `npm run demo`, against a running `npm start` with the emulator: creates an order, pays it
- * through the emulator, asks for a confirm, and long-polls until the order is credited. It calls the
- * orders API as the merchant's backend, with the service key `npm start` made (or ORDERS_API_KEY).
+ * through the emulator, asks for a confirm, and long-polls until the order is credited; then spends
+ * part of that credit: a hold, a partial capture of it (the rest is available again) and a debit,
+ * with the balance after each step. It calls the API as the merchant's backend, with the service
+ * key `npm start` made (or ORDERS_API_KEY).
  */
 import { randomUUID } from 'node:crypto';
 import { EMULATOR_API_BASE, parseCommandLine } from '@ledger/shared';
@@ -10,17 +12,17 @@ import { demoOrdersKey } from './dev-orders-key.js';
 parseCommandLine('demo', {
   usage: 'npm run demo',
   summary:
-    'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and long-polls until it is credited, printing each step.',
+    'Against a running `npm start` (with the emulator): creates an order, pays it through the emulator, confirms it and long-polls until it is credited, then holds, captures part of the hold and debits some of the credit, printing each step and the balance after it.',
   environment: [
     'DEMO_RECEIVER_URL (default http://127.0.0.1:$PORT)',
     'PORT',
     'STRIPE_API_BASE (the emulator)',
     'ORDERS_API_KEY (default: the first of ORDERS_API_KEYS, else the key npm start made)',
-    'ADMIN_TOKEN (also show the balance and the ledger)',
+    'ADMIN_TOKEN (also show the account and its ledger entries)',
   ],
   exitCodes: [
-    [0, 'the order was credited'],
-    [1, 'the receiver or the emulator did not answer, or the order was not credited within 20 s'],
+    [0, 'the order was credited and part of it spent'],
+    [1, 'the receiver or the emulator did not answer, the order was not credited within 20 s, or a spending call was refused'],
     [64, 'unknown option'],
   ],
 });
@@ -52,6 +54,19 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 }
 
 const step = (n: number, text: string) => console.log(`\n${n}. ${text}`);
+
+interface Figures {
+  balance: number;
+  held: number;
+  available: number;
+  currency: string;
+}
+/** GET /accounts/:id/balance, printed as one line. */
+async function showBalance(accountId: string): Promise<Figures> {
+  const figures: Figures = await call('GET', `${receiver}/accounts/${accountId}/balance`, undefined, asService);
+  console.log(`   balance ${figures.balance} ${figures.currency}, held ${figures.held}, available ${figures.available}`);
+  return figures;
+}
 
 try {
   await reachable('receiver', `${receiver}/healthz`, 'is `npm start` running? (PORT or DEMO_RECEIVER_URL point the demo elsewhere)');
@@ -89,6 +104,48 @@ try {
     if (status === 'credited') break;
     if (Date.now() > deadline) throw new Error('the order was not credited within 20 s: is the worker running?');
   }
+
+  // Spending the credit, as the merchant's backend does: each call is one ledger operation under the
+  // account's lock, and its reference makes it safe to retry.
+  step(5, `GET ${receiver}/accounts/${accountId}/balance — the credit is there to spend`);
+  await showBalance(accountId);
+
+  step(6, `POST ${receiver}/accounts/${accountId}/holds — reserve 10.00 (a service about to be delivered)`);
+  const hold = await call(
+    'POST',
+    `${receiver}/accounts/${accountId}/holds`,
+    { amount: 1000, currency: 'usd', reference: `demo-hold-${randomUUID()}`, expiresInSeconds: 600 },
+    asService,
+  );
+  console.log(`   hold ${hold.id}: ${hold.status}, ${hold.amount} until ${hold.expiresAt}`);
+  await showBalance(accountId);
+
+  step(7, `POST ${receiver}/holds/${hold.id}/capture — the service cost 6.00: capture that much, the rest is available again`);
+  const captured = await call('POST', `${receiver}/holds/${hold.id}/capture`, { amount: 600 }, asService);
+  console.log(`   hold ${captured.id}: ${captured.status}, ${captured.capturedAmount} captured`);
+  await showBalance(accountId);
+
+  step(8, `POST ${receiver}/accounts/${accountId}/debits — spend 3.00 at once`);
+  const debitReference = `demo-debit-${randomUUID()}`;
+  const debit = await call(
+    'POST',
+    `${receiver}/accounts/${accountId}/debits`,
+    { amount: 300, currency: 'usd', reference: debitReference, description: 'demo purchase' },
+    asService,
+  );
+  console.log(`   debit ${debit.id}: ${debit.status}, ${debit.amount}`);
+  // The same reference again (a retry after a lost answer): the same debit, nothing moves twice.
+  const retried = await call(
+    'POST',
+    `${receiver}/accounts/${accountId}/debits`,
+    { amount: 300, currency: 'usd', reference: debitReference, description: 'demo purchase' },
+    asService,
+  );
+  console.log(`   the same reference again: debit ${retried.id}, nothing moved twice`);
+  const spent = await showBalance(accountId);
+  if (spent.balance !== 2500 - 600 - 300 || spent.available !== spent.balance) {
+    throw new Error(`the account should hold ${2500 - 600 - 300} after spending, with nothing held; it holds ${JSON.stringify(spent)}`);
+  }
   if (process.env.ADMIN_TOKEN) {
     const auth = { authorization: `Bearer ${process.env.ADMIN_TOKEN}` };
     const account = await call('GET', `${receiver}/accounts/${accountId}`, undefined, auth);
@@ -98,12 +155,12 @@ try {
       undefined,
       auth,
     );
-    step(5, `GET ${receiver}/accounts/${accountId}: balance ${account.balance} ${account.currency}`);
+    step(9, `GET ${receiver}/accounts/${accountId}: balance ${account.balance} ${account.currency}`);
     for (const entry of ledger) console.log(`   ledger: ${entry.type} ${entry.amount} ${entry.reference}`);
     const credits = ledger.filter((entry) => entry.reference === order.paymentIntentId).length;
     console.log(`\nthe webhook and the confirm both reached the ledger; it holds ${credits} credit for ${order.paymentIntentId}.`);
   } else {
-    console.log('\n(set ADMIN_TOKEN for npm start and the demo to see the balance and the ledger entries)');
+    console.log('\n(set ADMIN_TOKEN for npm start and the demo to see the ledger entries)');
   }
 } catch (error) {
   console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -6,8 +6,9 @@ import { TEST_PG_URL, TEST_REDIS_URL } from './helpers/env.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
 // The README's first command, as a user runs it: `npm start` on a database that does not exist yet
-// (its migration creates it), `npm run demo` to a credited order, then SIGTERM to npm — and every
-// process it started is gone. (.ci/run proves the other half: a fresh clone, `npm ci`, a clean tree.)
+// (its migration creates it), `npm run demo` to a credited order and part of it spent, then SIGTERM
+// to npm — and every process it started is gone. (.ci/run proves the other half: a fresh clone,
+// `npm ci`, a clean tree.)
 
 /** Every descendant of `pid` now, from /proc. */
 function descendants(pid: number): number[] {
@@ -76,6 +77,16 @@ describe('npm start', () => {
     expect(demo.code, demo.stdout + demo.stderr).toBe(0);
     expect(demo.stdout).toMatch(/^ {3}\S+ {2}credited$/m);
     expect(demo.stdout).toMatch(/it holds 1 credit for pi_/);
+    // Then it spends part of the credit, with the balance after each step.
+    expect(demo.stdout).toMatch(/^ {3}balance 2500 usd, held 0, available 2500$/m);
+    expect(demo.stdout).toMatch(/^ {3}hold hold_\S+: active, 1000 until /m);
+    expect(demo.stdout).toMatch(/^ {3}balance 2500 usd, held 1000, available 1500$/m);
+    expect(demo.stdout).toMatch(/^ {3}hold hold_\S+: captured, 600 captured$/m);
+    expect(demo.stdout).toMatch(/^ {3}balance 1900 usd, held 0, available 1900$/m);
+    expect(demo.stdout).toMatch(/^ {3}debit (deb_\S+): posted, 300\n {3}the same reference again: debit \1, nothing moved twice$/m);
+    expect(demo.stdout).toMatch(/^ {3}balance 1600 usd, held 0, available 1600$/m);
+    expect(demo.stdout).toMatch(/^ {3}ledger: hold_capture -600 hold_/m);
+    expect(demo.stdout).toMatch(/^ {3}ledger: debit -300 demo-debit-/m);
 
     expect(await start.stop('SIGTERM', 60_000)).toBe(0);
     const output = start.lines.join('\n');
