@@ -8,7 +8,8 @@
  *    process; Redis memory;
  * 4. peak RSS of the receiver and the worker under that load;
  * 5. long-poll: 1,000 waiting clients, time from a status change's commit to each answer, RSS;
- * 6. the PostgreSQL ceiling: the credit statement alone at 1, 4 and 16 connections; bytes per credit.
+ * 6. the PostgreSQL ceiling: the credit statement alone at 1, 4 and 16 connections; bytes per credit;
+ * 7. spending: debits over HTTP at a fixed rate and at full speed, hot and many accounts, vs. plain pg.
  *
  * Prints a table with each target's PASS / MISS and writes bench/results.json. Runs on a fresh
  * database (`ledger_bench_<random>`, dropped at the end) and a fresh BullMQ prefix (keys deleted).
@@ -27,6 +28,7 @@ import { runEndToEndBenchmark } from './scenarios/end-to-end.js';
 import { runIngestBenchmark } from './scenarios/ingest.js';
 import { runLongPollBenchmark } from './scenarios/long-poll.js';
 import { runPostgresCeilingBenchmark } from './scenarios/postgres-ceiling.js';
+import { runSpendingBenchmark } from './scenarios/spending.js';
 import { sampleMachineLoad } from './lib/machine-load.js';
 import { checkTargets, formatReport, type BenchResults, type MachineConditions } from './lib/report.js';
 import type { RunContext } from './lib/system-processes.js';
@@ -129,6 +131,13 @@ try {
       `PostgreSQL ceiling: ${config.ceilingCredits} credits at ${config.ceilingConnections.join(', ')} connections, batches of ${config.workerBatchSize}`,
     );
     results.postgresCeiling = await stage('postgresCeiling', () => runPostgresCeilingBenchmark(runContext, database));
+  }
+
+  if (config.only.has('spending')) {
+    log(
+      `spending: debits at ${config.spendingRate}/s and at full speed (${config.spendingClients} clients) on ${config.spendingHotAccounts} and ${config.spendingManyAccounts} accounts, receiver vs. plain pg`,
+    );
+    results.spending = await stage('spending', () => runSpendingBenchmark(runContext, database, runPrefix));
   }
 
   const machine: MachineConditions = {

@@ -5,7 +5,7 @@ import { loadWorkerEnv } from '../../apps/order-worker/src/env.js';
 const WORKER_DEFAULTS = loadWorkerEnv({});
 
 /** Which benchmarks a run includes (`--only` / `BENCH_ONLY`). */
-export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll' | 'postgres-ceiling';
+export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll' | 'postgres-ceiling' | 'spending';
 
 /** How the receiver and the worker run: compiled JavaScript as in production, or TypeScript through tsx. */
 export type BenchRuntime = 'compiled' | 'source';
@@ -49,6 +49,13 @@ export interface BenchConfig {
   /** Concurrent long-poll clients, and the rate (updates/s) of the status changes they wait for. */
   longPollWaiters: number;
   longPollRate: number;
+  /** Spending: the fixed debit rate, its measured seconds, the max-throughput seconds and clients, the account shapes. */
+  spendingRate: number;
+  spendingSeconds: number;
+  spendingMaxSeconds: number;
+  spendingClients: number;
+  spendingHotAccounts: number;
+  spendingManyAccounts: number;
   /** Child processes (`receiver`, `worker`) started with `--cpu-prof`; profiles go to bench/profiles. */
   cpuProfile: Set<'receiver' | 'worker'>;
   keepLogs: boolean;
@@ -69,7 +76,7 @@ function knob(env: string, value: string | undefined, description: string): Knob
 
 /** One table for the flags, the variables and `--help`. */
 const KNOBS = {
-  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll,postgres-ceiling; default all'),
+  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll,postgres-ceiling,spending; default all'),
   runtime: knob(
     'BENCH_RUNTIME',
     'compiled|source',
@@ -105,6 +112,16 @@ const KNOBS = {
   'e2e-poll-ms': knob('BENCH_E2E_POLL_MS', 'MS', 'ledger polling interval (the latency resolution); default 5'),
   'long-poll-waiters': knob('BENCH_LONG_POLL_WAITERS', 'N', 'concurrent long-poll clients; default 1000'),
   'long-poll-rate': knob('BENCH_LONG_POLL_RATE', 'N', 'status changes per second they wait for; default 200'),
+  'spending-rate': knob('BENCH_SPENDING_RATE', 'N', 'debits/s of the fixed-rate spending runs; default 500'),
+  'spending-seconds': knob(
+    'BENCH_SPENDING_SECONDS',
+    'S',
+    'measured seconds of each fixed-rate spending run (after 1 s warm-up); default 3',
+  ),
+  'spending-max-seconds': knob('BENCH_SPENDING_MAX_SECONDS', 'S', 'measured seconds of each max-throughput spending run; default 2'),
+  'spending-clients': knob('BENCH_SPENDING_CLIENTS', 'N', 'concurrent clients of the max-throughput spending runs; default 32'),
+  'spending-hot-accounts': knob('BENCH_SPENDING_HOT_ACCOUNTS', 'N', 'accounts of the hot shape; default 4'),
+  'spending-many-accounts': knob('BENCH_SPENDING_MANY_ACCOUNTS', 'N', 'accounts of the many shape; default 1000'),
   'log-level': knob('BENCH_LOG_LEVEL', 'LEVEL', 'LOG_LEVEL of the receiver and the worker; default info'),
   'cpu-prof': knob('BENCH_CPU_PROF', 'LIST', 'receiver, worker or both: run them with --cpu-prof (profiles in bench/profiles/)'),
   'keep-logs': knob('BENCH_KEEP_LOGS', undefined, "keep the child processes' logs (kept anyway when a run fails)"),
@@ -171,12 +188,13 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
   };
   const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling'] as const, [
+    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling', 'spending'] as const, [
       'ingest',
       'worker',
       'e2e',
       'long-poll',
       'postgres-ceiling',
+      'spending',
     ]),
     adminDatabaseUrl: raw('admin-database-url') ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
@@ -205,6 +223,12 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     e2ePollMs: number('e2e-poll-ms', 5, { min: 1 }),
     longPollWaiters: number('long-poll-waiters', 1_000, { min: 1 }),
     longPollRate: number('long-poll-rate', 200, { min: 1 }),
+    spendingRate: number('spending-rate', 500, { min: 1 }),
+    spendingSeconds: number('spending-seconds', 3, { min: 1 }),
+    spendingMaxSeconds: number('spending-max-seconds', 2, { min: 1 }),
+    spendingClients: number('spending-clients', 32, { min: 1 }),
+    spendingHotAccounts: number('spending-hot-accounts', 4, { min: 1 }),
+    spendingManyAccounts: number('spending-many-accounts', 1_000, { min: 1 }),
     cpuProfile: list('cpu-prof', ['receiver', 'worker'] as const, []),
     keepLogs: raw('keep-logs') === '1',
   };

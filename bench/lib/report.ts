@@ -4,6 +4,7 @@ import type { LongPollResult } from '../scenarios/long-poll.js';
 import type { MachineLoad } from './machine-load.js';
 import { median } from './stats.js';
 import type { PostgresCeilingResult } from '../scenarios/postgres-ceiling.js';
+import type { SpendingResult, SpendingRun } from '../scenarios/spending.js';
 import type { WorkerResult } from '../scenarios/worker-throughput.js';
 
 /** Machine and load conditions of a run: every figure is only comparable within its own run. */
@@ -15,7 +16,9 @@ export interface MachineConditions {
   loadAverageBefore: number[];
   loadAverageAfter: number[];
   /** How busy the machine was during each stage (this run's own processes included). */
-  stageLoad: Partial<Record<'ingest' | 'worker' | 'endToEnd' | 'endToEndFallback' | 'longPoll' | 'postgresCeiling', MachineLoad>>;
+  stageLoad: Partial<
+    Record<'ingest' | 'worker' | 'endToEnd' | 'endToEndFallback' | 'longPoll' | 'postgresCeiling' | 'spending', MachineLoad>
+  >;
 }
 
 /** Everything one run measured; written to bench/results.json. */
@@ -29,6 +32,7 @@ export interface BenchResults {
   endToEndFallback?: EndToEndResult;
   longPoll?: LongPollResult;
   postgresCeiling?: PostgresCeilingResult;
+  spending?: SpendingResult;
   targets: TargetCheck[];
 }
 
@@ -218,7 +222,42 @@ function measurementRows(results: BenchResults): string[][] {
       '',
     ]);
   }
+  if (results.spending) spendingRows(rows, results.spending);
   return rows;
+}
+
+/** Spending: per shape and load, the receiver next to plain pg (the one-statement CTE: the ratio) and ledger_debit over pg. */
+function spendingRows(rows: string[][], spending: SpendingResult): void {
+  const describe = (run: SpendingRun) => {
+    const { summary } = run;
+    const others = Object.entries(summary.others)
+      .map(([status, count]) => `${int(count)}× ${status}`)
+      .join(', ');
+    return `${int(summary.perSecond)} debits/s  p50 ${ms(summary.p50)}  p99 ${ms(summary.p99)}${others ? `  (${others})` : ''}`;
+  };
+  const find = (shape: SpendingRun['shape'], rate: number | undefined, target: SpendingRun['target']) =>
+    spending.runs.find((run) => run.shape === shape && run.rate === rate && run.target === target);
+  for (const shape of ['hot', 'many'] as const) {
+    for (const rate of [spending.rate, undefined]) {
+      const receiver = find(shape, rate, 'receiver');
+      const plain = find(shape, rate, 'pg-statement');
+      const fn = find(shape, rate, 'pg-function');
+      if (!receiver || !plain) continue;
+      const label =
+        rate === undefined
+          ? `  full speed, ${receiver.clients} clients × ${spending.maxSeconds} s`
+          : `7 spending, ${int(receiver.accounts)} ${shape} accounts, ${int(rate)} debits/s × ${spending.seconds} s`;
+      rows.push([
+        label,
+        `receiver ${describe(receiver)}`,
+        `plain pg, one CTE statement ${describe(plain)}`,
+        rate === undefined
+          ? ratio(receiver.summary.perSecond / plain.summary.perSecond)
+          : `p99 ${ratio(receiver.summary.p99 / plain.summary.p99)}`,
+      ]);
+      if (fn) rows.push(['', '', `pg, SELECT ledger_debit(…) ${describe(fn)}`, '']);
+    }
+  }
 }
 
 /**
@@ -278,7 +317,15 @@ export function formatReport(results: BenchResults): string {
     table(cpuRows(results)),
     '',
   ];
-  const stageNames = { ingest: '1', worker: '2', endToEnd: '3', endToEndFallback: '3b', longPoll: '5', postgresCeiling: '6' } as const;
+  const stageNames = {
+    ingest: '1',
+    worker: '2',
+    endToEnd: '3',
+    endToEndFallback: '3b',
+    longPoll: '5',
+    postgresCeiling: '6',
+    spending: '7',
+  } as const;
   const loads = Object.entries(machine.stageLoad).map(([stage, load]) => {
     const { min, max } = load.loadAverage;
     return `${stageNames[stage as keyof typeof stageNames]}: load ${min.toFixed(1)}–${max.toFixed(1)}, CPU ${Math.round(load.cpuBusy * 100)}% busy`;
