@@ -59,6 +59,8 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
         if (expired > 0) deps.logger.info({ expired }, `hold expiry: ${expired} hold(s) recorded as expired`);
         return { expired };
       }
+      // A schedule left in Redis by an earlier deploy does not reconcile from a process told not to.
+      if (deps.intervalSeconds === 0) return { skipped: job.name };
       if (job.name === 'inbox-retention') {
         const pruned = await pruneInbox(deps.prisma, { keepDays: deps.inboxRetentionDays });
         deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);

@@ -41,7 +41,16 @@ const reference = z
   .describe('Your id for this operation, unique per account: the same reference again never spends twice');
 
 export const debitBody = z
-  .object({ amount, currency, reference, description: z.string().max(500, 'must be at most 500 characters').optional() })
+  .object({
+    amount,
+    currency,
+    reference,
+    description: z
+      .string()
+      .max(500, 'must be at most 500 characters')
+      .refine((text) => !text.includes('\u0000'), 'must not contain NUL characters')
+      .optional(),
+  })
   .strict();
 export const holdBody = z
   .object({
@@ -100,7 +109,12 @@ const balanceSchema = z
   .meta({ id: 'Balance', description: 'The account' });
 
 const accountParams = z.object({ id: z.string().regex(ACCOUNT_ID, 'must be an account id').describe('The account id') });
-const holdParams = z.object({ id: z.string().max(100).describe('The hold id (`hold_…`)') });
+const holdParams = z.object({
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'must be a hold id')
+    .describe('The hold id (`hold_…`)'),
+});
 
 const forbidden = errorResponse("A user's token: end users read their own balance, never spend");
 const spendingErrors = {
