@@ -1,5 +1,6 @@
--- Spending, one function call (one round trip, one statement) per operation. Each function takes
--- the account's row lock FIRST and reads everything else after it: in READ COMMITTED every
+-- Spending, one function call (one round trip, one statement) per operation. Each function that
+-- moves money or reserves it (debit, hold, capture) takes the account's row lock FIRST and reads
+-- everything else after it (a release only frees money: it locks the hold alone): in READ COMMITTED every
 -- statement of a plpgsql function sees what committed before it began, so the balance and the
 -- holds it reads are those of the last operation that held the lock. (A single SQL statement
 -- could not: its CTEs would read a snapshot taken before the lock wait, and two racing debits
@@ -43,27 +44,32 @@ CREATE TYPE "ledger_spending_result" AS (
   held bigint
 );
 
+-- The answers below carry the account's balance and held amount: given by a caller that already
+-- has them under the lock (p_balance, p_held), read otherwise.
+
 -- The answer about a hold row, its status computed at p_at.
-CREATE FUNCTION "ledger_hold_result"(p_outcome text, h "holds", p_at timestamptz)
+CREATE FUNCTION "ledger_hold_result"(p_outcome text, h "holds", p_at timestamptz, p_balance bigint DEFAULT NULL, p_held bigint DEFAULT NULL)
 RETURNS "ledger_spending_result" LANGUAGE sql STABLE AS $$
   SELECT ROW(p_outcome, 'hold', h."id", h."account_id", h."currency", h."amount", h."reference", NULL,
     "ledger_hold_status"(h."status", h."expires_at", p_at), h."captured_amount", h."expires_at", h."created_at", h."updated_at",
-    (SELECT a."balance" FROM "accounts" a WHERE a."id" = h."account_id"), "ledger_held"(h."account_id", p_at))::"ledger_spending_result"
+    COALESCE(p_balance, (SELECT a."balance" FROM "accounts" a WHERE a."id" = h."account_id")),
+    COALESCE(p_held, "ledger_held"(h."account_id", p_at)))::"ledger_spending_result"
 $$;
 
 -- The answer about a debit (a ledger entry).
-CREATE FUNCTION "ledger_debit_result"(p_outcome text, e "ledger_entries", p_at timestamptz)
+CREATE FUNCTION "ledger_debit_result"(p_outcome text, e "ledger_entries", p_at timestamptz, p_balance bigint DEFAULT NULL, p_held bigint DEFAULT NULL)
 RETURNS "ledger_spending_result" LANGUAGE sql STABLE AS $$
   SELECT ROW(p_outcome, 'debit', 'deb_' || e."id"::text, e."account_id", e."currency", -e."amount", e."reference", e."description",
     'posted', NULL::integer, NULL::timestamptz, e."created_at", e."created_at",
-    (SELECT a."balance" FROM "accounts" a WHERE a."id" = e."account_id"), "ledger_held"(e."account_id", p_at))::"ledger_spending_result"
+    COALESCE(p_balance, (SELECT a."balance" FROM "accounts" a WHERE a."id" = e."account_id")),
+    COALESCE(p_held, "ledger_held"(e."account_id", p_at)))::"ledger_spending_result"
 $$;
 
 -- An answer with no debit or hold in it (a refusal), with the account's figures when it exists.
-CREATE FUNCTION "ledger_refusal"(p_outcome text, p_account_id text, p_at timestamptz)
+CREATE FUNCTION "ledger_refusal"(p_outcome text, p_account_id text, p_at timestamptz, p_held bigint DEFAULT NULL)
 RETURNS "ledger_spending_result" LANGUAGE sql STABLE AS $$
   SELECT ROW(p_outcome, NULL, NULL, p_account_id, a."currency", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-    a."balance", CASE WHEN a."id" IS NULL THEN NULL ELSE "ledger_held"(p_account_id, p_at) END)::"ledger_spending_result"
+    a."balance", CASE WHEN a."id" IS NULL THEN NULL ELSE COALESCE(p_held, "ledger_held"(p_account_id, p_at)) END)::"ledger_spending_result"
   FROM (SELECT 1) AS one LEFT JOIN "accounts" a ON a."id" = p_account_id
 $$;
 
@@ -71,14 +77,14 @@ $$;
 -- caller has locked: its reference is not taken by the other kind of operation, its currency is
 -- the account's, and it fits in available (a debt included: a negative balance fits nothing).
 -- NULL when it may go ahead, else the refusal.
-CREATE FUNCTION "ledger_spending_refusal"(account "accounts", p_amount integer, p_currency text, p_reference text, p_at timestamptz)
+CREATE FUNCTION "ledger_spending_refusal"(account "accounts", p_amount integer, p_currency text, p_reference text, p_held bigint)
 RETURNS text LANGUAGE sql STABLE AS $$
   SELECT CASE
     WHEN EXISTS (SELECT 1 FROM "holds" WHERE "account_id" = account."id" AND "reference" = p_reference)
       OR EXISTS (SELECT 1 FROM "ledger_entries" WHERE "account_id" = account."id" AND "entry_type" = 'debit' AND "reference" = p_reference)
       THEN 'reference_conflict'
     WHEN account."currency" <> p_currency THEN 'currency_mismatch'
-    WHEN account."balance" - "ledger_held"(account."id", p_at) < p_amount THEN 'insufficient_funds'
+    WHEN account."balance" - p_held < p_amount THEN 'insufficient_funds'
   END
 $$;
 
@@ -92,29 +98,32 @@ DECLARE
   account "accounts";
   entry "ledger_entries";
   refusal text;
+  held bigint;
   at timestamptz;
 BEGIN
   IF p_amount IS NULL OR p_amount <= 0 THEN
     RAISE EXCEPTION 'a debit is a positive amount, got %', p_amount USING ERRCODE = 'check_violation';
   END IF;
   SELECT * INTO account FROM "accounts" WHERE "id" = p_account_id FOR UPDATE;
+  IF NOT FOUND THEN RETURN "ledger_refusal"('unknown_account', p_account_id, clock_timestamp()); END IF;
   at := clock_timestamp();
-  IF NOT FOUND THEN RETURN "ledger_refusal"('unknown_account', p_account_id, at); END IF;
+  held := "ledger_held"(p_account_id, at);
 
   SELECT * INTO entry FROM "ledger_entries"
   WHERE "account_id" = p_account_id AND "entry_type" = 'debit' AND "reference" = p_reference;
   IF FOUND THEN
     RETURN "ledger_debit_result"(
-      CASE WHEN entry."amount" = -p_amount AND entry."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END, entry, at);
+      CASE WHEN entry."amount" = -p_amount AND entry."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END,
+      entry, at, account."balance", held);
   END IF;
-  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, at);
-  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at); END IF;
+  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, held);
+  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at, held); END IF;
 
   INSERT INTO "ledger_entries" ("account_id", "entry_type", "amount", "currency", "reference", "description", "created_at")
   VALUES (p_account_id, 'debit', -p_amount, p_currency, p_reference, p_description, at)
   RETURNING * INTO entry;
   UPDATE "accounts" SET "balance" = "balance" - p_amount, "updated_at" = now() WHERE "id" = p_account_id;
-  RETURN "ledger_debit_result"('created', entry, at);
+  RETURN "ledger_debit_result"('created', entry, at, account."balance" - p_amount, held);
 END
 $$;
 
@@ -127,6 +136,7 @@ DECLARE
   account "accounts";
   hold "holds";
   refusal text;
+  held bigint;
   at timestamptz;
 BEGIN
   IF p_amount IS NULL OR p_amount <= 0 THEN
@@ -136,21 +146,23 @@ BEGIN
     RAISE EXCEPTION 'a hold expires in a positive number of seconds, got %', p_expires_in_seconds USING ERRCODE = 'check_violation';
   END IF;
   SELECT * INTO account FROM "accounts" WHERE "id" = p_account_id FOR UPDATE;
+  IF NOT FOUND THEN RETURN "ledger_refusal"('unknown_account', p_account_id, clock_timestamp()); END IF;
   at := clock_timestamp();
-  IF NOT FOUND THEN RETURN "ledger_refusal"('unknown_account', p_account_id, at); END IF;
+  held := "ledger_held"(p_account_id, at);
 
   SELECT * INTO hold FROM "holds" WHERE "account_id" = p_account_id AND "reference" = p_reference;
   IF FOUND THEN
     RETURN "ledger_hold_result"(
-      CASE WHEN hold."amount" = p_amount AND hold."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END, hold, at);
+      CASE WHEN hold."amount" = p_amount AND hold."currency" = p_currency THEN 'replayed' ELSE 'reference_conflict' END,
+      hold, at, account."balance", held);
   END IF;
-  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, at);
-  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at); END IF;
+  refusal := "ledger_spending_refusal"(account, p_amount, p_currency, p_reference, held);
+  IF refusal IS NOT NULL THEN RETURN "ledger_refusal"(refusal, p_account_id, at, held); END IF;
 
   INSERT INTO "holds" ("id", "account_id", "currency", "amount", "reference", "expires_at", "created_at", "updated_at")
   VALUES (p_hold_id, p_account_id, p_currency, p_amount, p_reference, at + make_interval(secs => p_expires_in_seconds), at, at)
   RETURNING * INTO hold;
-  RETURN "ledger_hold_result"('created', hold, at);
+  RETURN "ledger_hold_result"('created', hold, at, account."balance", held + p_amount);
 END
 $$;
 
