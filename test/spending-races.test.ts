@@ -3,7 +3,6 @@ import { startChild, waitUntil, withPgClient, type RunningProcess } from '@ledge
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ORDERS_API_KEYS } from './helpers/auth.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
-import { createOrderFixture, events } from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 import { WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
@@ -64,11 +63,7 @@ async function call(base: string, path: string, body?: object): Promise<{ status
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-async function fundedAccount(amount: number): Promise<string> {
-  const order = await createOrderFixture(ledger.prisma(), { amount });
-  expect((await ledger.apply(events.paymentIntent('succeeded', order))).outcomes).toEqual(['applied']);
-  return order.accountId;
-}
+const fundedAccount = async (amount: number) => (await ledger.fundedAccount(amount)).accountId;
 
 const debitsOf = (accountId: string) =>
   ledger.prisma().ledgerEntry.findMany({ where: { accountId, entryType: { in: ['debit', 'hold_capture'] } } });

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLedger } from '../apps/order-worker/src/operations/audit.js';
 import { serviceAuth, userAuth } from './helpers/auth.js';
-import { createOrderFixture, events, type OrderFixture } from './helpers/fixtures.js';
+import { createOrderFixture, events } from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 import { buildTestReceiver } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
@@ -29,12 +29,7 @@ afterAll(async () => {
 const service = serviceAuth();
 const reference = () => `ref-${randomUUID()}`;
 
-/** An account credited `amount` by a real payment (the worker's own path). */
-async function fundedAccount(amount: number, currency = 'usd'): Promise<OrderFixture> {
-  const order = await createOrderFixture(ledger.prisma(), { amount, currency });
-  expect((await ledger.apply(events.paymentIntent('succeeded', order))).outcomes).toEqual(['applied']);
-  return order;
-}
+const fundedAccount = ledger.fundedAccount;
 
 const debit = (accountId: string, body: object, headers: Record<string, string> = service) =>
   app.inject({ method: 'POST', url: `/accounts/${accountId}/debits`, headers, payload: body });

@@ -6,7 +6,7 @@ import { auditLedger } from '../../apps/order-worker/src/operations/audit.js';
 import { createWorkerMetrics } from '../../apps/order-worker/src/metrics.js';
 import { processStripeEvent } from '../../apps/order-worker/src/jobs/stripe-event.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './database.js';
-import { jobOf, type OrderFixture, type StripeEventFixture } from './fixtures.js';
+import { createOrderFixture, events, jobOf, type OrderFixture, type StripeEventFixture } from './fixtures.js';
 
 /**
  * One database for a file of ledger tests, with the money invariants checked after every test:
@@ -30,6 +30,8 @@ export function useLedgerDatabase() {
     if (!db) throw new Error('the database is not created yet');
     return db.prisma;
   };
+  const apply = (stripeEvent: StripeEventFixture, scope?: StripeScope) =>
+    processStripeEvent({ prisma: prisma(), metrics, ...(scope ? { scope } : {}) }, jobOf(stripeEvent), log);
   return {
     prisma,
     /** The database's URL, for a receiver or a process working on the same data. */
@@ -38,8 +40,13 @@ export function useLedgerDatabase() {
       return db.url;
     },
     /** Applies an event the way the worker does (the same function, the same transaction). */
-    apply: (stripeEvent: StripeEventFixture, scope?: StripeScope) =>
-      processStripeEvent({ prisma: prisma(), metrics, ...(scope ? { scope } : {}) }, jobOf(stripeEvent), log),
+    apply,
+    /** A new account credited `amount` by a real payment (the worker's own path); its paid order. */
+    async fundedAccount(amount: number, currency = 'usd'): Promise<OrderFixture> {
+      const order = await createOrderFixture(prisma(), { amount, currency });
+      expect((await apply(events.paymentIntent('succeeded', order))).outcomes).toEqual(['applied']);
+      return order;
+    },
     async balanceOf(accountId: string) {
       return Number((await prisma().account.findUniqueOrThrow({ where: { id: accountId } })).balance);
     },

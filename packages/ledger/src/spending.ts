@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { PrismaClient } from '@ledger/shared';
+import type { Prisma, PrismaClient } from '@ledger/shared';
 import * as statements from './statements.js';
 
 // Spending: debits and holds, for the receiver's routes. Each operation is ONE call of a PostgreSQL
@@ -139,7 +139,7 @@ export async function releaseHold(db: Database, holdId: string): Promise<Spendin
 /** The hold as it is now (its status computed against the clock), or undefined. */
 export async function findHold(db: Database, holdId: string): Promise<{ hold: Hold; account: AccountFigures } | undefined> {
   const [row] = await db.$queryRaw<SpendingRow[]>(statements.holdById(holdId));
-  return row ? { hold: holdOf(row), account: figuresOf(row) as AccountFigures } : undefined;
+  return row ? { hold: holdOf(row), account: figuresOf(row) } : undefined;
 }
 
 /** The account's balance, what its active holds reserve and what is available, or undefined. */
@@ -170,7 +170,7 @@ function newHoldId(): string {
   return `hold_${randomBytes(16).toString('base64url')}`;
 }
 
-async function one(db: Database, query: ReturnType<typeof statements.releaseHold>): Promise<SpendingRow> {
+async function one(db: Database, query: Prisma.Sql): Promise<SpendingRow> {
   const [row] = await db.$queryRaw<SpendingRow[]>(query);
   if (!row) throw new Error('a spending function answered no row');
   return row;
@@ -207,30 +207,28 @@ function figuresOf(row: Pick<SpendingRow, 'account_id' | 'currency' | 'balance' 
   return { accountId: row.account_id ?? '', currency: row.currency ?? '', balance, held, available: balance - held };
 }
 
-function debitOf(row: SpendingRow): Debit {
+/** What a debit and a hold share: the operation's id, account, amount and reference. */
+function operationOf(row: SpendingRow) {
   return {
     id: row.id ?? '',
     accountId: row.account_id ?? '',
     amount: row.amount ?? 0,
     currency: row.currency ?? '',
     reference: row.reference ?? '',
-    description: row.description,
-    status: 'posted',
     createdAt: row.created_at ?? new Date(0),
   };
 }
 
+function debitOf(row: SpendingRow): Debit {
+  return { ...operationOf(row), description: row.description, status: 'posted' };
+}
+
 function holdOf(row: SpendingRow): Hold {
   return {
-    id: row.id ?? '',
-    accountId: row.account_id ?? '',
-    amount: row.amount ?? 0,
-    currency: row.currency ?? '',
-    reference: row.reference ?? '',
+    ...operationOf(row),
     status: (row.status ?? 'active') as HoldState,
     capturedAmount: row.captured_amount ?? 0,
     expiresAt: row.expires_at ?? new Date(0),
-    createdAt: row.created_at ?? new Date(0),
     updatedAt: row.updated_at ?? new Date(0),
   };
 }
