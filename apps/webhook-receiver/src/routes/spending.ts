@@ -9,6 +9,7 @@ import {
   releaseHold,
   SPENDING_REFERENCE,
   type AccountFigures,
+  type Hold,
   type SpendingAnswer,
   type SpendingRefusal,
 } from '@ledger/ledger';
@@ -128,7 +129,7 @@ const spendingErrors = {
 const spendOperation = (operationId: string, summary: string) => ({ tags: ['spending'], operationId, summary, security: serviceSecurity });
 
 /** What each refusal of the ledger answers. */
-const REFUSED: Record<SpendingRefusal, { status: number; message: (account?: AccountFigures) => string }> = {
+const REFUSED: Record<SpendingRefusal, { status: number; message: (account?: AccountFigures, hold?: Hold) => string }> = {
   unknown_account: { status: 404, message: () => 'No account with this id.' },
   currency_mismatch: { status: 400, message: (account) => `This account holds ${account?.currency ?? 'another currency'}.` },
   insufficient_funds: {
@@ -143,7 +144,13 @@ const REFUSED: Record<SpendingRefusal, { status: number; message: (account?: Acc
     message: () => 'This reference was already used on this account for another operation or with another amount or currency.',
   },
   unknown_hold: { status: 404, message: () => 'No hold with this id.' },
-  hold_not_active: { status: 409, message: () => 'The hold is no longer active.' },
+  hold_not_active: {
+    status: 409,
+    message: (_account, hold) =>
+      hold
+        ? `The hold is ${hold.status}${hold.status === 'captured' ? ` (${hold.capturedAmount} captured)` : ''}: it no longer allows this.`
+        : 'The hold is no longer active.',
+  },
   exceeds_hold: { status: 400, message: () => 'The capture is larger than the hold.' },
 };
 
@@ -175,11 +182,7 @@ export default async function spendingRoutes(fastify: FastifyInstance, options: 
     if (!answer.ok) {
       app.metrics.spendingOperations.inc({ operation, outcome: answer.refusal });
       const refused = REFUSED[answer.refusal];
-      const message =
-        answer.refusal === 'hold_not_active' && answer.hold
-          ? `The hold is ${answer.hold.status}${answer.hold.status === 'captured' ? ` (${answer.hold.capturedAmount} captured)` : ''}: it no longer allows this.`
-          : refused.message(answer.account);
-      throw new HttpError(refused.status, answer.refusal, message);
+      throw new HttpError(refused.status, answer.refusal, refused.message(answer.account, answer.hold));
     }
     app.metrics.spendingOperations.inc({ operation, outcome: answer.created ? 'created' : 'replayed' });
     reply.code(answer.created ? doneNow : 200);
