@@ -107,7 +107,8 @@ export async function auditLedger(prisma: PrismaClient): Promise<AuditReport> {
                  COALESCE(-SUM(balance) FILTER (WHERE balance < 0), 0) AS debt
           FROM accounts GROUP BY currency
         ), holds AS (
-          SELECT currency, SUM(amount) AS held FROM holds WHERE status = 'active' AND expires_at > clock_timestamp() GROUP BY currency
+          -- ledger_held: the one definition of an active hold (the spending functions use it too).
+          SELECT currency, SUM(ledger_held(id, clock_timestamp())) AS held FROM accounts GROUP BY currency
         )
         SELECT currency, COALESCE(e.credited, 0)::bigint AS credited, COALESCE(e.refunded, 0)::bigint AS refunded,
                COALESCE(e.disputed, 0)::bigint AS disputed, COALESCE(e.adjusted, 0)::bigint AS adjusted,
