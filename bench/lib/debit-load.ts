@@ -11,6 +11,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { debitWithPg } from '../baselines/plain-pg-debit.js';
+import { sendAtFixedRate } from './open-loop.js';
 import { percentile } from './stats.js';
 
 export interface DebitLoadOptions {
@@ -114,21 +115,9 @@ let next = 0;
 if (options.rate !== undefined) {
   const rate = options.rate;
   const total = Math.round(rate * (options.warmupSeconds + options.seconds));
-  await new Promise<void>((resolve) => {
-    // Every tick sends whatever is due by now: a late timer delays debits, never drops them.
-    const tick = () => {
-      const now = performance.now();
-      while (next < total && start + (next * 1000) / rate <= now) {
-        const index = next;
-        const dueAt = start + (index * 1000) / rate;
-        maxSendLagMs = Math.max(maxSendLagMs, now - dueAt);
-        pending.push(debit(index).then((status) => note(index, dueAt, status)));
-        next += 1;
-      }
-      if (next < total) setTimeout(tick, Math.max(0, start + (next * 1000) / rate - performance.now()));
-      else resolve();
-    };
-    tick();
+  await sendAtFixedRate(total, rate, start, (index, dueAt) => {
+    maxSendLagMs = Math.max(maxSendLagMs, performance.now() - dueAt);
+    pending.push(debit(index).then((status) => note(index, dueAt, status)));
   });
 } else {
   const client = async () => {

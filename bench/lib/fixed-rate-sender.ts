@@ -12,6 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { sendAtFixedRate } from './open-loop.js';
 import { BENCH_WEBHOOK_SECRET, benchOrder, paymentSucceededEvent, stripeSignature } from './stripe-events.js';
 
 /** What the parent asks for. */
@@ -39,7 +40,6 @@ export interface FixedRateRecord {
 const options = JSON.parse(process.argv[2] ?? '{}') as FixedRateOptions;
 const target = new URL(options.url);
 const total = Math.round(options.rate * options.seconds);
-const intervalMs = 1000 / options.rate;
 const agent = new http.Agent({ keepAlive: true, maxSockets: options.sockets });
 const now = () => performance.timeOrigin + performance.now();
 
@@ -87,19 +87,13 @@ function send(index: number, dueAt: number): void {
   record.sentAt[index] = now();
 }
 
-const start = now() + 50;
-let next = 0;
-// Every tick sends whatever is due by now, so a late timer delays events but never drops them.
-const tick = () => {
-  const current = now();
-  while (next < total && start + next * intervalMs <= current) {
-    if (next === options.warmupEvents) process.stdout.write('measuring\n');
-    send(next, start + next * intervalMs);
-    next += 1;
-  }
-  if (next < total) setTimeout(tick, Math.max(0, start + next * intervalMs - now()));
-};
-tick();
+// performance.now() for the schedule; the record keeps epoch times.
+const startTick = performance.now() + 50;
+const start = performance.timeOrigin + startTick;
+await sendAtFixedRate(total, options.rate, startTick, (index, dueAt) => {
+  if (index === options.warmupEvents) process.stdout.write('measuring\n');
+  send(index, performance.timeOrigin + dueAt);
+});
 await allAnswered;
 agent.destroy();
 
