@@ -5,6 +5,20 @@ import { HttpError } from './errors.js';
 /** How long a request waits for Redis before answering 503. */
 const ENQUEUE_TIMEOUT_MS = 1_000;
 
+let lastTimestamp = 0;
+
+/**
+ * The creation time of the next job this process adds: now, but never a millisecond this process
+ * already used. Whether an add won is told by the timestamp stored in the job, so two adds of one id
+ * in the same millisecond (50 concurrent deliveries of one event) must not carry the same one.
+ * Two processes adding one id in the same millisecond can still both answer "not a duplicate" (the
+ * job itself is still added once); that only affects the `duplicate` flag and its metric.
+ */
+function nextTimestamp(): number {
+  lastTimestamp = Math.max(Date.now(), lastTimestamp + 1);
+  return lastTimestamp;
+}
+
 /** One job of a kind in the catalog: its payload type and its options come from there. */
 export interface CatalogJob<K extends JobKind> {
   name: string;
@@ -32,7 +46,7 @@ export async function addJobOnce<K extends JobKind>(
   job: CatalogJob<K>,
 ): Promise<{ duplicate: boolean; failed: boolean }> {
   const queue: Queue = queues[kind];
-  const options = jobOptions(kind, job.jobId, job.backoffMs);
+  const options = { ...jobOptions(kind, job.jobId, job.backoffMs), timestamp: nextTimestamp() };
   const addAtomically = async () => {
     // BullMQ's own client (its scripts are defined on it); resolved at once after the first call.
     const client = await queue.backend.client;
