@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { applyPaymentFacts } from '@ledger/ledger';
 import { resolveReview } from '../apps/order-worker/src/operations/review.js';
 import { isUniqueConstraintError } from './helpers/database.js';
-import { createOrderFixture, events, type OrderFixture, type StripeEventFixture } from './helpers/fixtures.js';
+import {
+  atOlderVersion,
+  createOrderFixture,
+  disputeLifecycle,
+  events,
+  type OrderFixture,
+  type StripeEventFixture,
+} from './helpers/fixtures.js';
 import { useLedgerDatabase } from './helpers/ledger.js';
 
 const ledger = useLedgerDatabase();
@@ -230,7 +237,10 @@ describe('order of arrival', () => {
     const storyArbitrary = fc.record({
       secondPayment: fc.boolean(),
       refunds: fc.array(fc.record({ amount: fc.integer({ min: 1, max: 300 }), fails: fc.boolean() }), { maxLength: 3 }),
-      dispute: fc.option(fc.constantFrom('won' as const, 'lost' as const), { nil: undefined }),
+      dispute: fc.option(fc.constantFrom('won' as const, 'lost' as const, 'inquiry' as const, 'won_without_funds' as const), {
+        nil: undefined,
+      }),
+      olderShapes: fc.boolean(),
       extraCopies: fc.array(fc.nat({ max: 40 }), { maxLength: 6 }),
       seed: fc.nat(),
       concurrently: fc.boolean(),
@@ -257,13 +267,13 @@ describe('order of arrival', () => {
           }
         });
         if (story.dispute) {
-          const dispute = { id: `dp_${tag}`, status: 'needs_response', amount: 100 };
-          deliveries.push(
-            events.dispute('created', order, dispute),
-            events.dispute('closed', order, { ...dispute, status: story.dispute }),
-          );
-          expected.push('dispute:-100', ...(story.dispute === 'won' ? ['dispute_reversal:100'] : []));
+          deliveries.push(...disputeLifecycle(order, `dp_${tag}`, 100, story.dispute));
+          if (story.dispute === 'won' || story.dispute === 'lost') expected.push('dispute:-100');
+          if (story.dispute === 'won') expected.push('dispute_reversal:100');
         }
+        // Some events also arrive at an API version from before 2022-11-15 (the upgrade recipe's
+        // second endpoint): same id, the older shape.
+        if (story.olderShapes) deliveries.push(...deliveries.filter((_, index) => index % 2 === 0).map(atOlderVersion));
         for (const copy of story.extraCopies) deliveries.push(deliveries[copy % deliveries.length]!);
         const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), {
           seed: story.seed,
@@ -294,6 +304,84 @@ describe('order of arrival', () => {
         expect(await ledgerOf(order)).toHaveLength(expected.length);
       }),
       { numRuns: 30 },
+    );
+  });
+});
+
+describe('disputes as Stripe runs them (https://docs.stripe.com/disputes)', () => {
+  const entries = async (order: OrderFixture) => (await ledgerOf(order)).map((entry) => `${entry.entryType}:${entry.amount}`).sort();
+
+  it('an inquiry, answered or closed, withdraws nothing and posts nothing', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    for (const stripeEvent of disputeLifecycle(order, 'dp_inquiry', 1_000, 'inquiry')) await apply(stripeEvent);
+    expect(await entries(order)).toEqual(['topup:1000']);
+    expect(await balanceOf(order.accountId)).toBe(1_000);
+    expect(await statusOf(order)).toBe('credited');
+  });
+
+  it('an inquiry that escalates becomes a dispute: its funds are withdrawn once, and given back once when won', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    const id = 'dp_escalated';
+    await apply(events.dispute('created', order, { id, status: 'warning_needs_response', funds: 'none' }));
+    expect(await entries(order)).toEqual(['topup:1000']);
+    await apply(events.dispute('updated', order, { id, status: 'needs_response', funds: 'withdrawn' }));
+    await apply(events.dispute('funds_withdrawn', order, { id, status: 'needs_response', funds: 'withdrawn' }));
+    expect(await entries(order)).toEqual(['dispute:-1000', 'topup:1000']);
+    expect(await statusOf(order)).toBe('disputed');
+    await apply(events.dispute('funds_reinstated', order, { id, status: 'won', funds: 'reinstated' }));
+    await apply(events.dispute('closed', order, { id, status: 'won', funds: 'reinstated' }));
+    expect(await entries(order)).toEqual(['dispute:-1000', 'dispute_reversal:1000', 'topup:1000']);
+    expect(await balanceOf(order.accountId)).toBe(1_000);
+    expect(await statusOf(order)).toBe('credited');
+  });
+
+  it("debits a dispute's own amount when it is for less than the charge", async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    for (const stripeEvent of disputeLifecycle(order, 'dp_partial', 300, 'lost')) await apply(stripeEvent);
+    expect(await entries(order)).toEqual(['dispute:-300', 'topup:1000']);
+    expect(await balanceOf(order.accountId)).toBe(700);
+  });
+
+  it('a dispute with no balance transaction moves only the order; its funds move when Stripe says they did', async () => {
+    const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+    await apply(events.paymentIntent('succeeded', order));
+    const id = 'dp_nofunds';
+    expect((await apply(events.dispute('created', order, { id, status: 'needs_response', funds: 'none' }))).outcomes).toEqual([
+      'status_only',
+    ]);
+    expect(await entries(order)).toEqual(['topup:1000']);
+    expect(await statusOf(order)).toBe('disputed');
+    // Withdrawn later (some payment methods): the debit goes in then.
+    await apply(events.dispute('funds_withdrawn', order, { id, status: 'under_review', funds: 'withdrawn' }));
+    expect(await entries(order)).toEqual(['dispute:-1000', 'topup:1000']);
+  });
+
+  it("a won dispute's events, each several times, in any order and concurrently, net to zero", async () => {
+    const plan = fc.record({
+      copies: fc.array(fc.nat({ max: 4 }), { minLength: 0, maxLength: 10 }),
+      seed: fc.nat(),
+      concurrently: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(plan, async ({ copies, seed, concurrently }) => {
+        const order = await createOrderFixture(db.prisma, { amount: 1_000 });
+        await apply(events.paymentIntent('succeeded', order));
+        const lifecycle = disputeLifecycle(order, `dp_${order.id.slice(4, 16)}`, 400, 'won');
+        const deliveries = [...lifecycle, ...copies.map((index) => lifecycle[index % lifecycle.length]!)];
+        const shuffled = fc.sample(fc.shuffledSubarray(deliveries, { minLength: deliveries.length, maxLength: deliveries.length }), {
+          seed,
+          numRuns: 1,
+        })[0]!;
+        if (concurrently) await Promise.all(shuffled.map((delivery) => apply(delivery)));
+        else for (const stripeEvent of shuffled) await apply(stripeEvent);
+        expect(await entries(order)).toEqual(['dispute:-400', 'dispute_reversal:400', 'topup:1000']);
+        expect(await balanceOf(order.accountId)).toBe(1_000);
+        expect(await statusOf(order)).toBe('credited');
+      }),
+      { numRuns: 20 },
     );
   });
 });

@@ -136,19 +136,122 @@ export const events = {
       refunds: { object: 'list', data: [refundObject] },
     });
   },
-  dispute(type: 'created' | 'closed', order: OrderFixture, dispute: { id: string; status: string; amount?: number; currency?: string }) {
+  /**
+   * A dispute event. `funds` fills the dispute's balance transactions as Stripe lists them (zero,
+   * one or two); absent, the dispute carries no list (an older job's compact payload).
+   */
+  dispute(
+    type: DisputeEventType,
+    order: OrderFixture,
+    dispute: { id: string; status: string; amount?: number; currency?: string; funds?: 'none' | 'withdrawn' | 'reinstated' },
+  ) {
+    const amount = dispute.amount ?? order.amount;
+    const currency = dispute.currency ?? order.currency;
+    const transaction = (sign: 1 | -1) => ({
+      id: `txn_${rand(14)}`,
+      object: 'balance_transaction',
+      amount: sign * amount,
+      currency,
+      fee: sign === -1 ? 1_500 : 0,
+      net: sign * amount - (sign === -1 ? 1_500 : 0),
+      reporting_category: sign === -1 ? 'dispute' : 'dispute_reversal',
+      source: dispute.id,
+      status: 'available',
+      type: 'adjustment',
+    });
+    const balanceTransactions =
+      dispute.funds === undefined
+        ? {}
+        : {
+            balance_transactions:
+              dispute.funds === 'none' ? [] : dispute.funds === 'withdrawn' ? [transaction(-1)] : [transaction(-1), transaction(1)],
+          };
     return event(`charge.dispute.${type}`, {
       id: dispute.id,
       object: 'dispute',
-      amount: dispute.amount ?? order.amount,
-      currency: dispute.currency ?? order.currency,
+      amount,
+      currency,
       charge: `ch_${order.paymentIntentId.slice(3)}`,
       payment_intent: order.paymentIntentId,
       status: dispute.status,
       reason: 'fraudulent',
+      ...balanceTransactions,
     });
   },
 };
+
+/**
+ * The events of one dispute's life as Stripe sends them, each with the dispute as it was then:
+ * `won` / `lost` (funds withdrawn at once), `inquiry` (a warning, never escalated),
+ * `won_without_funds` (a dispute that never withdrew anything). https://docs.stripe.com/disputes
+ */
+export function disputeLifecycle(
+  order: OrderFixture,
+  id: string,
+  amount: number,
+  ending: 'won' | 'lost' | 'inquiry' | 'won_without_funds',
+): StripeEventFixture[] {
+  const dispute = { id, amount };
+  if (ending === 'inquiry') {
+    return [
+      events.dispute('created', order, { ...dispute, status: 'warning_needs_response', funds: 'none' }),
+      events.dispute('updated', order, { ...dispute, status: 'warning_under_review', funds: 'none' }),
+      events.dispute('closed', order, { ...dispute, status: 'warning_closed', funds: 'none' }),
+    ];
+  }
+  if (ending === 'won_without_funds') {
+    return [
+      events.dispute('created', order, { ...dispute, status: 'needs_response', funds: 'none' }),
+      events.dispute('closed', order, { ...dispute, status: 'won', funds: 'none' }),
+    ];
+  }
+  const opened = [
+    events.dispute('created', order, { ...dispute, status: 'needs_response', funds: 'withdrawn' }),
+    events.dispute('funds_withdrawn', order, { ...dispute, status: 'needs_response', funds: 'withdrawn' }),
+    events.dispute('updated', order, { ...dispute, status: 'under_review', funds: 'withdrawn' }),
+  ];
+  return ending === 'won'
+    ? [
+        ...opened,
+        events.dispute('funds_reinstated', order, { ...dispute, status: 'won', funds: 'reinstated' }),
+        events.dispute('closed', order, { ...dispute, status: 'won', funds: 'reinstated' }),
+      ]
+    : [...opened, events.dispute('closed', order, { ...dispute, status: 'lost', funds: 'withdrawn' })];
+}
+
+/**
+ * The same event (same id) rendered at an API version before 2022-11-15: a PaymentIntent carries
+ * its `charges` list, a Charge its `refunds` list (https://docs.stripe.com/changelog/2022-11-15).
+ */
+export function atOlderVersion(stripeEvent: StripeEventFixture): StripeEventFixture {
+  const object = structuredClone(stripeEvent.data.object);
+  if (object.object === 'payment_intent') {
+    const charges =
+      object.status === 'succeeded'
+        ? [
+            {
+              id: `ch_${String(object.id).slice(3)}`,
+              object: 'charge',
+              amount: object.amount_received,
+              currency: object.currency,
+              paid: true,
+              payment_intent: object.id,
+            },
+          ]
+        : [];
+    object.charges = {
+      object: 'list',
+      data: charges,
+      has_more: false,
+      total_count: charges.length,
+      url: `/v1/charges?payment_intent=${String(object.id)}`,
+    };
+    delete object.latest_charge;
+  }
+  return { ...stripeEvent, api_version: '2022-08-01', data: { ...stripeEvent.data, object } };
+}
+
+export type DisputeEventType = 'created' | 'updated' | 'closed' | 'funds_withdrawn' | 'funds_reinstated';
 
 /** The queued job payload of an event, as the receiver builds it. */
 export function jobOf(stripeEvent: StripeEventFixture): StripeEventJob {

@@ -219,9 +219,15 @@ async function applyDispute(
   located: LocatedOrder,
   eventId: string | null,
 ): Promise<FactResult> {
-  // Stripe takes the disputed amount when the dispute opens and gives it back if it is won, so
-  // the debit is keyed by the dispute id and a won close adds a reversal under the same id.
-  // A dispute we first hear of as closed still gets its debit (events can arrive in any order).
+  // Stripe withdraws the disputed amount (a dispute may be for less than the charge) and gives it
+  // back if the dispute is won, so the debit is keyed by the dispute id and a reinstatement adds a
+  // reversal under the same id. A dispute first heard of as reinstated still gets its debit (events
+  // arrive in any order); one that has withdrawn nothing moves only the order.
+  const funds = fact.funds ?? (fact.to === 'won' ? 'reinstated' : 'withdrawn');
+  if (funds === 'none') {
+    const { order } = await lockAccountAndOrder(tx, located.account_id, located.id);
+    return (await moveOrder(tx, order, { kind: 'dispute', to: fact.to })) ? { outcome: 'status_only' } : { outcome: 'already_applied' };
+  }
   const { result, order } = await applyReversibleDebit(
     tx,
     located,
@@ -232,7 +238,7 @@ async function applyDispute(
       paymentIntentId: fact.paymentIntentId,
       amount: fact.amount,
       currency: fact.currency,
-      reversed: fact.to === 'won',
+      reversed: funds === 'reinstated',
       limitToLeft: false,
     },
     eventId,

@@ -45,6 +45,14 @@ export type PaymentFact =
       currency: string;
       /** `open` for a new dispute; `won` / `lost` once closed. */
       to: 'open' | 'won' | 'lost';
+      /**
+       * Where the disputed money is, as the dispute's balance transactions say (Stripe lists zero,
+       * one or two: https://docs.stripe.com/api/disputes/object#dispute_object-balance_transactions):
+       * `none` withdrawn yet (an inquiry, a dispute that has not taken funds), `withdrawn`, or
+       * `reinstated` (withdrawn and given back). Absent: from `to` (open and lost withdrawn, won
+       * reinstated), as jobs queued before this field existed say.
+       */
+      funds?: 'none' | 'withdrawn' | 'reinstated' | undefined;
     };
 
 export type PaymentSucceeded = Extract<PaymentFact, { kind: 'payment_succeeded' }>;

@@ -21,7 +21,10 @@ export const HANDLED_EVENT_TYPES = [
   'refund.failed',
   'charge.refund.updated',
   'charge.dispute.created',
+  'charge.dispute.updated',
   'charge.dispute.closed',
+  'charge.dispute.funds_withdrawn',
+  'charge.dispute.funds_reinstated',
 ] as const;
 
 export type HandledEventType = (typeof HANDLED_EVENT_TYPES)[number];
@@ -117,15 +120,25 @@ export function compactStripeObject(object: Record<string, unknown>): Record<str
   const compact = pick(object, OBJECT_FIELDS);
   if ('payment_intent' in object) compact.payment_intent = idOf(object.payment_intent);
   if (isObject(object.metadata)) compact.metadata = pick(object.metadata, METADATA_FIELDS);
-  const refunds = isObject(object.refunds) ? object.refunds.data : undefined;
-  if (Array.isArray(refunds)) {
+  const refunds = isObject(object.refunds) ? object.refunds : undefined;
+  if (refunds && Array.isArray(refunds.data)) {
     compact.refunds = {
-      data: refunds.filter(isObject).map((refund) => ({
+      data: refunds.data.filter(isObject).map((refund) => ({
         ...pick(refund, OBJECT_FIELDS),
         ...('payment_intent' in refund ? { payment_intent: idOf(refund.payment_intent) } : {}),
       })),
+      ...(typeof refunds.has_more === 'boolean' ? { has_more: refunds.has_more } : {}),
     };
   }
+  // A dispute's balance transactions: only which way each moved the money.
+  if (Array.isArray(object.balance_transactions)) {
+    compact.balance_transactions = object.balance_transactions
+      .filter(isObject)
+      .map((transaction) => pick(transaction, ['amount', 'reporting_category']));
+  }
+  // A Checkout Session paid in the customer's currency (Adaptive Pricing), at either side of basil.
+  if (isObject(object.presentment_details)) compact.presentment_details = pick(object.presentment_details, ['presentment_currency']);
+  if (isObject(object.currency_conversion)) compact.currency_conversion = pick(object.currency_conversion, ['source_currency']);
   return compact;
 }
 
