@@ -79,7 +79,9 @@ try {
     ),
     await measure('real: applyPaymentFacts only (Prisma, no zod)', 'ccapply', events + WARMUP, (job) => {
       const data = job as Parameters<typeof paymentFactsFromEvent>[0];
-      return applyPaymentFacts(prisma, paymentFactsFromEvent(data), {
+      const facts = paymentFactsFromEvent(data);
+      if (!Array.isArray(facts)) throw new Error('a payment_intent.succeeded never needs a Stripe lookup');
+      return applyPaymentFacts(prisma, facts, {
         id: data.id,
         type: data.type,
         objectId: String(data.object.id),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { HANDLED_EVENT_TYPES, stripeEventJobData } from '@ledger/shared';
+import type { PaymentFact } from '@ledger/ledger';
 import { describe, expect, it } from 'vitest';
 import { MalformedEventError, paymentFactsFromEvent } from '../../apps/order-worker/src/facts/from-event.js';
 
@@ -63,6 +64,13 @@ const PI_STATUSES = [
 ];
 const REFUND_STATUSES = ['pending', 'requires_action', 'succeeded', 'failed', 'canceled'];
 const CHECKOUT_PAYMENT_STATUSES = ['paid', 'unpaid', 'no_payment_required'];
+const DISPUTE_TYPES = [
+  'charge.dispute.created',
+  'charge.dispute.updated',
+  'charge.dispute.closed',
+  'charge.dispute.funds_withdrawn',
+  'charge.dispute.funds_reinstated',
+];
 const DISPUTE_STATUSES = [
   'warning_needs_response',
   'warning_under_review',
@@ -168,17 +176,43 @@ describe('paymentFactsFromEvent', () => {
     ]);
   });
 
-  it('charge.refunded listing no refunds (newer API versions) reports nothing', () => {
-    expect(factsOf('charge.refunded', { ...objects.charge([]), refunds: null })).toEqual([]);
+  it('charge.refunded without its refunds (API versions from 2022-11-15) or with only the first 10 asks Stripe for them', () => {
+    const { refunds: _, ...withoutList } = objects.charge([]);
+    const ask = { lookup: 'charge_refunds', chargeId: 'ch_facts', paymentIntentId: PI };
+    expect(factsOf('charge.refunded', withoutList)).toEqual(ask);
+    expect(factsOf('charge.refunded', { ...withoutList, refunds: null })).toEqual(ask);
+    const ten = objects.charge(Array.from({ length: 10 }, () => 'succeeded'));
+    expect(factsOf('charge.refunded', { ...ten, refunds: { ...ten.refunds, has_more: true } })).toEqual(ask);
+    // A complete old-version list is read as it is.
+    expect(factsOf('charge.refunded', { ...ten, refunds: { ...ten.refunds, has_more: false } })).toHaveLength(10);
     expect(factsOf('charge.refunded', objects.charge([]))).toEqual([]);
+  });
+
+  it('a Checkout Session paid in the customer currency (Adaptive Pricing) asks for the PaymentIntent, before and after basil', () => {
+    const ask = { lookup: 'payment_intent', paymentIntentId: PI, orderId: metadata.order_id };
+    // basil on: the session stays in the integration currency, the customer's is in presentment_details.
+    const basil = { ...objects.checkoutSession('paid'), presentment_details: { presentment_amount: 920, presentment_currency: 'eur' } };
+    expect(factsOf('checkout.session.completed', basil)).toEqual(ask);
+    // Before basil: the session is in the customer's currency, the integration's in currency_conversion.
+    const acacia = {
+      ...objects.checkoutSession('paid'),
+      currency: 'eur',
+      amount_total: 920,
+      currency_conversion: { amount_subtotal: 1_000, amount_total: 1_000, fx_rate: '0.92', source_currency: 'usd' },
+    };
+    expect(factsOf('checkout.session.completed', acacia)).toEqual(ask);
+    // Presented in the session's own currency: nothing converted, the session's amounts are the payment's.
+    const same = { ...objects.checkoutSession('paid'), presentment_details: { presentment_amount: 1_000, presentment_currency: 'USD' } };
+    expect(factsOf('checkout.session.completed', same)).toEqual([
+      { kind: 'payment_succeeded', paymentIntentId: PI, orderId: metadata.order_id, amount: 1_000, currency: 'usd' },
+    ]);
   });
 
   it('refunds, charges and disputes of a payment made without a PaymentIntent report nothing', () => {
     for (const type of ['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated'])
       expect(factsOf(type, { ...objects.refund('succeeded'), payment_intent: null }), type).toEqual([]);
     expect(factsOf('charge.refunded', { ...objects.charge(['succeeded']), payment_intent: null })).toEqual([]);
-    for (const type of ['charge.dispute.created', 'charge.dispute.closed'])
-      expect(factsOf(type, { ...objects.dispute('lost'), payment_intent: null }), type).toEqual([]);
+    for (const type of DISPUTE_TYPES) expect(factsOf(type, { ...objects.dispute('lost'), payment_intent: null }), type).toEqual([]);
   });
 
   it('every handled event type is in the tables above; any other type reports nothing', () => {
@@ -193,8 +227,7 @@ describe('paymentFactsFromEvent', () => {
       'refund.failed',
       'charge.refund.updated',
       'charge.refunded',
-      'charge.dispute.created',
-      'charge.dispute.closed',
+      ...DISPUTE_TYPES,
     ]);
     expect(tested).toEqual(new Set(HANDLED_EVENT_TYPES));
     for (const type of [
@@ -203,6 +236,9 @@ describe('paymentFactsFromEvent', () => {
       'charge.succeeded',
       'checkout.session.expired',
       'customer.created',
+      // Bank transfers and manual capture: money is not (yet) the merchant's.
+      'payment_intent.partially_funded',
+      'payment_intent.amount_capturable_updated',
     ]) {
       expect(
         paymentFactsFromEvent({ id: 'evt_other', type, created: 1, livemode: false, object: objects.paymentIntent('succeeded') }),
@@ -219,21 +255,48 @@ describe('paymentFactsFromEvent', () => {
     ]);
   });
 
-  it.each(['charge.dispute.created', 'charge.dispute.closed'].flatMap((type) => DISPUTE_STATUSES.map((status) => [type, status])))(
-    '%s with status %s',
-    (type, status) => {
-      const expected = status.startsWith('warning_')
-        ? undefined
-        : type === 'charge.dispute.created'
-          ? 'open'
-          : status === 'won' || status === 'lost'
-            ? status
-            : undefined;
-      expect(factsOf(type, objects.dispute(status)).map((fact) => (fact.kind === 'dispute' ? fact.to : fact.kind))).toEqual(
-        expected ? [expected] : [],
-      );
-    },
-  );
+  // The status says open / won / lost; inquiries (warning_*) withdraw nothing and report nothing.
+  it.each(DISPUTE_TYPES.flatMap((type) => DISPUTE_STATUSES.map((status) => [type, status])))('%s with status %s', (type, status) => {
+    const expected = status.startsWith('warning_') ? undefined : status === 'won' || status === 'lost' ? status : 'open';
+    expect(
+      (factsOf(type, objects.dispute(status)) as PaymentFact[]).map((fact) => (fact.kind === 'dispute' ? fact.to : fact.kind)),
+    ).toEqual(expected ? [expected] : []);
+  });
+
+  // A dispute has zero, one or two balance transactions: https://docs.stripe.com/api/disputes/object
+  const withdrawal = { ...fixture('balance_transaction'), amount: -1_000, reporting_category: 'dispute' };
+  const reinstatement = { ...fixture('balance_transaction'), amount: 1_000, reporting_category: 'dispute_reversal' };
+  it.each([
+    ['charge.dispute.created', 'needs_response', [], 'none'],
+    ['charge.dispute.created', 'needs_response', [withdrawal], 'withdrawn'],
+    ['charge.dispute.funds_withdrawn', 'needs_response', [withdrawal], 'withdrawn'],
+    ['charge.dispute.updated', 'under_review', [withdrawal], 'withdrawn'],
+    ['charge.dispute.funds_reinstated', 'won', [withdrawal, reinstatement], 'reinstated'],
+    ['charge.dispute.closed', 'won', [withdrawal, reinstatement], 'reinstated'],
+    ['charge.dispute.closed', 'won', [], 'none'],
+    ['charge.dispute.closed', 'lost', [withdrawal], 'withdrawn'],
+    // The funds events say at least what they announce, whatever list the snapshot carries.
+    ['charge.dispute.funds_withdrawn', 'needs_response', [], 'withdrawn'],
+    ['charge.dispute.funds_reinstated', 'won', [withdrawal], 'reinstated'],
+  ] as const)('%s, %s, with %j balance transactions: funds %s', (type, status, transactions, funds) => {
+    const object = { ...objects.dispute(status), balance_transactions: transactions };
+    expect(factsOf(type, object)).toEqual([
+      {
+        kind: 'dispute',
+        disputeId: 'dp_facts',
+        paymentIntentId: PI,
+        amount: 1_000,
+        currency: 'usd',
+        to: status === 'won' || status === 'lost' ? status : 'open',
+        funds,
+      },
+    ]);
+  });
+
+  it('a dispute for less than the charge debits the dispute amount', () => {
+    const object = { ...objects.dispute('needs_response'), amount: 250, balance_transactions: [withdrawal] };
+    expect(factsOf('charge.dispute.funds_withdrawn', object)).toMatchObject([{ amount: 250, funds: 'withdrawn' }]);
+  });
 
   it('refuses an object that lacks what its type promises, as unrecoverable', () => {
     expect(() => factsOf('payment_intent.succeeded', { ...objects.paymentIntent('succeeded'), amount_received: -1 })).toThrow(
@@ -252,6 +315,12 @@ describe('the job payload', () => {
     ...REFUND_STATUSES.map((status) => ['refund.updated', objects.refund(status)] as [string, Record<string, unknown>]),
     ['charge.refunded', objects.charge(['succeeded', 'canceled', 'pending'])],
     ...DISPUTE_STATUSES.map((status) => ['charge.dispute.closed', objects.dispute(status)] as [string, Record<string, unknown>]),
+    ['charge.dispute.funds_reinstated', { ...objects.dispute('won'), balance_transactions: [fixture('balance_transaction')] }],
+    ['charge.refunded', { ...objects.charge(['succeeded']), refunds: { ...objects.charge(['succeeded']).refunds, has_more: true } }],
+    [
+      'checkout.session.completed',
+      { ...objects.checkoutSession('paid'), presentment_details: { presentment_amount: 9, presentment_currency: 'eur' } },
+    ],
   ];
 
   it('keeps everything the worker reads: the facts of the compact job equal those of the full object', () => {

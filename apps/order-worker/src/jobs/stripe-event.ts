@@ -8,7 +8,7 @@ import {
   type PaymentFact,
 } from '@ledger/ledger';
 import { UnrecoverableError } from 'bullmq';
-import { MalformedEventError, paymentFactsFromEvent } from '../facts/from-event.js';
+import { MalformedEventError, paymentFactsFromEvent, resolveStripeLookup } from '../facts/from-event.js';
 import { countOutcomes, readJob, type JobLog, type OrderWorkerDeps } from './job-kit.js';
 
 const TEST_MODE_SCOPE: StripeScope = { livemode: false, connectedAccounts: new Set() };
@@ -20,7 +20,7 @@ function eventSource(event: StripeEventJob): EventSource {
 
 /** Applies one queued Stripe event (a `stripeEvents` job). Exported for tests and replay; the worker calls it per job. */
 export async function processStripeEvent(
-  deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'>,
+  deps: Pick<OrderWorkerDeps, 'prisma' | 'metrics' | 'scope' | 'batcher'> & { stripe?: OrderWorkerDeps['stripe'] | undefined },
   data: unknown,
   log: JobLog,
 ): Promise<ApplyResult> {
@@ -36,7 +36,16 @@ export async function processStripeEvent(
   }
   let facts: PaymentFact[];
   try {
-    facts = paymentFactsFromEvent(event);
+    const reading = paymentFactsFromEvent(event);
+    if (Array.isArray(reading)) facts = reading;
+    else {
+      // The payload lacks what the facts need (e.g. a charge.refunded at an API version that no
+      // longer lists refunds): Stripe is asked. Its failures retry the job like any other.
+      if (!deps.stripe)
+        throw new Error(`${event.type} ${event.id} needs a Stripe lookup (${reading.lookup}) and no Stripe client was given`);
+      facts = await resolveStripeLookup(deps.stripe, reading);
+      log.info({ eventId: event.id, lookup: reading.lookup, facts: facts.length }, 'asked Stripe what the event left out');
+    }
   } catch (error) {
     if (!(error instanceof MalformedEventError)) throw error;
     await recordEventFailure(deps.prisma, source, error.message);
