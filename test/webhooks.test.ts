@@ -245,6 +245,72 @@ describe('POST /webhooks/stripe', () => {
   });
 });
 
+describe('thin events (Event Destinations, https://docs.stripe.com/api/v2/core/events)', () => {
+  const thin = (type: string, extra: Record<string, unknown> = {}) => ({
+    id: `evt_test_${Math.random().toString(36).slice(2, 14)}`,
+    object: 'v2.core.event',
+    type,
+    livemode: false,
+    created: new Date().toISOString(),
+    context: null,
+    related_object: null,
+    ...extra,
+  });
+  const metric = async (type: string) => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const line = text.split('\n').find((row) => row.startsWith(`ledger_webhooks_thin_total{type="${type}"}`));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
+
+  it('verifies and acknowledges any thin event, counts it, and queues no Stripe event job', async () => {
+    const before = await queue.count();
+    const counted = await metric('v2.core.account.updated');
+    const body = thin('v2.core.account.updated', { related_object: { id: 'acct_1', type: 'v2.core.account', url: '/v2/core/accounts/acct_1' } });
+    const response = await deliver(JSON.stringify(body));
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ received: true, thin: true, ignored: true });
+    expect(await metric('v2.core.account.updated')).toBe(counted + 1);
+    expect(await queue.count()).toBe(before);
+    // Unsigned, it is refused like any other delivery.
+    expect((await deliver(JSON.stringify(body), { 'stripe-signature': 't=1,v1=00' })).statusCode).toBe(400);
+  });
+
+  it('an event generation failure, resolved, queues one recovery job however often it arrives', async () => {
+    const recovery = testQueue(prefix, QUEUES.eventRecovery);
+    try {
+      const body = thin('v2.core.health.event_generation_failure.resolved');
+      const payload = JSON.stringify(body);
+      expect((await deliver(payload)).json()).toEqual({ received: true, thin: true });
+      expect((await deliver(payload)).json()).toEqual({ received: true, thin: true, duplicate: true });
+      const job = await recovery.getJob(body.id);
+      expect(job?.name).toBe('event-generation-failure');
+      expect(job?.data).toEqual({ eventId: body.id, created: Math.floor(Date.parse(body.created) / 1000) });
+    } finally {
+      await recovery.close();
+    }
+  });
+
+  it('a thin event about a PaymentIntent queues a sync of it; another mode is acknowledged and ignored', async () => {
+    const sync = testQueue(prefix, QUEUES.paymentSync);
+    try {
+      const paymentIntentId = `pi_thin${Math.random().toString(36).slice(2, 12)}`;
+      const about = { id: paymentIntentId, type: 'payment_intent', url: `/v1/payment_intents/${paymentIntentId}` };
+      expect((await deliver(JSON.stringify(thin('v1.payment_intent.succeeded', { related_object: about })))).json()).toEqual({
+        received: true,
+        thin: true,
+      });
+      const jobs = await sync.getJobs(['waiting', 'delayed', 'prioritized']);
+      expect(jobs.filter((job) => job.data.paymentIntentId === paymentIntentId)).toHaveLength(1);
+      const live = thin('v1.payment_intent.succeeded', { livemode: true, related_object: { ...about, id: `${paymentIntentId}x` } });
+      expect((await deliver(JSON.stringify(live))).json()).toEqual({ received: true, thin: true, ignored: true });
+      const after = await sync.getJobs(['waiting', 'delayed', 'prioritized']);
+      expect(after.filter((job) => job.data.paymentIntentId === `${paymentIntentId}x`)).toHaveLength(0);
+    } finally {
+      await sync.close();
+    }
+  });
+});
+
 describe('when Redis goes away', () => {
   it('answers 503 within about a second, and takes the retry once Redis is back', async () => {
     // The receiver reaches the suite's Redis through a proxy the test cuts: the Redis this test

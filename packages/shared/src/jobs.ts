@@ -19,6 +19,14 @@ export function paymentSyncJobId(paymentIntentId: string, now = Date.now()): str
   return `sync-${paymentIntentId}-${Math.floor(now / SYNC_COLLAPSE_WINDOW_MS)}`;
 }
 
+/** A thin `v2.core.health.event_generation_failure.resolved` to recover from (its id and when it came). */
+export const eventRecoveryJobSchema = z.object({
+  eventId: z.string().regex(/^evt_[A-Za-z0-9_]{1,250}$/),
+  /** Unix seconds: the event's `created` (or when it was received, if it had none). */
+  created: z.number().int().min(0),
+});
+export type EventRecoveryJob = z.infer<typeof eventRecoveryJobSchema>;
+
 export const reviewResolutionJobSchema = z.object({
   orderId: z.string().min(1).max(100),
   decision: z.enum(['credit', 'dismiss']),
@@ -86,6 +94,18 @@ export const JOBS = {
     attempts: 1,
     removeOnComplete: { count: 100 },
     removeOnFail: { count: 100 },
+  },
+  /**
+   * Recoveries Stripe asks for (an event generation failure was resolved): run by the maintenance
+   * worker, on its queue, one at a time; retried while Stripe cannot be asked.
+   */
+  eventRecovery: {
+    queue: 'reconcile',
+    schema: eventRecoveryJobSchema,
+    attempts: 8,
+    backoffMs: 5_000,
+    removeOnComplete: { count: 100 },
+    removeOnFail: { age: 7 * DAY_SECONDS },
   },
   /**
    * Operators' review resolutions from the admin API (the worker writes the money, not the

@@ -53,6 +53,28 @@ export const stripeEventEnvelopeSchema = z.object({
 export type StripeEventEnvelope = z.infer<typeof stripeEventEnvelopeSchema>;
 
 /**
+ * A thin event (Stripe's Event Destinations, API v2): a notification without the object, which
+ * is fetched when needed. `created` is an ISO 8601 string; `context` names a connected account.
+ * https://docs.stripe.com/api/v2/core/events/object
+ */
+export const thinEventSchema = z.object({
+  id: eventId,
+  object: z.literal('v2.core.event'),
+  type: z.string().min(1).max(200),
+  created: z.string().max(64).nullish(),
+  livemode: z.boolean().default(false),
+  context: z.string().max(255).nullish(),
+  related_object: z.object({ id: z.string().max(255), type: z.string().max(100), url: z.string().max(2_000).nullish() }).nullish(),
+});
+export type ThinEvent = z.infer<typeof thinEventSchema>;
+
+/**
+ * Stripe failed to generate some events (they will never be delivered nor listed) and says so
+ * once the failure is over. https://docs.stripe.com/webhooks/handle-irrecoverable-events
+ */
+export const EVENT_GENERATION_FAILURE_RESOLVED = 'v2.core.health.event_generation_failure.resolved';
+
+/**
  * A Stripe event as queued: what the worker needs and nothing else ({@link compactStripeObject};
  * the signature never leaves the receiver).
  */

@@ -1,6 +1,8 @@
 import { expireHolds } from '@ledger/ledger';
 import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
+import { readJob } from '../jobs/job-kit.js';
+import { recoverGenerationFailure } from './event-recovery.js';
 import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from '../metrics.js';
 import { reconcileOnce, type ReconcileDeps, type ReconcileOptions } from './reconcile.js';
@@ -58,6 +60,18 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
         deps.metrics.holdsExpired.inc(expired);
         if (expired > 0) deps.logger.info({ expired }, `hold expiry: ${expired} hold(s) recorded as expired`);
         return { expired };
+      }
+      // Stripe asked for it (a thin event): whichever maintenance worker takes it recovers.
+      if (job.name === 'event-generation-failure') {
+        const recovery = await recoverGenerationFailure(
+          { ...deps, eventsQueue, syncQueue },
+          deps.options,
+          readJob('eventRecovery', job.data),
+        );
+        return {
+          ...recovery,
+          reconcile: { eventsEnqueued: recovery.reconcile.eventsEnqueued, eventsListed: recovery.reconcile.eventsListed },
+        };
       }
       // A schedule left in Redis by an earlier deploy does not reconcile from a process told not to.
       if (deps.intervalSeconds === 0) return { skipped: job.name };

@@ -32,6 +32,11 @@ export interface ReconcileOptions {
   orderBatchSize?: number;
   /** Base delay of the enqueued jobs' retries (tests shorten it). */
   jobBackoffMs?: number;
+  /**
+   * List only the events created in this window (unix seconds, inclusive) and leave the
+   * checkpoint where it is: a recovery pass Stripe asked for, beside the regular ones.
+   */
+  window?: { since: number; until: number } | undefined;
 }
 
 /** What Stripe reported succeeded in the listed window, by what became of it here. */
@@ -129,7 +134,13 @@ function succeededPaymentIntent(event: Stripe.Event): string | undefined {
  * the newest listed. The checkpoint never passes an event PostgreSQL has not recorded, so an event
  * acknowledged to Stripe but lost from Redis afterwards is listed and queued again by a later pass.
  */
-async function reconcileEvents(deps: ReconcileDeps, options: ReconcileOptions, since: number, throttle: () => Promise<void>) {
+async function reconcileEvents(
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  since: number,
+  throttle: () => Promise<void>,
+  until?: number,
+) {
   let listed = 0;
   let enqueued = 0;
   let inFlight = 0;
@@ -140,7 +151,7 @@ async function reconcileEvents(deps: ReconcileDeps, options: ReconcileOptions, s
   for (;;) {
     await throttle();
     const page = await deps.stripe.events.list({
-      created: { gte: since },
+      created: until === undefined ? { gte: since } : { gte: since, lte: until },
       types: [...HANDLED_EVENT_TYPES],
       limit: PAGE_SIZE,
       ...(startingAfter ? { starting_after: startingAfter } : {}),
@@ -253,15 +264,20 @@ export async function reconcileOnce(deps: ReconcileDeps, options: ReconcileOptio
     now - STRIPE_EVENT_WINDOW_SECONDS,
   );
 
-  const events = await reconcileEvents(deps, options, since, throttle);
+  const { window } = options;
+  const events = window
+    ? await reconcileEvents(deps, options, Math.max(window.since, now - STRIPE_EVENT_WINDOW_SECONDS), throttle, window.until)
+    : await reconcileEvents(deps, options, since, throttle);
   const orders = await checkUnpaidOrders(deps, options);
   const payments = await classifySucceeded(deps.prisma, events.succeeded);
-  const checkpoint = events.lowWater ?? (stored ? Number(stored.value) : since);
-  await deps.prisma.checkpoint.upsert({
-    where: { name: CHECKPOINT },
-    create: { name: CHECKPOINT, value: String(checkpoint) },
-    update: { value: String(checkpoint) },
-  });
+  const checkpoint = window ? (stored ? Number(stored.value) : since) : (events.lowWater ?? (stored ? Number(stored.value) : since));
+  if (!window) {
+    await deps.prisma.checkpoint.upsert({
+      where: { name: CHECKPOINT },
+      create: { name: CHECKPOINT, value: String(checkpoint) },
+      update: { value: String(checkpoint) },
+    });
+  }
 
   const report: ReconcileReport = {
     eventsListed: events.listed,

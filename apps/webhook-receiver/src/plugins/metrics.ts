@@ -36,6 +36,12 @@ function createReceiverMetrics(app: FastifyInstance) {
       labelNames: ['type'] as const,
       registers,
     }),
+    webhooksThin: new Counter({
+      name: 'ledger_webhooks_thin_total',
+      help: 'Verified thin events (API v2 Event Destinations), acknowledged, by type; some queue a recovery or a PaymentIntent sync.',
+      labelNames: ['type'] as const,
+      registers,
+    }),
     webhooksNotOurs: new Counter({
       name: 'ledger_webhooks_not_ours_total',
       help: "Verified webhooks of another mode or connected account than this deployment's (acknowledged, not applied), by reason.",

@@ -49,6 +49,7 @@ export default fp(
       stripeEvents: open(QUEUES.stripeEvents),
       paymentSync: open(QUEUES.paymentSync),
       reconcile: open(QUEUES.reconcile),
+      eventRecovery: open(QUEUES.eventRecovery),
       reviews: open(QUEUES.reviews),
     };
     app.decorate('queues', queues);

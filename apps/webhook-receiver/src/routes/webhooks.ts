@@ -1,12 +1,16 @@
 import {
+  EVENT_GENERATION_FAILURE_RESOLVED,
   MAX_EVENT_DEPTH,
   eventOutOfScope,
+  paymentSyncJobId,
+  thinEventSchema,
   isHandledEventType,
   nestedDeeperThan,
   stripeEventEnvelopeSchema,
   stripeEventJobData,
   type Stripe,
   type StripeScope,
+  type ThinEvent,
 } from '@ledger/shared';
 import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
@@ -36,6 +40,7 @@ const acknowledged = z
     duplicate: z.literal(true).optional().describe('The event was already queued (a resend)'),
     requeued: z.literal(true).optional().describe('A resend of an event whose job had failed for good: it runs again'),
     ignored: z.literal(true).optional().describe("An event type the worker does not apply, or another mode's or account's event"),
+    thin: z.literal(true).optional().describe('A thin event (API v2): acknowledged; a generation failure queues a recovery'),
   })
   .meta({ description: 'Verified and durably queued (or acknowledged without queueing: `ignored`)' });
 
@@ -68,6 +73,8 @@ const documentRequest: SwaggerTransform = (document) =>
       body: stripeEventEnvelopeSchema,
     },
   });
+
+const isThin = (body: unknown) => typeof body === 'object' && body !== null && (body as { object?: unknown }).object === 'v2.core.event';
 
 /**
  * `POST /webhooks/stripe`: verify the signature on the raw bytes, then queue the event under its
@@ -107,6 +114,42 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       throw new HttpError(400, reason, message);
     };
 
+    // A thin event (Event Destinations) carries no object: acknowledged and counted, never refused.
+    // `v2.core.health.event_generation_failure.resolved` queues a recovery (the maintenance
+    // worker asks Stripe what it names and reconciles); one about a PaymentIntent queues a sync.
+    const acknowledgeThin = async (thin: ThinEvent, reqId: string) => {
+      metrics.webhooksThin.inc({ type: thin.type });
+      const fields = { reqId, eventId: thin.id, eventType: thin.type };
+      const outOfScope = eventOutOfScope({ livemode: thin.livemode, account: thin.context ?? null }, scope);
+      if (outOfScope) {
+        metrics.webhooksNotOurs.inc({ reason: outOfScope });
+        app.log.warn({ ...fields, reason: outOfScope }, "thin event is not this deployment's; acknowledged, not applied");
+        return { received: true, thin: true, ignored: true } as const;
+      }
+      if (thin.type === EVENT_GENERATION_FAILURE_RESOLVED) {
+        const created = thin.created ? Math.floor(Date.parse(thin.created) / 1000) : Number.NaN;
+        const { duplicate } = await addJobOnce(app.queues, 'eventRecovery', {
+          name: 'event-generation-failure',
+          jobId: thin.id,
+          data: { eventId: thin.id, created: Number.isFinite(created) && created > 0 ? created : Math.floor(Date.now() / 1000) },
+        });
+        app.log.warn({ ...fields, duplicate }, 'Stripe failed to generate some events: a recovery pass is queued');
+        return duplicate ? ({ received: true, thin: true, duplicate: true } as const) : ({ received: true, thin: true } as const);
+      }
+      const related = thin.related_object;
+      if (related?.type === 'payment_intent' && /^pi_[A-Za-z0-9_]+$/.test(related.id)) {
+        await addJobOnce(app.queues, 'paymentSync', {
+          name: 'reconcile',
+          jobId: paymentSyncJobId(related.id),
+          data: { paymentIntentId: related.id, reason: 'reconcile' },
+        });
+        app.log.info(fields, 'thin event about a PaymentIntent: a sync is queued');
+        return { received: true, thin: true } as const;
+      }
+      app.log.info(fields, 'thin event acknowledged');
+      return { received: true, thin: true, ignored: true } as const;
+    };
+
     const header = request.headers['stripe-signature'];
     if (typeof header !== 'string' || header.length === 0) return reject('missing_signature', 'The Stripe-Signature header is missing.');
     const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
@@ -123,6 +166,12 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       reject('invalid_json', 'The body is not valid JSON.');
     }
     if (nestedDeeperThan(event, MAX_EVENT_DEPTH)) return reject('not_an_event', `The body nests more than ${MAX_EVENT_DEPTH} levels deep.`);
+    if (isThin(event)) {
+      const thin = thinEventSchema.safeParse(event);
+      if (!thin.success)
+        return reject('not_an_event', `The body is not a thin event: ${thin.error.issues[0]?.path.join('.') ?? 'body'} invalid.`);
+      return reply.code(200).send(await acknowledgeThin(thin.data, request.id));
+    }
     // The envelope the worker will parse, checked with the same schema before anything is queued.
     const envelope = stripeEventEnvelopeSchema.safeParse(event);
     if (!envelope.success) {
