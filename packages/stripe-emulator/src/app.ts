@@ -1,5 +1,4 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import Stripe from 'stripe';
 import { ConfigError, ConfigStore, type DeliveryKnobs } from './config.js';
 import { createController, type StripeEmulatorController } from './controller.js';
 import { StripeApiError, invalidRequest } from './errors.js';
@@ -7,22 +6,26 @@ import { parseStripeParams } from './form.js';
 import { IdempotencyCache } from './idempotency.js';
 import { newId } from './ids.js';
 import { PaymentFlows } from './payments.js';
-import { apiRoutes } from './routes/api.js';
+import { apiRoutes, v2Routes } from './routes/api.js';
 import { controlRoutes } from './routes/controls.js';
 import { EmulatorStore } from './store.js';
-import { WebhookDispatcher } from './webhooks.js';
+import { ThinEventLog } from './thin-events.js';
+import { WebhookDispatcher, eventDelivery } from './webhooks.js';
 
 export { ConfigError, type DeliveryKnobs, type PublicConfig } from './config.js';
 export type { EmulatorStats, StripeEmulatorController } from './controller.js';
 export { StripeApiError } from './errors.js';
 export type { ControlResult } from './payments.js';
 export type { EmulatorEvent } from './store.js';
-export { signatureHeader, type DeliveryOutcome } from './webhooks.js';
+export type { ThinEvent, ThinEventNotification } from './thin-events.js';
+export { isBefore } from './versions.js';
+export { signatureHeader, type DeliveryOutcome, type EndpointDeliveryStats } from './webhooks.js';
 
-/** Options of {@link buildStripeEmulator}: the delivery knobs, plus the two below. */
+/**
+ * Options of {@link buildStripeEmulator}: the knobs (`apiVersion`, the account's default version, is
+ * one: default the version the installed stripe SDK sends), plus the logger.
+ */
 export interface StripeEmulatorOptions extends DeliveryKnobs {
-  /** `api_version` written on events; default: the version the installed stripe SDK sends. */
-  apiVersion?: string;
   /** A pino logger to log through, `true` for Fastify's own, `false` (default) for none. */
   logger?: FastifyBaseLogger | boolean;
 }
@@ -42,7 +45,7 @@ export interface StripeEmulator {
  * @throws ConfigError when a knob is invalid.
  */
 export function buildStripeEmulator(options: StripeEmulatorOptions = {}): StripeEmulator {
-  const { apiVersion = Stripe.API_VERSION, logger = false, ...knobs } = options;
+  const { logger = false, ...knobs } = options;
   const config = new ConfigStore(knobs);
   const app = Fastify({
     ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
@@ -53,9 +56,13 @@ export function buildStripeEmulator(options: StripeEmulatorOptions = {}): Stripe
   });
 
   const dispatcher = new WebhookDispatcher(config, app.log.child({ component: 'webhooks' }));
-  const store = new EmulatorStore(apiVersion, (event) => dispatcher.enqueue(event));
+  const store = new EmulatorStore(
+    () => config.current.apiVersion,
+    (event) => dispatcher.enqueue(eventDelivery(event)),
+  );
   const flows = new PaymentFlows(store);
-  const controller = createController({ store, flows, dispatcher, config });
+  const thinEvents = new ThinEventLog();
+  const controller = createController({ store, flows, dispatcher, config, thinEvents });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
@@ -79,7 +86,8 @@ export function buildStripeEmulator(options: StripeEmulatorOptions = {}): Stripe
     });
   });
 
-  void app.register(apiRoutes, { prefix: '/v1', store, flows, idempotency: new IdempotencyCache(), apiVersion });
+  void app.register(apiRoutes, { prefix: '/v1', store, flows, idempotency: new IdempotencyCache() });
+  void app.register(v2Routes, { prefix: '/v2', store, thinEvents });
   void app.register(controlRoutes, { prefix: '/_emulator', controller });
 
   // preClose, not onClose: an in-flight `/_emulator/events/:id/deliver` request waits on its

@@ -1,23 +1,50 @@
 import { EMULATOR_WEBHOOK_SECRET } from '@ledger/shared/stripe';
+import Stripe from 'stripe';
 import { z } from 'zod';
 import { randomSeed, seededRandom, type Random } from './random.js';
+import { apiVersionSchema } from './versions.js';
 
 const rate = z.number().min(0).max(1);
+const secrets = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const enabledEvents = z.array(z.string().min(1)).min(1);
+
+/**
+ * A webhook endpoint besides `webhookUrl`, as Stripe's upgrade recipe adds one at the new version
+ * next to the old (https://docs.stripe.com/webhooks/versioning): every event goes to each endpoint
+ * that listens to its type, rendered at the endpoint's version and signed with its own secret(s).
+ */
+export const endpointSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  secret: secrets,
+  /** The version events are rendered at for this endpoint; default: each event's own `api_version`. */
+  apiVersion: apiVersionSchema.optional(),
+  /** Default `["*"]`. */
+  enabledEvents: enabledEvents.optional(),
+});
 
 /**
  * The delivery knobs, accepted by `buildStripeEmulator` and by `POST /_emulator/config`
  * (where every field is optional and only the given ones change).
  */
 export const deliveryKnobsSchema = z.object({
+  /**
+   * The account's default API version: events are created at it (`api_version`) and `GET /v1/events`
+   * renders each event at the version it was created at. Changing it is the dashboard's "upgrade".
+   */
+  apiVersion: apiVersionSchema,
   /** Where events are POSTed; `undefined`/`null`: nowhere (events are still listed by `GET /v1/events`). */
   webhookUrl: z.url({ protocol: /^https?$/ }).nullish(),
   /**
    * Signing secret(s); default the shared dev secret the receiver accepts when it runs against the
    * emulator. Several give one `v1=` signature each, as Stripe does while a secret rolls.
    */
-  webhookSecret: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  webhookSecret: secrets,
   /** Event types delivered to the endpoint, `*` wildcards allowed (Stripe's `enabled_events`). */
-  enabledEvents: z.array(z.string().min(1)).min(1),
+  enabledEvents,
+  /** The version `webhookUrl` renders events at; `null`/unset: each event's own `api_version`. */
+  webhookApiVersion: apiVersionSchema.nullish(),
+  /** More endpoints (`we_1`, `we_2`, … in this order; `webhookUrl` is `we_0`); a new list replaces the old. */
+  endpoints: z.array(endpointSchema).max(16),
   /** Share of events delivered more than once (twice; one in four of those three times). */
   duplicateRate: rate,
   /** Share of events never delivered; they stay `pending_webhooks: 1` for reconciliation to find. */
@@ -46,9 +73,12 @@ const patchSchema = deliveryKnobsSchema.partial().strict();
 
 /** The knobs in force. */
 export interface EmulatorConfig {
+  apiVersion: string;
   webhookUrl: string | undefined;
   webhookSecrets: string[];
   enabledEvents: string[];
+  webhookApiVersion: string | undefined;
+  endpoints: Array<{ url: string; secrets: string[]; apiVersion: string | undefined; enabledEvents: string[] }>;
   duplicateRate: number;
   dropRate: number;
   delayMs: [number, number];
@@ -59,8 +89,21 @@ export interface EmulatorConfig {
   seed: number;
 }
 
+/** A webhook endpoint in force: `we_0` is `webhookUrl`, `we_1`… the `endpoints` list. */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  secrets: string[];
+  /** `undefined`: each event is rendered at its own `api_version`. */
+  apiVersion: string | undefined;
+  enabledEvents: string[];
+}
+
 /** What the config route and `controller.config()` show: everything but the secrets. */
-export type PublicConfig = Omit<EmulatorConfig, 'webhookSecrets'> & { webhookSecretCount: number };
+export type PublicConfig = Omit<EmulatorConfig, 'webhookSecrets' | 'endpoints'> & {
+  webhookSecretCount: number;
+  endpoints: Array<Omit<EmulatorConfig['endpoints'][number], 'secrets'> & { id: string; secretCount: number }>;
+};
 
 /** A knob value that failed validation; the message names the knob. */
 export class ConfigError extends Error {
@@ -75,9 +118,12 @@ export class ConfigStore {
   constructor(initial: DeliveryKnobs) {
     const seed = initial.seed ?? randomSeed();
     this.config = {
+      apiVersion: Stripe.API_VERSION,
       webhookUrl: undefined,
       webhookSecrets: [EMULATOR_WEBHOOK_SECRET],
       enabledEvents: ['*'],
+      webhookApiVersion: undefined,
+      endpoints: [],
       duplicateRate: 0,
       dropRate: 0,
       delayMs: [0, 0],
@@ -102,9 +148,18 @@ export class ConfigStore {
     if (!parsed.success) {
       throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; '));
     }
-    const { webhookUrl, webhookSecret, retry, seed, ...rest } = parsed.data;
+    const { webhookUrl, webhookSecret, webhookApiVersion, endpoints, retry, seed, ...rest } = parsed.data;
     const next: EmulatorConfig = { ...this.config, ...definedOnly(rest), retry: { ...this.config.retry, ...definedOnly(retry ?? {}) } };
     if (webhookUrl !== undefined) next.webhookUrl = webhookUrl ?? undefined;
+    if (webhookApiVersion !== undefined) next.webhookApiVersion = webhookApiVersion ?? undefined;
+    if (endpoints !== undefined) {
+      next.endpoints = endpoints.map((endpoint) => ({
+        url: endpoint.url,
+        secrets: typeof endpoint.secret === 'string' ? [endpoint.secret] : endpoint.secret,
+        apiVersion: endpoint.apiVersion,
+        enabledEvents: endpoint.enabledEvents ?? ['*'],
+      }));
+    }
     if (webhookSecret !== undefined) next.webhookSecrets = typeof webhookSecret === 'string' ? [webhookSecret] : webhookSecret;
     if (seed !== undefined) {
       next.seed = seed;
@@ -116,8 +171,31 @@ export class ConfigStore {
 
   /** The config without its secrets. */
   publicView(): PublicConfig {
-    const { webhookSecrets, ...rest } = this.config;
-    return { ...structuredClone(rest), webhookSecretCount: webhookSecrets.length };
+    const { webhookSecrets, endpoints, ...rest } = this.config;
+    return {
+      ...structuredClone(rest),
+      webhookSecretCount: webhookSecrets.length,
+      endpoints: endpoints.map(({ secrets: endpointSecrets, ...endpoint }, index) => ({
+        id: `we_${index + 1}`,
+        ...structuredClone(endpoint),
+        secretCount: endpointSecrets.length,
+      })),
+    };
+  }
+
+  /** The endpoints in force, `webhookUrl` first; read at each delivery. */
+  webhookEndpoints(): WebhookEndpoint[] {
+    const { webhookUrl, webhookSecrets, webhookApiVersion, enabledEvents: primaryEvents, endpoints } = this.config;
+    const all: WebhookEndpoint[] = endpoints.map((endpoint, index) => ({ id: `we_${index + 1}`, ...endpoint }));
+    if (webhookUrl !== undefined) {
+      all.unshift({ id: 'we_0', url: webhookUrl, secrets: webhookSecrets, apiVersion: webhookApiVersion, enabledEvents: primaryEvents });
+    }
+    return all;
+  }
+
+  /** The endpoint with this id, if it is still configured. */
+  webhookEndpoint(id: string): WebhookEndpoint | undefined {
+    return this.webhookEndpoints().find((endpoint) => endpoint.id === id);
   }
 
   /** The next number of the seeded RNG. */

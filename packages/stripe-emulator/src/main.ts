@@ -25,6 +25,11 @@ await runService({
     const { app } = buildStripeEmulator({
       webhookUrl: env.STRIPE_WEBHOOK_URL,
       webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+      ...(env.STRIPE_EMULATOR_API_VERSION ? { apiVersion: env.STRIPE_EMULATOR_API_VERSION } : {}),
+      webhookApiVersion: env.STRIPE_WEBHOOK_API_VERSION,
+      endpoints: env.STRIPE_WEBHOOK_URL_2
+        ? [{ url: env.STRIPE_WEBHOOK_URL_2, secret: env.STRIPE_WEBHOOK_SECRET_2, apiVersion: env.STRIPE_WEBHOOK_API_VERSION_2 }]
+        : [],
       logger,
     });
     onClose('http server and deliveries', () => app.close());

@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { newId, randomToken } from './ids.js';
+import type { PresentmentDetails } from './versions.js';
 
 // Builders for the objects the emulator serves. Each one follows Stripe's example object for its
 // type in the API reference (the same objects as test/fixtures/stripe/*.json) and is typed with the
@@ -15,6 +16,8 @@ export function unixNow(): number {
 export interface PaymentIntentInput {
   amount: number;
   currency: string;
+  /** `manual`: the payment is authorized first and captured later (`requires_capture`). */
+  capture_method: Stripe.PaymentIntent.CaptureMethod | undefined;
   metadata: Record<string, string>;
   automatic_payment_methods: Stripe.PaymentIntent.AutomaticPaymentMethods | undefined;
 }
@@ -37,7 +40,7 @@ export function buildPaymentIntent(input: PaymentIntentInput): Stripe.PaymentInt
     automatic_payment_methods: automaticPaymentMethods,
     canceled_at: null,
     cancellation_reason: null,
-    capture_method: 'automatic_async',
+    capture_method: input.capture_method ?? 'automatic_async',
     client_secret: `${id}_secret_${randomToken(25)}`,
     confirmation_method: 'automatic',
     created: unixNow(),
@@ -188,7 +191,6 @@ export function buildCharge(
     receipt_number: null,
     receipt_url: null,
     refunded: false,
-    refunds: { object: 'list', data: [], has_more: false, url: `/v1/charges/${payment.id}/refunds` },
     review: null,
     shipping: null,
     source: null,
@@ -231,17 +233,21 @@ export function buildRefund(
   };
 }
 
-/** A dispute opened on `charge`, waiting for the merchant's evidence. */
+/**
+ * A dispute opened on `charge`, waiting for the merchant's evidence: a chargeback (`needs_response`,
+ * with the withdrawal in `balance_transactions` unless the payment method withdraws nothing) or an
+ * inquiry (`warning_needs_response`, no money moved). https://docs.stripe.com/disputes/how-disputes-work
+ */
 export function buildDispute(
   charge: Stripe.Charge,
-  dispute: { id: string; amount: number; reason: string; balanceTransaction: Stripe.BalanceTransaction },
+  dispute: { id: string; amount: number; reason: string; inquiry: boolean; balanceTransactions: Stripe.BalanceTransaction[] },
 ): Stripe.Dispute {
   const created = unixNow();
   return {
     id: dispute.id,
     object: 'dispute',
     amount: dispute.amount,
-    balance_transactions: [dispute.balanceTransaction],
+    balance_transactions: dispute.balanceTransactions,
     charge: charge.id,
     created,
     currency: charge.currency,
@@ -290,26 +296,34 @@ export function buildDispute(
     metadata: {},
     payment_intent: typeof charge.payment_intent === 'string' ? charge.payment_intent : null,
     payment_method_details: {
-      card: { brand: 'visa', case_type: 'chargeback', network: 'visa', network_reason_code: '10.4' },
+      card: { brand: 'visa', case_type: dispute.inquiry ? 'inquiry' : 'chargeback', network: 'visa', network_reason_code: '10.4' },
       type: 'card',
     },
     reason: dispute.reason,
-    status: 'needs_response',
+    status: dispute.inquiry ? 'warning_needs_response' : 'needs_response',
   };
 }
 
-/** A completed, paid Checkout Session in payment mode for `paymentIntent`. */
-export function buildCheckoutSession(paymentIntent: Stripe.PaymentIntent): Stripe.Checkout.Session {
+/**
+ * A completed, paid Checkout Session in payment mode for `paymentIntent`, in the integration's
+ * `price` (its amount and currency). With Adaptive Pricing the customer paid in another currency:
+ * `presentment_details` says what (the full form; versions.ts renders it before basil).
+ */
+export function buildCheckoutSession(
+  paymentIntent: Stripe.PaymentIntent,
+  price: { amount: number; currency: string },
+  presentment: PresentmentDetails | undefined,
+): Stripe.Checkout.Session {
   const created = unixNow();
   return {
     id: newId('cs_test', 58),
     object: 'checkout.session',
-    adaptive_pricing: { enabled: false },
+    adaptive_pricing: { enabled: presentment !== undefined },
     after_expiration: null,
     allowed_payment_method_types: null,
     allow_promotion_codes: null,
-    amount_subtotal: paymentIntent.amount,
-    amount_total: paymentIntent.amount,
+    amount_subtotal: price.amount,
+    amount_total: price.amount,
     automatic_tax: { enabled: false, liability: null, provider: null, status: null },
     billing_address_collection: null,
     cancel_url: null,
@@ -319,7 +333,7 @@ export function buildCheckoutSession(paymentIntent: Stripe.PaymentIntent): Strip
     consent: null,
     consent_collection: null,
     created,
-    currency: paymentIntent.currency,
+    currency: price.currency,
     currency_conversion: null,
     custom_fields: [],
     custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
@@ -356,6 +370,7 @@ export function buildCheckoutSession(paymentIntent: Stripe.PaymentIntent): Strip
     payment_method_types: paymentIntent.payment_method_types,
     payment_status: 'paid',
     permissions: null,
+    ...(presentment ? { presentment_details: presentment } : {}),
     recovered_from: null,
     saved_payment_method_options: null,
     setup_intent: null,

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import Stripe from 'stripe';
-import type { ConfigStore, EmulatorConfig } from './config.js';
-import { eventTypeMatches, type EmulatorEvent } from './store.js';
+import type { ConfigStore, EmulatorConfig, WebhookEndpoint } from './config.js';
+import { eventTypeMatches, renderAt, type StoredEvent } from './store.js';
 
 // The SDK's own HMAC, so signatures are computed exactly as `stripe.webhooks.constructEvent` checks them.
 const cryptoProvider = Stripe.createNodeCryptoProvider();
@@ -16,9 +16,38 @@ export function signatureHeader(payload: string, secrets: readonly string[], tim
   return [`t=${timestamp}`, ...signatures].join(',');
 }
 
+/**
+ * Something to deliver: a v1 event, rendered at each endpoint's version, or a v2 thin event
+ * notification (thin-events.ts), the same at every endpoint.
+ */
+export interface Deliverable {
+  id: string;
+  type: string;
+  /** The body for `endpoint`. */
+  payload(endpoint: WebhookEndpoint): string;
+  /** Endpoints that should get it and have not answered with a 2xx yet; the dispatcher keeps it. */
+  pendingEndpoints: Set<string>;
+}
+
+/**
+ * A v1 event as each endpoint gets it: at the endpoint's `apiVersion`, else at the event's own.
+ * Stripe sends pretty-printed JSON: a receiver that verifies re-serialized JSON instead of the raw
+ * bytes fails here as it would in production.
+ */
+export function eventDelivery(event: StoredEvent): Deliverable {
+  return {
+    id: event.id,
+    type: event.type,
+    pendingEndpoints: event.pendingEndpoints,
+    payload: (endpoint) => JSON.stringify(renderAt(endpoint.apiVersion ?? event.api_version, event), null, 2),
+  };
+}
+
 /** How one delivery attempt went. */
 export interface DeliveryOutcome {
   eventId: string;
+  /** The endpoint it went to (`we_0` is `webhookUrl`). */
+  endpoint: string;
   ok: boolean;
   /** The endpoint's HTTP status, null when no response came (refused, reset, timed out). */
   status: number | null;
@@ -26,31 +55,51 @@ export interface DeliveryOutcome {
   durationMs: number;
 }
 
-/** Delivery counters. `pending` is waiting to be sent (queued, delayed or waiting to retry). */
+/** Delivery counters of one endpoint. */
+export interface EndpointDeliveryStats {
+  url: string;
+  attempted: number;
+  succeeded: number;
+  failed: number;
+  exhausted: number;
+  dropped: number;
+  duplicated: number;
+}
+
+/**
+ * Delivery counters, over all endpoints (one event sent to two endpoints is two deliveries).
+ * `pending` is waiting to be sent (queued, delayed or waiting to retry).
+ */
 export interface DeliveryStats {
   attempted: number;
   succeeded: number;
   failed: number;
   /** Deliveries that failed every attempt. */
   exhausted: number;
-  /** Events never sent because of `dropRate`. */
+  /** Deliveries never sent because of `dropRate`. */
   dropped: number;
-  /** Events sent more than once because of `duplicateRate`. */
+  /** Deliveries sent more than once because of `duplicateRate`. */
   duplicated: number;
   pending: number;
   inFlight: number;
+  /** Per endpoint id (`we_0`, `we_1`, …), endpoints that have had at least one delivery. */
+  endpoints: Record<string, EndpointDeliveryStats>;
 }
 
+type Counter = keyof Omit<EndpointDeliveryStats, 'url'>;
+
 interface DeliveryJob {
-  event: EmulatorEvent;
+  item: Deliverable;
+  endpointId: string;
   attempt: number;
 }
 
 /**
- * Delivers events to the configured endpoint the way Stripe does (https://docs.stripe.com/webhooks):
- * a signed JSON POST per event, a 2xx marks it delivered, anything else (or no answer before the
- * timeout) is retried with exponential backoff and a fresh signature. The chaos knobs drop,
- * duplicate, delay and reorder deliveries with a seeded RNG, to prove the receiver copes.
+ * Delivers events to the configured endpoints the way Stripe does (https://docs.stripe.com/webhooks):
+ * a signed JSON POST per event and endpoint, a 2xx marks it delivered there, anything else (or no
+ * answer before the timeout) is retried with exponential backoff and a fresh signature. Each
+ * endpoint's delivery has its own attempts. The chaos knobs drop, duplicate, delay and reorder
+ * deliveries with a seeded RNG, to prove the receiver copes.
  */
 export class WebhookDispatcher {
   private readonly queue: DeliveryJob[] = [];
@@ -62,6 +111,7 @@ export class WebhookDispatcher {
   private pumpScheduled = false;
   private closed = false;
   private readonly counts = { attempted: 0, succeeded: 0, failed: 0, exhausted: 0, dropped: 0, duplicated: 0 };
+  private readonly endpointCounts = new Map<string, EndpointDeliveryStats>();
 
   constructor(
     private readonly config: ConfigStore,
@@ -69,38 +119,41 @@ export class WebhookDispatcher {
   ) {}
 
   /**
-   * Takes a new event. With no endpoint, or a type the endpoint does not listen to, the event is
-   * only listed (`pending_webhooks: 0`); otherwise it is pending until a delivery gets a 2xx.
-   * Every decision draws from the seeded RNG in event order, so a seed replays the same chaos.
+   * Takes a new event. Each endpoint listening to its type gets a delivery of its own, pending (in
+   * `pending_webhooks`) until it answers one with a 2xx; with none, the event is only listed
+   * (`pending_webhooks: 0`). Every decision draws from the seeded RNG in event and endpoint order,
+   * so a seed replays the same chaos.
    */
-  enqueue(event: EmulatorEvent): void {
+  enqueue(item: Deliverable): void {
+    if (this.closed) return;
     const config = this.config.current;
-    if (this.closed || config.webhookUrl === undefined) return;
-    if (!config.enabledEvents.some((pattern) => eventTypeMatches(pattern, event.type))) return;
-    event.pending_webhooks = 1;
-    if (this.config.random() < config.dropRate) {
-      this.counts.dropped += 1;
-      this.log.debug({ eventId: event.id, type: event.type }, 'webhook dropped (dropRate)');
-      return;
-    }
-    let copies = 1;
-    if (this.config.random() < config.duplicateRate) {
-      copies = this.config.random() < 0.25 ? 3 : 2;
-      this.counts.duplicated += 1;
-    }
-    for (let copy = 0; copy < copies; copy += 1) {
-      this.schedule({ event, attempt: 1 }, this.initialDelay(config));
+    for (const endpoint of this.config.webhookEndpoints()) {
+      if (!endpoint.enabledEvents.some((pattern) => eventTypeMatches(pattern, item.type))) continue;
+      item.pendingEndpoints.add(endpoint.id);
+      if (this.config.random() < config.dropRate) {
+        this.count(endpoint, 'dropped');
+        this.log.debug({ eventId: item.id, type: item.type, endpoint: endpoint.id }, 'webhook dropped (dropRate)');
+        continue;
+      }
+      let copies = 1;
+      if (this.config.random() < config.duplicateRate) {
+        copies = this.config.random() < 0.25 ? 3 : 2;
+        this.count(endpoint, 'duplicated');
+      }
+      for (let copy = 0; copy < copies; copy += 1) {
+        this.schedule({ item, endpointId: endpoint.id, attempt: 1 }, this.initialDelay(config));
+      }
     }
   }
 
   /**
-   * Sends `event` once, now, like the dashboard's "Resend": no chaos, no retry, not held back by
-   * the concurrency limit. A 2xx marks the event delivered.
+   * Sends `item` once, now, to one endpoint, like the dashboard's "Resend": no chaos, no retry,
+   * not held back by the concurrency limit. A 2xx marks it delivered there.
    */
-  async redeliver(event: EmulatorEvent): Promise<DeliveryOutcome> {
+  async redeliver(item: Deliverable, endpoint: WebhookEndpoint): Promise<DeliveryOutcome> {
     this.busy += 1;
     try {
-      return await this.send(event, 'manual');
+      return await this.send(item, endpoint, 'manual');
     } finally {
       this.busy -= 1;
       this.settleIdleWaiters();
@@ -109,7 +162,12 @@ export class WebhookDispatcher {
 
   /** Delivery counters right now. */
   stats(): DeliveryStats {
-    return { ...this.counts, pending: this.queue.length + this.timers.size, inFlight: this.inFlight.size };
+    return {
+      ...this.counts,
+      pending: this.queue.length + this.timers.size,
+      inFlight: this.inFlight.size,
+      endpoints: Object.fromEntries([...this.endpointCounts].map(([id, counts]) => [id, { ...counts }])),
+    };
   }
 
   /** Resolves once nothing is queued, delayed, waiting to retry or in flight. */
@@ -171,15 +229,19 @@ export class WebhookDispatcher {
   private async runJob(job: DeliveryJob): Promise<void> {
     this.busy += 1;
     try {
-      if (this.config.current.webhookUrl === undefined) return; // the endpoint was removed meanwhile
-      const outcome = await this.send(job.event, `attempt ${job.attempt}`);
+      const endpoint = this.config.webhookEndpoint(job.endpointId);
+      if (endpoint === undefined) return; // the endpoint was removed meanwhile
+      const outcome = await this.send(job.item, endpoint, `attempt ${job.attempt}`);
       if (outcome.ok || this.closed) return;
       const { attempts, baseDelayMs } = this.config.current.retry;
       if (job.attempt < attempts) {
-        this.schedule({ event: job.event, attempt: job.attempt + 1 }, baseDelayMs * 2 ** (job.attempt - 1));
+        this.schedule({ ...job, attempt: job.attempt + 1 }, baseDelayMs * 2 ** (job.attempt - 1));
       } else {
-        this.counts.exhausted += 1;
-        this.log.warn({ eventId: job.event.id, type: job.event.type, attempts }, 'webhook delivery gave up after every attempt');
+        this.count(endpoint, 'exhausted');
+        this.log.warn(
+          { eventId: job.item.id, type: job.item.type, endpoint: endpoint.id, attempts },
+          'webhook delivery gave up after every attempt',
+        );
       }
     } finally {
       this.busy -= 1;
@@ -188,31 +250,26 @@ export class WebhookDispatcher {
     }
   }
 
-  private send(event: EmulatorEvent, label: string): Promise<DeliveryOutcome> {
+  private send(item: Deliverable, endpoint: WebhookEndpoint, label: string): Promise<DeliveryOutcome> {
     const controller = new AbortController();
-    const sent = this.post(event, label, controller).finally(() => this.inFlight.delete(controller));
+    const sent = this.post(item, endpoint, label, controller).finally(() => this.inFlight.delete(controller));
     this.inFlight.set(controller, sent);
     return sent;
   }
 
-  private async post(event: EmulatorEvent, label: string, controller: AbortController): Promise<DeliveryOutcome> {
-    const { webhookUrl, webhookSecrets, timeoutMs } = this.config.current;
+  private async post(item: Deliverable, endpoint: WebhookEndpoint, label: string, controller: AbortController): Promise<DeliveryOutcome> {
+    const { timeoutMs } = this.config.current;
     const started = performance.now();
-    const outcome: DeliveryOutcome = { eventId: event.id, ok: false, status: null, error: undefined, durationMs: 0 };
-    if (webhookUrl === undefined) {
-      outcome.error = 'no webhook URL is configured';
-      return outcome;
-    }
-    // Stripe sends pretty-printed JSON: a receiver that verifies re-serialized JSON instead of the
-    // raw bytes fails here as it would in production.
-    const payload = JSON.stringify(event, null, 2);
+    const outcome: DeliveryOutcome = { eventId: item.id, endpoint: endpoint.id, ok: false, status: null, error: undefined, durationMs: 0 };
+    // Rendered at each attempt: `pending_webhooks` shows the endpoints not reached by then.
+    const payload = item.payload(endpoint);
     // Each attempt is signed anew with the current time, as Stripe does, so retries pass the
     // receiver's timestamp tolerance.
-    const signature = signatureHeader(payload, webhookSecrets, Math.floor(Date.now() / 1000));
+    const signature = signatureHeader(payload, endpoint.secrets, Math.floor(Date.now() / 1000));
     const timeout = setTimeout(() => controller.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    this.counts.attempted += 1;
+    this.count(endpoint, 'attempted');
     try {
-      const response = await fetch(webhookUrl, {
+      const response = await fetch(endpoint.url, {
         method: 'POST',
         headers: {
           'Content-Type': 'application/json; charset=utf-8',
@@ -238,18 +295,27 @@ export class WebhookDispatcher {
       clearTimeout(timeout);
     }
     outcome.durationMs = Math.round(performance.now() - started);
+    const logFields = { eventId: item.id, type: item.type, endpoint: endpoint.id, status: outcome.status, label };
     if (outcome.ok) {
-      this.counts.succeeded += 1;
-      event.pending_webhooks = 0;
-      this.log.debug({ eventId: event.id, type: event.type, status: outcome.status, label }, 'webhook delivered');
+      this.count(endpoint, 'succeeded');
+      item.pendingEndpoints.delete(endpoint.id);
+      this.log.debug(logFields, 'webhook delivered');
     } else {
-      this.counts.failed += 1;
-      this.log.warn(
-        { eventId: event.id, type: event.type, status: outcome.status, error: outcome.error, label },
-        'webhook delivery failed',
-      );
+      this.count(endpoint, 'failed');
+      this.log.warn({ ...logFields, error: outcome.error }, 'webhook delivery failed');
     }
     return outcome;
+  }
+
+  private count(endpoint: WebhookEndpoint, counter: Counter): void {
+    this.counts[counter] += 1;
+    let counts = this.endpointCounts.get(endpoint.id);
+    if (counts === undefined) {
+      counts = { url: endpoint.url, attempted: 0, succeeded: 0, failed: 0, exhausted: 0, dropped: 0, duplicated: 0 };
+      this.endpointCounts.set(endpoint.id, counts);
+    }
+    counts.url = endpoint.url;
+    counts[counter] += 1;
   }
 
   private isIdle(): boolean {

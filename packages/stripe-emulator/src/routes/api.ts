@@ -6,13 +6,14 @@ import type { IdempotencyCache, StoredResponse } from '../idempotency.js';
 import { booleanParam, integerParam, metadataParam, parseParams } from '../params.js';
 import type { PaymentFlows } from '../payments.js';
 import type { EmulatorStore, EventListQuery } from '../store.js';
+import type { ThinEventLog } from '../thin-events.js';
+import { apiVersionSchema } from '../versions.js';
 
 /** What the `/v1` routes work on. */
 export interface ApiRoutesOptions {
   store: EmulatorStore;
   flows: PaymentFlows;
   idempotency: IdempotencyCache;
-  apiVersion: string;
 }
 
 declare module 'fastify' {
@@ -35,6 +36,7 @@ const createPaymentIntentSchema = z.strictObject({
     .strictObject({ enabled: booleanParam, allow_redirects: z.enum(['always', 'never']).optional() })
     .transform(({ enabled, allow_redirects }) => (allow_redirects ? { enabled, allow_redirects } : { enabled }))
     .optional(),
+  capture_method: z.enum(['automatic', 'automatic_async', 'manual']).optional(),
 });
 
 const retrieveSchema = z.strictObject({});
@@ -64,18 +66,33 @@ const listEventsSchema = z
   })
   .refine((query) => !(query.type && query.types), { error: 'You may only specify one of these parameters: type, types.' });
 
+const listRefundsSchema = z.strictObject({
+  limit: integerParam.pipe(z.int().min(1).max(100)).optional(),
+  starting_after: z.string().min(1).optional(),
+  charge: z.string().min(1).optional(),
+  payment_intent: z.string().min(1).optional(),
+});
+
 /** Objects retrievable by id, Stripe's path → the `object` value the id must name. */
 const RETRIEVABLE: ReadonlyArray<{ path: string; object: string; param: string }> = [
   { path: '/payment_intents/:id', object: 'payment_intent', param: 'intent' },
+  { path: '/charges/:id', object: 'charge', param: 'charge' },
+  { path: '/refunds/:id', object: 'refund', param: 'refund' },
+  { path: '/disputes/:id', object: 'dispute', param: 'dispute' },
+  { path: '/balance_transactions/:id', object: 'balance_transaction', param: 'id' },
+  { path: '/checkout/sessions/:id', object: 'checkout.session', param: 'session' },
   { path: '/events/:id', object: 'event', param: 'id' },
 ];
 
 /**
  * Stripe's `/v1` API, the part this system calls and no more: create, retrieve and cancel
- * PaymentIntents, list and retrieve events. Register with `prefix: '/v1'`.
+ * PaymentIntents, list and retrieve events and refunds, retrieve charges, disputes, balance
+ * transactions and Checkout Sessions. Objects are rendered at the request's `Stripe-Version`
+ * (default the account's); events at their own `api_version`. Register with `prefix: '/v1'`.
  */
 export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
-  const { store, flows, idempotency, apiVersion } = options;
+  const { store, flows, idempotency } = options;
+  const versionOf = (request: FastifyRequest): string => requestVersion(request, store);
 
   // Stripe's v1 API takes form-encoded bodies only (https://docs.stripe.com/api#requests).
   app.removeAllContentTypeParsers();
@@ -85,7 +102,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
 
   app.decorateRequest('stripeApiKey', '');
   app.addHook('onRequest', async (request, reply) => {
-    reply.header('Stripe-Version', request.headers['stripe-version'] ?? apiVersion);
+    reply.header('Stripe-Version', versionOf(request));
     const idempotencyKey = stringHeader(request, 'idempotency-key');
     if (idempotencyKey !== undefined) reply.header('Idempotency-Key', idempotencyKey);
     request.stripeApiKey = authenticate(request);
@@ -117,10 +134,11 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
           currency: params.currency,
           metadata: params.metadata ?? {},
           automatic_payment_methods: params.automatic_payment_methods,
+          capture_method: params.capture_method,
         },
         { id: request.id, idempotency_key: stringHeader(request, 'idempotency-key') ?? null },
       );
-      return { statusCode: 200, body: JSON.stringify(paymentIntent) };
+      return { statusCode: 200, body: JSON.stringify(store.render(paymentIntent, versionOf(request))) };
     }),
   );
 
@@ -128,8 +146,9 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   app.post<{ Params: { id: string } }>('/payment_intents/:id/cancel', async (request, reply) =>
     idempotent(request, reply, `POST /v1/payment_intents/${request.params.id}/cancel`, () => {
       const params = parseParams(cancelPaymentIntentSchema, request.body ?? {});
-      const result = flows.cancel(request.params.id, params);
-      return { statusCode: 200, body: JSON.stringify(result.payment_intent ?? {}) };
+      flows.cancel(request.params.id, params);
+      const paymentIntent = store.paymentIntents.get(request.params.id);
+      return { statusCode: 200, body: JSON.stringify(paymentIntent ? store.render(paymentIntent, versionOf(request)) : {}) };
     }),
   );
 
@@ -145,14 +164,57 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
     return { object: 'list', url: '/v1/events', ...store.listEvents(listQuery) };
   });
 
+  // https://docs.stripe.com/api/refunds/list
+  app.get('/refunds', async (request) => {
+    const query = parseParams(listRefundsSchema, request.query);
+    const page = store.listRefunds({
+      limit: query.limit ?? 10,
+      startingAfter: query.starting_after,
+      charge: query.charge,
+      paymentIntent: query.payment_intent,
+    });
+    return { object: 'list', url: '/v1/refunds', ...page };
+  });
+
   for (const { path, object, param } of RETRIEVABLE) {
     app.get<{ Params: { id: string } }>(path, async (request) => {
       parseParams(retrieveSchema, request.query);
       const found = store.findObject(request.params.id);
       if (found?.object !== object) throw resourceMissing(object, request.params.id, param);
-      return found;
+      // Events are already rendered at their own version.
+      return object === 'event' ? found : store.render(found, versionOf(request));
     });
   }
+}
+
+/** What the `/v2` routes work on. */
+export interface V2RoutesOptions {
+  store: EmulatorStore;
+  thinEvents: ThinEventLog;
+}
+
+/**
+ * Stripe's `/v2` API, only `GET /v2/core/events/:id` (what `stripe.v2.core.events.retrieve` and a
+ * thin notification's `fetchEvent()` call): the full v2 event with its `data`. Register with `prefix: '/v2'`.
+ */
+export async function v2Routes(app: FastifyInstance, { store, thinEvents }: V2RoutesOptions): Promise<void> {
+  app.decorateRequest('stripeApiKey', '');
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('Stripe-Version', requestVersion(request, store));
+    request.stripeApiKey = authenticate(request);
+  });
+
+  app.get<{ Params: { id: string } }>('/core/events/:id', async (request) => {
+    const event = thinEvents.find(request.params.id);
+    if (!event) throw resourceMissing('event', request.params.id, 'id');
+    return event;
+  });
+}
+
+/** The request's `Stripe-Version` if it names a version, else the account's default. */
+function requestVersion(request: FastifyRequest, store: EmulatorStore): string {
+  const header = stringHeader(request, 'stripe-version');
+  return header !== undefined && apiVersionSchema.safeParse(header).success ? header : store.apiVersion;
 }
 
 function sendStored(reply: FastifyReply, response: StoredResponse): FastifyReply {

@@ -1,13 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type {
+  AuthorizeInput,
   CancelInput,
   CloseDisputeInput,
   DisputeInput,
   FailInput,
   FailRefundInput,
+  PartiallyFundInput,
   RefundInput,
   StripeEmulatorController,
   SucceedInput,
+  ThinEventInput,
 } from '../controller.js';
 import type { DeliveryKnobs } from '../config.js';
 
@@ -41,10 +44,18 @@ export async function controlRoutes(app: FastifyInstance, { controller }: Contro
   app.post<WithId<DisputeInput>>('/payment_intents/:id/dispute', async (request) =>
     controller.disputePaymentIntent(request.params.id, request.body),
   );
-  app.post<{ Params: { id: string }; Body: CloseDisputeInput }>('/disputes/:id/close', async (request) =>
-    controller.closeDispute(request.params.id, request.body),
+  app.post<WithId<CloseDisputeInput>>('/disputes/:id/close', async (request) => controller.closeDispute(request.params.id, request.body));
+  app.post<WithId<never>>('/disputes/:id/escalate', async (request) => controller.escalateDispute(request.params.id));
+  app.post<{ Params: { id: string }; Body: PartiallyFundInput }>('/payment_intents/:id/partially_fund', async (request) =>
+    controller.partiallyFundPaymentIntent(request.params.id, request.body),
   );
-  app.post<WithId<never>>('/events/:id/deliver', async (request) => controller.redeliverEvent(request.params.id));
+  app.post<WithId<AuthorizeInput>>('/payment_intents/:id/authorize', async (request) =>
+    controller.authorizePaymentIntent(request.params.id, request.body),
+  );
+  app.post<{ Body: ThinEventInput }>('/thin_events', async (request) => controller.createThinEvent(request.body));
+  app.post<WithId<{ endpoint?: string }>>('/events/:id/deliver', async (request) =>
+    controller.redeliverEvent(request.params.id, request.body?.endpoint),
+  );
   app.get('/stats', async () => controller.stats());
   app.get('/config', async () => controller.config());
   app.post<{ Body: DeliveryKnobs | undefined }>('/config', async (request) => controller.configure(request.body ?? {}));
