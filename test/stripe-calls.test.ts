@@ -195,3 +195,32 @@ describe('a sustained 429 slows jobs down instead of failing them', () => {
     expect(age).toBeLessThan(3600);
   });
 });
+
+describe('Stripe client environment', () => {
+  it('pins the SDK version by default and refuses a malformed STRIPE_API_VERSION or a warn horizon of 30 days', async () => {
+    const { loadWorkerEnv } = await import('../apps/order-worker/src/env.js');
+    const { loadReceiverEnv } = await import('../apps/webhook-receiver/src/env.js');
+    expect(loadWorkerEnv({}).STRIPE_API_VERSION).toBe(Stripe.API_VERSION);
+    expect(loadWorkerEnv({ STRIPE_API_VERSION: '2024-06-20' }).STRIPE_API_VERSION).toBe('2024-06-20');
+    expect(() => loadWorkerEnv({ STRIPE_API_VERSION: 'latest' })).toThrow(/STRIPE_API_VERSION must be a Stripe API version/);
+    expect(() => loadReceiverEnv({ STRIPE_API_VERSION: '2024-6-20' })).toThrow(/STRIPE_API_VERSION/);
+    expect(() => loadWorkerEnv({ RECONCILE_CHECKPOINT_WARN_DAYS: '30' })).toThrow(/RECONCILE_CHECKPOINT_WARN_DAYS must be below 30/);
+    expect(() => loadWorkerEnv({ STRIPE_MAX_NETWORK_RETRIES: '-1' })).toThrow(/STRIPE_MAX_NETWORK_RETRIES/);
+  });
+
+  it('sends STRIPE_API_VERSION as Stripe-Version', async () => {
+    const emulator = buildStripeEmulator();
+    try {
+      const url = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
+      let version: string | undefined;
+      const stripe = createStripeClient('sk_test_version', { apiBase: url, apiVersion: '2024-06-20' });
+      stripe.on('request', (event) => {
+        version = event.api_version;
+      });
+      await stripe.events.list();
+      expect(version).toBe('2024-06-20');
+    } finally {
+      await emulator.app.close();
+    }
+  });
+});
