@@ -214,7 +214,7 @@ describe('Stripe client environment', () => {
       const url = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
       let version: string | undefined;
       const stripe = createStripeClient('sk_test_version', { apiBase: url, apiVersion: '2024-06-20' });
-      stripe.on('request', (event) => {
+      stripe.on('request', (event: Stripe.RequestEvent) => {
         version = event.api_version;
       });
       await stripe.events.list();
