@@ -265,7 +265,9 @@ describe('thin events (Event Destinations, https://docs.stripe.com/api/v2/core/e
   it('verifies and acknowledges any thin event, counts it, and queues no Stripe event job', async () => {
     const before = await queue.count();
     const counted = await metric('v2.core.account.updated');
-    const body = thin('v2.core.account.updated', { related_object: { id: 'acct_1', type: 'v2.core.account', url: '/v2/core/accounts/acct_1' } });
+    const body = thin('v2.core.account.updated', {
+      related_object: { id: 'acct_1', type: 'v2.core.account', url: '/v2/core/accounts/acct_1' },
+    });
     const response = await deliver(JSON.stringify(body));
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ received: true, thin: true, ignored: true });

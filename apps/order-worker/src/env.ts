@@ -1,4 +1,4 @@
-import { checkRedisEnv, commonEnvSchema, parseEnv } from '@ledger/shared';
+import { checkRedisEnv, commonEnvSchema, parseEnv, stripeClientEnvShape } from '@ledger/shared';
 import { z } from 'zod';
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -16,6 +16,7 @@ const durationSeconds = z
 
 export const workerEnvSchema = commonEnvSchema
   .extend({
+    ...stripeClientEnvShape,
     /** Jobs one worker process runs at once (per queue); their payments share group-commit batches. */
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
     /** Group commit: payments per statement at most (1 turns batching off). */
@@ -37,6 +38,15 @@ export const workerEnvSchema = commonEnvSchema
     WORKER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
     /** How often the reconciliation pass runs, in seconds (0 disables the schedule). */
     RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
+    /**
+     * Warn when the reconciliation checkpoint is older than this many days: Stripe lists events of
+     * the last 30 days only, so past 30 a pass can no longer see what it missed.
+     */
+    RECONCILE_CHECKPOINT_WARN_DAYS: z.coerce
+      .number()
+      .min(1)
+      .max(29.99, 'must be below 30 (Stripe lists events of the last 30 days only)')
+      .default(20),
     /** Orders awaiting payment longer than this are checked with Stripe by reconciliation. */
     RECONCILE_STALE_AFTER_SECONDS: z.coerce.number().int().min(0).default(900),
     /** An order unpaid this long has its PaymentIntent canceled at Stripe and ends as expired. */

@@ -5,6 +5,7 @@ import {
   endpointOf,
   redisEndpoint,
   listenError,
+  observeStripeCalls,
   runService,
   stripeClientFromEnv,
   stripeScopeFromEnv,
@@ -68,6 +69,7 @@ await runService({
 
     const stripe = stripeClientFromEnv(env);
     const metrics = createWorkerMetrics();
+    observeStripeCalls(stripe, metrics.stripeCalls.observe);
     const workers = startOrderWorkers({
       prisma,
       connection,
@@ -99,6 +101,7 @@ await runService({
         intervalSeconds: env.RECONCILE_INTERVAL_SECONDS,
         holdExpirySeconds: env.HOLD_EXPIRY_INTERVAL_SECONDS,
         inboxRetentionDays: env.INBOX_RETENTION_DAYS,
+        checkpointWarnDays: env.RECONCILE_CHECKPOINT_WARN_DAYS,
         options: {
           staleAfterSeconds: env.RECONCILE_STALE_AFTER_SECONDS,
           orderTtlSeconds: env.ORDER_TTL,
@@ -131,6 +134,9 @@ await runService({
       onClose('health and metrics listeners', () => http.close());
     }
 
-    logger.info({ concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX }, 'order worker started');
+    logger.info(
+      { concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX, stripeApiVersion: env.STRIPE_API_VERSION },
+      'order worker started',
+    );
   },
 });

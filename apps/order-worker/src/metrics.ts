@@ -1,9 +1,13 @@
+import { createStripeCallMetrics } from '@ledger/shared';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The worker's Prometheus metrics; each worker process serves its own registry. */
 export function createWorkerMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry });
+  /** Unix seconds of the reconciliation checkpoint this process last saw (set by each pass). */
+  const reconcileCheckpoint: { at: number | undefined } = { at: undefined };
   return {
+    reconcileCheckpoint,
     registry,
     jobs: new Counter({
       name: 'ledger_worker_jobs_total',
@@ -39,6 +43,21 @@ export function createWorkerMetrics(registry = new Registry()) {
       name: 'ledger_holds_expired_total',
       help: 'Holds the scheduled sweep recorded as expired (they stopped counting against available at expiresAt).',
       registers: [registry],
+    }),
+    stripeCalls: createStripeCallMetrics(registry),
+    stripeRateLimited: new Counter({
+      name: 'ledger_stripe_rate_limited_jobs_total',
+      help: 'Jobs put back to wait because Stripe answered 429 after the SDK gave up, by queue (the queue pauses with a growing, jittered delay; the job does not fail).',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    reconcileCheckpointAge: new Gauge({
+      name: 'ledger_reconcile_checkpoint_age_seconds',
+      help: 'Now minus the reconciliation checkpoint (events before it are not listed again); Stripe lists events of the last 30 days only.',
+      registers: [registry],
+      collect() {
+        if (reconcileCheckpoint.at !== undefined) this.set(Math.max(0, Date.now() / 1000 - reconcileCheckpoint.at));
+      },
     }),
     reconcileUncredited: new Gauge({
       name: 'ledger_reconcile_uncredited_payments',

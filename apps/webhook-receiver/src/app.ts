@@ -126,7 +126,7 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
 
   await app.register(prisma, { databaseUrl: config.databaseUrl });
   await app.register(queues, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
-  await app.register(metrics);
+  await app.register(metrics, { stripe: config.stripe });
   await app.register(rateLimits, { redisUrl: config.redisUrl, prefix: config.queuePrefix, ...config.rateLimits });
   await app.register(orderStatusListener, { databaseUrl: config.databaseUrl });
 

@@ -1,9 +1,10 @@
-import { checkRedisEnv, commaList, commonEnvSchema, parseEnv } from '@ledger/shared';
+import { checkRedisEnv, commaList, commonEnvSchema, parseEnv, stripeClientEnvShape } from '@ledger/shared';
 import { z } from 'zod';
 import { checkOrdersEnv, ordersEnvShape } from './orders-env.js';
 
 export const receiverEnvSchema = commonEnvSchema
   .extend({
+    ...stripeClientEnvShape,
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().min(1).default('127.0.0.1'),
     /** One or more `whsec_…` secrets, comma separated: any of them verifies (secret rotation). */

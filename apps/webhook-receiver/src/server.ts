@@ -43,6 +43,6 @@ await runService({
     const address = await app.listen({ port: env.PORT, host: env.HOST }).catch((error: unknown) => {
       throw listenError(error, { host: env.HOST, port: env.PORT, variable: 'PORT' });
     });
-    logger.info({ address }, `webhook receiver listening on ${address}`);
+    logger.info({ address, stripeApiVersion: env.STRIPE_API_VERSION }, `webhook receiver listening on ${address}`);
   },
 });

@@ -10,5 +10,6 @@ export * from './redis.js';
 export * from './redis-url.js';
 export * from './service.js';
 export * from './stripe.js';
+export * from './stripe-calls.js';
 export * from './stripe-events.js';
 export * from './timeout.js';

@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { ConfigError, ConfigStore, type DeliveryKnobs } from './config.js';
 import { createController, type StripeEmulatorController } from './controller.js';
 import { StripeApiError, invalidRequest } from './errors.js';
+import { registerApiFaults } from './faults.js';
 import { parseStripeParams } from './form.js';
 import { IdempotencyCache } from './idempotency.js';
 import { newId } from './ids.js';
@@ -67,6 +68,7 @@ export function buildStripeEmulator(options: StripeEmulatorOptions = {}): Stripe
   app.addHook('onRequest', async (request, reply) => {
     reply.header('Request-Id', request.id);
   });
+  registerApiFaults(app);
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof StripeApiError) return reply.code(error.statusCode).send(error.toResponse());

@@ -12,6 +12,7 @@ import {
 import type { ApplyResult, CreditBatcher, PaymentFact } from '@ledger/ledger';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { WorkerMetrics } from '../metrics.js';
+import type { StripeBackoffOptions } from './stripe-rate-limit.js';
 
 // What every job handler shares: the dependencies, the job's log lines, reading its payload.
 
@@ -38,6 +39,8 @@ export interface OrderWorkerDeps {
   stalledIntervalMs?: number;
   /** Stripe API calls per second the sync worker makes at most. */
   stripeRequestsPerSecond?: number;
+  /** The pause after a Stripe 429 (tests shorten it). */
+  stripeBackoff?: StripeBackoffOptions;
   /**
    * Outages of PostgreSQL and Redis, each logged once (main.ts); without them every connection error
    * and every job failed by an outage is logged on its own.

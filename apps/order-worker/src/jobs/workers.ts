@@ -3,6 +3,7 @@ import { createCreditBatcher } from '@ledger/ledger';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { jobLog, type OrderWorkerDeps } from './job-kit.js';
 import { syncPaymentIntent } from './payment-sync.js';
+import { stripeBackoff } from './stripe-rate-limit.js';
 import { applyReviewResolution } from './review-resolution.js';
 import { processStripeEvent } from './stripe-event.js';
 
@@ -44,10 +45,12 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
     async (job) => processStripeEvent(deps, job.data, jobLogger(job)),
     options,
   );
-  // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit.
-  const syncWorker = new Worker<JobData<'paymentSync'>>(
+  // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit,
+  // and a 429 pauses the queue with a growing delay instead of failing the job.
+  const syncBackoff = stripeBackoff({ metrics: deps.metrics, log: jobLogger }, 'queue', deps.stripeBackoff);
+  const syncWorker: Worker<JobData<'paymentSync'>> = new Worker<JobData<'paymentSync'>>(
     JOBS.paymentSync.queue,
-    async (job) => syncPaymentIntent(deps, job.data, jobLogger(job)),
+    async (job, token) => syncBackoff(syncWorker, job, token, () => syncPaymentIntent(deps, job.data, jobLogger(job))),
     {
       ...options,
       limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },

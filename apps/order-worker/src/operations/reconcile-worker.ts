@@ -1,7 +1,8 @@
 import { expireHolds } from '@ledger/ledger';
 import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
 import { Queue, Worker } from 'bullmq';
-import { readJob } from '../jobs/job-kit.js';
+import { jobLog, readJob } from '../jobs/job-kit.js';
+import { stripeBackoff, type StripeBackoffOptions } from '../jobs/stripe-rate-limit.js';
 import { recoverGenerationFailure } from './event-recovery.js';
 import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from '../metrics.js';
@@ -21,6 +22,28 @@ export interface ReconcilerDeps extends Omit<ReconcileDeps, 'eventsQueue' | 'syn
   options: ReconcileOptions;
   /** Inbox rows older than this many days are removed, once an hour. */
   inboxRetentionDays: number;
+  /** Warn when the checkpoint is older than this many days (RECONCILE_CHECKPOINT_WARN_DAYS; Stripe keeps 30). */
+  checkpointWarnDays?: number;
+  /** The pause after a Stripe 429 (tests shorten it). */
+  stripeBackoff?: StripeBackoffOptions;
+}
+
+/**
+ * Records the checkpoint's age (ledger_reconcile_checkpoint_age_seconds, recomputed at each scrape)
+ * and warns, once per pass, when it nears Stripe's 30 days: events older than that are no longer
+ * listed, so a checkpoint held back by an event the inbox never records would lose what follows it.
+ * https://docs.stripe.com/api/events
+ */
+function warnIfCheckpointOld(deps: Pick<ReconcilerDeps, 'metrics' | 'logger'>, checkpoint: number, warnDays: number): void {
+  deps.metrics.reconcileCheckpoint.at = checkpoint;
+  const ageSeconds = Math.max(0, Date.now() / 1000 - checkpoint);
+  deps.metrics.reconcileCheckpointAge.set(ageSeconds);
+  if (ageSeconds > warnDays * 86_400) {
+    deps.logger.warn(
+      { checkpoint, ageDays: Math.floor(ageSeconds / 86_400), warnDays },
+      `reconcile: the checkpoint is ${Math.floor(ageSeconds / 86_400)} days old (warn at ${warnDays}); Stripe lists events of the last 30 days only`,
+    );
+  }
 }
 
 /** How often the inbox retention runs; each run deletes at most 100 batches of 1,000 rows. */
@@ -52,9 +75,12 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
       { name: 'hold-expiry', opts: kept },
     );
   }
-  const worker = new Worker(
+  // A 429 delays the pass (or recovery) that hit it, not the hold expiry sweep of the same queue.
+  const backoff = stripeBackoff({ metrics: deps.metrics, log: (job) => jobLog(deps.logger, job) }, 'job', deps.stripeBackoff);
+  const warnDays = deps.checkpointWarnDays ?? 20;
+  const worker: Worker = new Worker(
     QUEUES.reconcile,
-    async (job) => {
+    async (job, token) => {
       if (job.name === 'hold-expiry') {
         const expired = await expireHolds(deps.prisma);
         deps.metrics.holdsExpired.inc(expired);
@@ -63,10 +89,8 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
       }
       // Stripe asked for it (a thin event): whichever maintenance worker takes it recovers.
       if (job.name === 'event-generation-failure') {
-        const recovery = await recoverGenerationFailure(
-          { ...deps, eventsQueue, syncQueue },
-          deps.options,
-          readJob('eventRecovery', job.data),
+        const recovery = await backoff(worker, job, token, () =>
+          recoverGenerationFailure({ ...deps, eventsQueue, syncQueue }, deps.options, readJob('eventRecovery', job.data)),
         );
         return {
           ...recovery,
@@ -80,8 +104,9 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
         deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);
         return pruned;
       }
-      const report = await reconcileOnce({ ...deps, eventsQueue, syncQueue }, deps.options);
+      const report = await backoff(worker, job, token, () => reconcileOnce({ ...deps, eventsQueue, syncQueue }, deps.options));
       deps.metrics.reconcileUncredited.set(report.uncredited.length);
+      warnIfCheckpointOld(deps, report.checkpoint, warnDays);
       return { ...report, uncredited: report.uncredited.length };
     },
     { ...queueOptions, concurrency: 1 },

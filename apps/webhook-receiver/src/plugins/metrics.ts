@@ -1,4 +1,4 @@
-import { withTimeout } from '@ledger/shared';
+import { createStripeCallMetrics, observeStripeCalls, withTimeout, type Stripe } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -48,6 +48,7 @@ function createReceiverMetrics(app: FastifyInstance) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    stripeCalls: createStripeCallMetrics(registry),
     ordersCreated: new Counter({ name: 'ledger_orders_created_total', help: 'Orders created.', registers }),
     spendingOperations: new Counter({
       name: 'ledger_spending_operations_total',
@@ -132,9 +133,13 @@ declare module 'fastify' {
 
 /** Prometheus metrics of the receiver, served at `GET /metrics`. */
 export default fp(
-  async function metricsPlugin(app: FastifyInstance) {
+  async function metricsPlugin(app: FastifyInstance, options: { stripe?: Stripe }) {
     const metrics = createReceiverMetrics(app);
     app.decorate('metrics', metrics);
+    if (options.stripe) {
+      const stop = observeStripeCalls(options.stripe, metrics.stripeCalls.observe);
+      app.addHook('onClose', async () => stop());
+    }
     app.get(
       '/metrics',
       {
