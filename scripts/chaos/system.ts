@@ -14,6 +14,10 @@ import { ChaosRedis } from './redis-server.js';
 import { WorkerPool } from './workers.js';
 
 const WEBHOOK_SECRET = `whsec_chaos_${randomBytes(12).toString('hex')}`;
+/** The second endpoint's secret: Stripe's upgrade recipe runs two endpoints, each with its own. */
+const UPGRADE_WEBHOOK_SECRET = `whsec_chaos_upgrade_${randomBytes(12).toString('hex')}`;
+/** The main endpoint is at an API version from before 2022-11-15 (charges and refunds lists inline). */
+const OLD_API_VERSION = '2022-08-01';
 /** The customers call the orders API as the merchant's backend does, with a service key. */
 export const ORDERS_API_KEY = `chaos_${randomBytes(24).toString('base64url')}`;
 /** On a cluster the prefix carries a hash tag: each queue's keys in one slot (what the apps require). */
@@ -108,7 +112,7 @@ export async function startSystem(ctx: RunContext, database: RunDatabase, redis:
     REDIS_URL: redis.url,
     QUEUE_PREFIX: redis.prefix,
     STRIPE_API_BASE: emulatorUrl,
-    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    STRIPE_WEBHOOK_SECRET: `${WEBHOOK_SECRET},${UPGRADE_WEBHOOK_SECRET}`,
     // No STRIPE_SECRET_KEY: the apps use the emulator's key against STRIPE_API_BASE.
     STRIPE_SECRET_KEY: '',
   };
@@ -185,8 +189,18 @@ export async function startSystem(ctx: RunContext, database: RunDatabase, redis:
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      // The endpoint subscribes to what the worker handles, as a Stripe endpoint would be set up.
+      // The endpoint subscribes to what the worker handles, as a Stripe endpoint would be set up,
+      // at an old API version; a second endpoint at the SDK's version (an upgrade under way, Stripe's
+      // recipe) gets the refund and dispute events again, same ids, the newer shape, its own secret.
       enabledEvents: [...HANDLED_EVENT_TYPES],
+      webhookApiVersion: OLD_API_VERSION,
+      endpoints: [
+        {
+          url: `${receiverUrl}/webhooks/stripe`,
+          secret: UPGRADE_WEBHOOK_SECRET,
+          enabledEvents: ['charge.refunded', 'charge.dispute.*'],
+        },
+      ],
       duplicateRate: options.duplicateRate ?? 0.3,
       dropRate: options.dropRate ?? 0,
       reorder: true,
