@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createWorkerConnection, Stripe } from '@ledger/shared';
+import { createWorkerConnection, QUEUES, Stripe } from '@ledger/shared';
 import { closeAll, waitUntil } from '@ledger/testkit';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -9,6 +9,7 @@ import { startReconciler } from '../apps/order-worker/src/operations/reconcile-w
 import { serviceAuth } from './helpers/auth.js';
 import { balanceDrift, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
+import { testQueue } from './helpers/queues.js';
 import { useReconcileHarness } from './helpers/reconcile.js';
 import { WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { startTestSystem, type TestSystem } from './helpers/system.js';
@@ -125,6 +126,46 @@ describe.each(VERSIONS)('an endpoint at API version %s', (version) => {
   });
 });
 
+describe('asking Stripe while it answers 429', () => {
+  let db: TestDatabase;
+  let system: TestSystem;
+  afterEach(async () => {
+    await closeAll('closing the 429 test', [() => system?.close(), () => db?.drop()]);
+  });
+
+  it('a charge.refunded that must list its refunds waits out the 429s and is applied, without failing or using attempts', async () => {
+    db = await createTestDatabase();
+    system = await startTestSystem(db, { emulator: { enabledEvents: ['payment_intent.succeeded', 'charge.refunded'] } });
+    const order = await createOrder(system, 900);
+    const { controller } = system.emulator;
+    controller.succeedPaymentIntent(order.paymentIntentId);
+    await expectLedger(db, order.accountId, ['topup:900']);
+    const address = system.emulator.app.server.address();
+    const emulatorUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const faults = await fetch(`${emulatorUrl}/_emulator/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ apiFaults: { status: 429, count: 3, path: '/v1/refunds' } }),
+    });
+    expect(faults.status).toBe(200);
+    controller.refundPaymentIntent(order.paymentIntentId, { amount: 250 });
+    await expectLedger(db, order.accountId, ['topup:900', 'refund:-250']);
+    const served = (await (await fetch(`${emulatorUrl}/_emulator/stats`)).json()) as { apiFaults: { served: number } };
+    expect(served.apiFaults.served).toBe(3);
+    const queue = testQueue(system.prefix, QUEUES.stripeEvents);
+    try {
+      expect(await queue.getFailedCount()).toBe(0);
+      // Waited out, not retried: the 429s used none of the job's attempts (the one made is the run that completed).
+      const [refunded] = (await system.stripe.events.list({ types: ['charge.refunded'], limit: 1 })).data;
+      const job = await queue.getJob(refunded!.id);
+      expect(await job?.getState()).toBe('completed');
+      expect(job?.attemptsMade).toBe(1);
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
 describe("upgrading the endpoint's version: Stripe's recipe (https://docs.stripe.com/webhooks/versioning)", () => {
   let db: TestDatabase;
   let system: TestSystem;
@@ -179,8 +220,9 @@ describe('reconciliation after an upgrade', () => {
 
   it('lists events at the versions they were created with and applies both shapes in one pass', async () => {
     // No deliveries at all: only reconciliation brings the events in.
-    await harness.start({ emulator: { apiVersion: OLD, webhookUrl: null } });
+    await harness.start({ emulator: { apiVersion: OLD } });
     const { controller } = harness.system.emulator;
+    controller.configure({ webhookUrl: null });
     const [before, after] = await harness.createOrders(2, 800);
     controller.succeedPaymentIntent(before!.paymentIntentId);
     controller.refundPaymentIntent(before!.paymentIntentId, { amount: 200 });

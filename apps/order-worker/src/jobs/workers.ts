@@ -40,9 +40,12 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
   };
   const jobLogger = (job: Job) => jobLog(deps.logger, job);
 
-  const eventsWorker = new Worker<JobData<'stripeEvents'>>(
+  // An event rarely calls Stripe (only when its payload lacks what a fact needs): a 429 then delays
+  // that job alone, without using an attempt; the other events keep flowing.
+  const eventsBackoff = stripeBackoff({ metrics: deps.metrics, log: jobLogger }, 'job', deps.stripeBackoff);
+  const eventsWorker: Worker<JobData<'stripeEvents'>> = new Worker<JobData<'stripeEvents'>>(
     JOBS.stripeEvents.queue,
-    async (job) => processStripeEvent(deps, job.data, jobLogger(job)),
+    async (job, token) => eventsBackoff(eventsWorker, job, token, () => processStripeEvent(deps, job.data, jobLogger(job))),
     options,
   );
   // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit,
