@@ -1,32 +1,19 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
 import Stripe from 'stripe';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildStripeEmulator, type StripeEmulatorOptions } from '../packages/stripe-emulator/src/app.js';
+import { describe, expect, it } from 'vitest';
+import { useEmulatorApps } from './helpers/emulator.js';
 
 // API versions, several endpoints, the refunds API, dispute money events and thin v2 events, driven
 // through the real stripe SDK and real HTTP receivers.
 
-const API_KEY = 'sk_test_emulator';
 const OLD = '2022-08-01';
 
-const openApps: FastifyInstance[] = [];
-
-afterEach(async () => {
-  await Promise.all(openApps.splice(0).map((app) => app.close()));
-});
-
-async function startEmulator(options: StripeEmulatorOptions = {}) {
-  const emulator = buildStripeEmulator(options);
-  openApps.push(emulator.app);
-  const url = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
-  const stripe = new Stripe(API_KEY, { host: '127.0.0.1', port: new URL(url).port, protocol: 'http', maxNetworkRetries: 0 });
-  return { ...emulator, url, stripe };
-}
+const { startEmulator, track } = useEmulatorApps();
 
 async function startReceiver() {
   const deliveries: Array<{ raw: string; signature: string }> = [];
   const app = Fastify();
-  openApps.push(app);
+  track(app);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.post<{ Body: string }>('/webhooks', async (request) => {
     deliveries.push({ raw: request.body, signature: String(request.headers['stripe-signature']) });

@@ -1,27 +1,15 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
 import Stripe from 'stripe';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildStripeEmulator, type StripeEmulatorOptions } from '../packages/stripe-emulator/src/app.js';
+import { describe, expect, it } from 'vitest';
+import { EMULATOR_API_KEY, useEmulatorApps } from './helpers/emulator.js';
 
 // The emulator is driven the way the system drives Stripe: through the real stripe SDK, and by
 // receiving its webhooks on a real HTTP server that verifies them with the SDK.
 
 const SECRET = 'whsec_test_secret';
-const API_KEY = 'sk_test_emulator';
+const API_KEY = EMULATOR_API_KEY;
 
-const openApps: FastifyInstance[] = [];
-
-afterEach(async () => {
-  await Promise.all(openApps.splice(0).map((app) => app.close()));
-});
-
-async function startEmulator(options: StripeEmulatorOptions = {}) {
-  const emulator = buildStripeEmulator({ webhookSecret: SECRET, ...options });
-  openApps.push(emulator.app);
-  const url = await emulator.app.listen({ port: 0, host: '127.0.0.1' });
-  const stripe = new Stripe(API_KEY, { host: '127.0.0.1', port: new URL(url).port, protocol: 'http', maxNetworkRetries: 0 });
-  return { ...emulator, url, stripe };
-}
+const { startEmulator, track } = useEmulatorApps({ webhookSecret: SECRET });
 
 interface Delivery {
   raw: string;
@@ -33,7 +21,7 @@ interface Delivery {
 async function startReceiver(status: (delivery: Delivery, index: number) => number = () => 200) {
   const deliveries: Delivery[] = [];
   const app = Fastify();
-  openApps.push(app);
+  track(app);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.post<{ Body: string }>('/webhooks', async (request, reply) => {
     const delivery = { raw: request.body, signature: String(request.headers['stripe-signature']), headers: request.headers };
@@ -395,7 +383,7 @@ describe('stripe emulator: webhook delivery', () => {
 
   it('aborts an attempt after timeoutMs and counts it as failed', async () => {
     const hanging = Fastify();
-    openApps.push(hanging);
+    track(hanging);
     hanging.post('/webhooks', () => new Promise(() => {}));
     const hangingUrl = `${await hanging.listen({ port: 0, host: '127.0.0.1' })}/webhooks`;
     const { stripe, controller } = await startEmulator({ webhookUrl: hangingUrl, timeoutMs: 100, dropRate: 1 });
@@ -411,7 +399,7 @@ describe('stripe emulator: webhook delivery', () => {
 
   it('closes promptly while a delivery hangs', async () => {
     const hanging = Fastify();
-    openApps.push(hanging);
+    track(hanging);
     let onReceived = () => {};
     const received = new Promise<void>((resolve) => (onReceived = resolve));
     hanging.post('/webhooks', () => {
