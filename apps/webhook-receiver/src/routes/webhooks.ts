@@ -105,6 +105,42 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     // the hottest route serializes them as it did without a schema, with no per-request zod pass.
     serializerCompiler: () => (data: unknown) => JSON.stringify(data),
   } as const;
+  // A thin event (Event Destinations) carries no object: acknowledged and counted, never refused.
+  // `v2.core.health.event_generation_failure.resolved` queues a recovery (the maintenance
+  // worker asks Stripe what it names and reconciles); one about a PaymentIntent queues a sync.
+  const acknowledgeThin = async (thin: ThinEvent, reqId: string) => {
+    app.metrics.webhooksThin.inc({ type: thin.type });
+    const fields = { reqId, eventId: thin.id, eventType: thin.type };
+    const outOfScope = eventOutOfScope({ livemode: thin.livemode, account: thin.context ?? null }, scope);
+    if (outOfScope) {
+      app.metrics.webhooksNotOurs.inc({ reason: outOfScope });
+      app.log.warn({ ...fields, reason: outOfScope }, "thin event is not this deployment's; acknowledged, not applied");
+      return { received: true, thin: true, ignored: true } as const;
+    }
+    if (thin.type === EVENT_GENERATION_FAILURE_RESOLVED) {
+      const created = thin.created ? Math.floor(Date.parse(thin.created) / 1000) : Number.NaN;
+      const { duplicate } = await addJobOnce(app.queues, 'eventRecovery', {
+        name: 'event-generation-failure',
+        jobId: thin.id,
+        data: { eventId: thin.id, created: Number.isFinite(created) && created > 0 ? created : Math.floor(Date.now() / 1000) },
+      });
+      app.log.warn({ ...fields, duplicate }, 'Stripe failed to generate some events: a recovery pass is queued');
+      return duplicate ? ({ received: true, thin: true, duplicate: true } as const) : ({ received: true, thin: true } as const);
+    }
+    const related = thin.related_object;
+    if (related?.type === 'payment_intent' && /^pi_[A-Za-z0-9_]+$/.test(related.id)) {
+      await addJobOnce(app.queues, 'paymentSync', {
+        name: 'reconcile',
+        jobId: paymentSyncJobId(related.id),
+        data: { paymentIntentId: related.id, reason: 'reconcile' },
+      });
+      app.log.info(fields, 'thin event about a PaymentIntent: a sync is queued');
+      return { received: true, thin: true } as const;
+    }
+    app.log.info(fields, 'thin event acknowledged');
+    return { received: true, thin: true, ignored: true } as const;
+  };
+
   app.post('/webhooks/stripe', routeOptions, async (request, reply) => {
     const { metrics } = app;
     metrics.webhooksReceived.inc();
@@ -112,42 +148,6 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       metrics.webhooksRejected.inc({ reason });
       app.log.info({ reqId: request.id, reason }, 'webhook rejected');
       throw new HttpError(400, reason, message);
-    };
-
-    // A thin event (Event Destinations) carries no object: acknowledged and counted, never refused.
-    // `v2.core.health.event_generation_failure.resolved` queues a recovery (the maintenance
-    // worker asks Stripe what it names and reconciles); one about a PaymentIntent queues a sync.
-    const acknowledgeThin = async (thin: ThinEvent, reqId: string) => {
-      metrics.webhooksThin.inc({ type: thin.type });
-      const fields = { reqId, eventId: thin.id, eventType: thin.type };
-      const outOfScope = eventOutOfScope({ livemode: thin.livemode, account: thin.context ?? null }, scope);
-      if (outOfScope) {
-        metrics.webhooksNotOurs.inc({ reason: outOfScope });
-        app.log.warn({ ...fields, reason: outOfScope }, "thin event is not this deployment's; acknowledged, not applied");
-        return { received: true, thin: true, ignored: true } as const;
-      }
-      if (thin.type === EVENT_GENERATION_FAILURE_RESOLVED) {
-        const created = thin.created ? Math.floor(Date.parse(thin.created) / 1000) : Number.NaN;
-        const { duplicate } = await addJobOnce(app.queues, 'eventRecovery', {
-          name: 'event-generation-failure',
-          jobId: thin.id,
-          data: { eventId: thin.id, created: Number.isFinite(created) && created > 0 ? created : Math.floor(Date.now() / 1000) },
-        });
-        app.log.warn({ ...fields, duplicate }, 'Stripe failed to generate some events: a recovery pass is queued');
-        return duplicate ? ({ received: true, thin: true, duplicate: true } as const) : ({ received: true, thin: true } as const);
-      }
-      const related = thin.related_object;
-      if (related?.type === 'payment_intent' && /^pi_[A-Za-z0-9_]+$/.test(related.id)) {
-        await addJobOnce(app.queues, 'paymentSync', {
-          name: 'reconcile',
-          jobId: paymentSyncJobId(related.id),
-          data: { paymentIntentId: related.id, reason: 'reconcile' },
-        });
-        app.log.info(fields, 'thin event about a PaymentIntent: a sync is queued');
-        return { received: true, thin: true } as const;
-      }
-      app.log.info(fields, 'thin event acknowledged');
-      return { received: true, thin: true, ignored: true } as const;
     };
 
     const header = request.headers['stripe-signature'];
