@@ -55,22 +55,8 @@ export interface DeliveryOutcome {
   durationMs: number;
 }
 
-/** Delivery counters of one endpoint. */
-export interface EndpointDeliveryStats {
-  url: string;
-  attempted: number;
-  succeeded: number;
-  failed: number;
-  exhausted: number;
-  dropped: number;
-  duplicated: number;
-}
-
-/**
- * Delivery counters, over all endpoints (one event sent to two endpoints is two deliveries).
- * `pending` is waiting to be sent (queued, delayed or waiting to retry).
- */
-export interface DeliveryStats {
+/** Delivery counters (one event sent to two endpoints is two deliveries). */
+interface DeliveryCounters {
   attempted: number;
   succeeded: number;
   failed: number;
@@ -80,13 +66,25 @@ export interface DeliveryStats {
   dropped: number;
   /** Deliveries sent more than once because of `duplicateRate`. */
   duplicated: number;
+}
+
+/** Delivery counters of one endpoint. */
+export interface EndpointDeliveryStats extends DeliveryCounters {
+  url: string;
+}
+
+/**
+ * Delivery counters over all endpoints; `pending` is waiting to be sent (queued, delayed or
+ * waiting to retry).
+ */
+export interface DeliveryStats extends DeliveryCounters {
   pending: number;
   inFlight: number;
   /** Per endpoint id (`we_0`, `we_1`, …), endpoints that have had at least one delivery. */
   endpoints: Record<string, EndpointDeliveryStats>;
 }
 
-type Counter = keyof Omit<EndpointDeliveryStats, 'url'>;
+type Counter = keyof DeliveryCounters;
 
 interface DeliveryJob {
   item: Deliverable;
