@@ -15,6 +15,7 @@ import { startHealthServer, type WorkerRoute } from './health-server.js';
 import { createWorkerMetrics } from './metrics.js';
 import { startReconciler } from './operations/reconcile-worker.js';
 import { startOrderWorkers } from './jobs/workers.js';
+import { warmUpWorker } from './warm-up.js';
 
 /** Which routes each configured port serves (both variables may name one port). */
 function httpRoutes(env: WorkerEnv): Map<number, Set<WorkerRoute>> {
@@ -66,6 +67,18 @@ await runService({
       if (!outages.redis.report(error)) logger.warn({ err: error }, 'redis connection error');
     });
     connection.on('ready', () => outages.redis.recovered());
+
+    // Ready means fast: the hot path runs WARM_UP_EVENTS times before any real job is taken (warm-up.ts).
+    const warmUp = await warmUpWorker({
+      prisma,
+      connection,
+      prefix: env.QUEUE_PREFIX,
+      events: env.WARM_UP_EVENTS,
+      concurrency: env.WORKER_CONCURRENCY,
+      batchSize: env.WORKER_BATCH_SIZE,
+      batchWaitMs: env.WORKER_BATCH_WAIT_MS,
+      poolSize: env.WORKER_DB_POOL_SIZE,
+    });
 
     const stripe = stripeClientFromEnv(env);
     const metrics = createWorkerMetrics();
@@ -135,7 +148,13 @@ await runService({
     }
 
     logger.info(
-      { concurrency: env.WORKER_CONCURRENCY, prefix: env.QUEUE_PREFIX, stripeApiVersion: env.STRIPE_API_VERSION },
+      {
+        concurrency: env.WORKER_CONCURRENCY,
+        prefix: env.QUEUE_PREFIX,
+        stripeApiVersion: env.STRIPE_API_VERSION,
+        warmUpEvents: warmUp.events,
+        warmUpMs: warmUp.ms,
+      },
       'order worker started',
     );
   },

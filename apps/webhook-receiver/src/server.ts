@@ -1,6 +1,7 @@
 import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv, receiverEnvSchema } from './env.js';
+import { warmUpReceiver } from './warm-up.js';
 import { ordersAuthFromEnv, rateLimitsFromEnv } from './orders-env.js';
 
 await runService({
@@ -21,14 +22,16 @@ await runService({
   // Below Docker's default 10 s stop timeout: requests in flight finish, then the process exits itself.
   graceMs: 8_000,
   async start({ env, logger, onClose }) {
+    // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
+    const webhookSecrets = env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET];
+    const stripeScope = stripeScopeFromEnv(env);
     const app = await buildApp({
       databaseUrl: env.DATABASE_URL,
       redisUrl: env.REDIS_URL,
       queuePrefix: env.QUEUE_PREFIX,
       stripe: stripeClientFromEnv(env),
-      stripeScope: stripeScopeFromEnv(env),
-      // Without a Stripe key the emulator signs the webhooks, with its dev secret unless one is set.
-      webhookSecrets: env.STRIPE_WEBHOOK_SECRET ?? [EMULATOR_WEBHOOK_SECRET],
+      stripeScope,
+      webhookSecrets,
       adminToken: env.ADMIN_TOKEN,
       ordersAuth: ordersAuthFromEnv(env),
       rateLimits: rateLimitsFromEnv(env),
@@ -40,9 +43,14 @@ await runService({
     // Closing stops accepting (new requests get 503), finishes requests in flight, then the onClose
     // hooks close the queues, Redis and PostgreSQL.
     onClose('http server, queues, redis, postgres', () => app.close());
+    // Ready means fast: the hot path runs WARM_UP_EVENTS times before the port opens (warm-up.ts).
+    const warmUp = await warmUpReceiver(app, { events: env.WARM_UP_EVENTS, webhookSecret: webhookSecrets[0]!, scope: stripeScope });
     const address = await app.listen({ port: env.PORT, host: env.HOST }).catch((error: unknown) => {
       throw listenError(error, { host: env.HOST, port: env.PORT, variable: 'PORT' });
     });
-    logger.info({ address, stripeApiVersion: env.STRIPE_API_VERSION }, `webhook receiver listening on ${address}`);
+    logger.info(
+      { address, stripeApiVersion: env.STRIPE_API_VERSION, warmUpEvents: warmUp.events, warmUpMs: warmUp.ms },
+      `webhook receiver listening on ${address}`,
+    );
   },
 });

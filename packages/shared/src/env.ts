@@ -71,6 +71,12 @@ export const commonEnvSchema = z.object({
    */
   STRIPE_EMULATOR_URL: url(['http:', 'https:']).optional(),
   /** Connected accounts (Stripe Connect) whose events this deployment applies; others are not ours. */
+  /**
+   * Synthetic events a process runs through its own hot path before it says ready (the receiver:
+   * signed deliveries to its webhook route; the worker: jobs of a queue of its own), so that its
+   * first real events are served at full speed; 0 skips that (connections are still opened).
+   */
+  WARM_UP_EVENTS: z.coerce.number().int().min(0).max(100_000).default(1000),
   STRIPE_CONNECTED_ACCOUNTS: commaList
     .pipe(z.array(z.string().regex(/^acct_[A-Za-z0-9]+$/, 'must hold acct_… ids, comma separated')))
     .optional(),
