@@ -26,6 +26,8 @@ import { deleteKeysWithPrefix } from './lib/bench-redis.js';
 import { loadBenchConfig } from './lib/config.js';
 import { runEndToEndBenchmark } from './scenarios/end-to-end.js';
 import { runIngestBenchmark } from './scenarios/ingest.js';
+import { runLatencyCurve, runSoak } from './scenarios/latency-curve.js';
+import { runScaleOutBenchmark } from './scenarios/scale-out.js';
 import { runLongPollBenchmark } from './scenarios/long-poll.js';
 import { runPostgresCeilingBenchmark } from './scenarios/postgres-ceiling.js';
 import { runSpendingBenchmark } from './scenarios/spending.js';
@@ -119,6 +121,19 @@ try {
       log(`   credits reached ${Math.round(endToEnd.creditsPerSecond)}/s only: again at ${fallbackRate} events/s`);
       results.endToEndFallback = await stage('endToEndFallback', () => runEndToEndBenchmark(runContext, database, runPrefix, fallbackRate));
     }
+  }
+
+  if (config.only.has('scale-out')) {
+    log(`scale-out: a second receiver joins at ${config.scaleOutJoinAfterSeconds} s of ${config.e2eRate} events/s`);
+    results.scaleOut = await stage('scaleOut', () => runScaleOutBenchmark(runContext, database, runPrefix));
+  }
+  if (config.only.has('curve')) {
+    log(`latency curve: ${config.curveRates.join(', ')} events/s, then the highest rate with p99 < 100 ms (${config.curveSeconds} s each)`);
+    results.curve = await stage('curve', () => runLatencyCurve(runContext, database, runPrefix));
+  }
+  if (config.soak) {
+    log(`soak: ${config.e2eRate} events/s for ${config.soakSeconds} s`);
+    results.soak = await stage('soak', () => runSoak(runContext, database, runPrefix));
   }
 
   if (config.only.has('long-poll')) {

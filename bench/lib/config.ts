@@ -5,7 +5,7 @@ import { loadWorkerEnv } from '../../apps/order-worker/src/env.js';
 const WORKER_DEFAULTS = loadWorkerEnv({});
 
 /** Which benchmarks a run includes (`--only` / `BENCH_ONLY`). */
-export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'long-poll' | 'postgres-ceiling' | 'spending';
+export type BenchmarkName = 'ingest' | 'worker' | 'e2e' | 'scale-out' | 'curve' | 'long-poll' | 'postgres-ceiling' | 'spending';
 
 /** How the receiver and the worker run: compiled JavaScript as in production, or TypeScript through tsx. */
 export type BenchRuntime = 'compiled' | 'source';
@@ -42,6 +42,18 @@ export interface BenchConfig {
   e2eFallbackRate: number | 'auto';
   e2eSeconds: number;
   e2eWarmupSeconds: number;
+  /** The cold window: events due in the first this many seconds after the first request. */
+  e2eColdSeconds: number;
+  /** Latency curve: the rates always measured, each step's measured seconds, and where the search stops. */
+  curveRates: number[];
+  curveSeconds: number;
+  curveMaxRate: number;
+  /** Scale-out: seconds of traffic, and when (after the first send) the second receiver is started. */
+  scaleOutSeconds: number;
+  scaleOutJoinAfterSeconds: number;
+  /** The soak (only with --soak): seconds at `e2eRate`. */
+  soak: boolean;
+  soakSeconds: number;
   /** How long the end-to-end benchmark waits for the last credit after the last send. */
   e2eDrainTimeoutSeconds: number;
   /** How often the end-to-end benchmark looks for new ledger entries; bounds its time resolution. */
@@ -76,7 +88,11 @@ function knob(env: string, value: string | undefined, description: string): Knob
 
 /** One table for the flags, the variables and `--help`. */
 const KNOBS = {
-  only: knob('BENCH_ONLY', 'LIST', 'benchmarks to run, of ingest,worker,e2e,long-poll,postgres-ceiling,spending; default all'),
+  only: knob(
+    'BENCH_ONLY',
+    'LIST',
+    'benchmarks to run, of ingest,worker,e2e,scale-out,curve,long-poll,postgres-ceiling,spending; default all',
+  ),
   runtime: knob(
     'BENCH_RUNTIME',
     'compiled|source',
@@ -107,6 +123,14 @@ const KNOBS = {
   'e2e-rate': knob('BENCH_E2E_RATE', 'N', 'end-to-end events/s; default 1000'),
   'e2e-seconds': knob('BENCH_E2E_SECONDS', 'S', 'end-to-end duration; default 10'),
   'e2e-warmup-seconds': knob('BENCH_E2E_WARMUP_SECONDS', 'S', 'end-to-end warm-up; default 2'),
+  'e2e-cold-seconds': knob('BENCH_E2E_COLD_SECONDS', 'S', 'end-to-end cold window from the first request; default 10'),
+  'curve-rates': knob('BENCH_CURVE_RATES', 'LIST', 'rates of the latency curve, events/s; default 100,300,1000'),
+  'curve-seconds': knob('BENCH_CURVE_SECONDS', 'S', 'measured seconds of each curve step (after 1 s warm-up); default 5'),
+  'curve-max-rate': knob('BENCH_CURVE_MAX_RATE', 'N', 'highest rate the curve search tries; default 3000'),
+  'scale-out-seconds': knob('BENCH_SCALE_OUT_SECONDS', 'S', 'scale-out run length; default 8'),
+  'scale-out-join-after-seconds': knob('BENCH_SCALE_OUT_JOIN_AFTER_SECONDS', 'S', 'when the second receiver is started; default 2'),
+  soak: knob('BENCH_SOAK', undefined, 'also run the soak: e2e-rate for soak-seconds through fresh processes'),
+  'soak-seconds': knob('BENCH_SOAK_SECONDS', 'S', 'soak length; default 60'),
   'e2e-fallback-rate': knob('BENCH_E2E_FALLBACK_RATE', 'auto|N', 'rate of run 3b when run 3 falls behind; 0 for none; default auto'),
   'e2e-drain-timeout-seconds': knob('BENCH_E2E_DRAIN_TIMEOUT_SECONDS', 'S', 'wait for the last credit after the last send; default 45'),
   'e2e-poll-ms': knob('BENCH_E2E_POLL_MS', 'MS', 'ledger polling interval (the latency resolution); default 5'),
@@ -188,10 +212,12 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
   };
   const fallbackRate = raw('e2e-fallback-rate');
   return {
-    only: list('only', ['ingest', 'worker', 'e2e', 'long-poll', 'postgres-ceiling', 'spending'] as const, [
+    only: list('only', ['ingest', 'worker', 'e2e', 'scale-out', 'curve', 'long-poll', 'postgres-ceiling', 'spending'] as const, [
       'ingest',
       'worker',
       'e2e',
+      'scale-out',
+      'curve',
       'long-poll',
       'postgres-ceiling',
       'spending',
@@ -219,6 +245,17 @@ export function loadBenchConfig(args = process.argv.slice(2)): BenchConfig {
     e2eFallbackRate: fallbackRate === undefined || fallbackRate === 'auto' ? 'auto' : number('e2e-fallback-rate', 0),
     e2eSeconds: number('e2e-seconds', 10, { min: 1 }),
     e2eWarmupSeconds: number('e2e-warmup-seconds', 2),
+    e2eColdSeconds: number('e2e-cold-seconds', 10, { min: 1 }),
+    curveRates: (raw('curve-rates') ?? '100,300,1000').split(',').map((item) => {
+      const value = Number(item.trim());
+      return Number.isInteger(value) && value >= 1 ? value : bad('curve-rates', 'a list of integers ≥ 1', raw('curve-rates') ?? '');
+    }),
+    curveSeconds: number('curve-seconds', 5, { min: 1 }),
+    curveMaxRate: number('curve-max-rate', 3_000, { min: 1 }),
+    scaleOutSeconds: number('scale-out-seconds', 8, { min: 2 }),
+    scaleOutJoinAfterSeconds: number('scale-out-join-after-seconds', 2, { min: 0, integer: false }),
+    soak: raw('soak') === '1',
+    soakSeconds: number('soak-seconds', 60, { min: 10 }),
     e2eDrainTimeoutSeconds: number('e2e-drain-timeout-seconds', 45, { min: 1 }),
     e2ePollMs: number('e2e-poll-ms', 5, { min: 1 }),
     longPollWaiters: number('long-poll-waiters', 1_000, { min: 1 }),

@@ -18,6 +18,11 @@ import { BENCH_WEBHOOK_SECRET, benchOrder, paymentSucceededEvent, stripeSignatur
 /** What the parent asks for. */
 export interface FixedRateOptions {
   url: string;
+  /**
+   * A second receiver joining while traffic flows (scale-out): polled on `/readyz` from the start;
+   * once it answers 200, every other event goes to it (as a load balancer adds a ready backend).
+   */
+  joinUrl?: string;
   /** Seeded batch whose orders 0 … rate × seconds − 1 are paid, in order. */
   batch: string;
   rate: number;
@@ -35,10 +40,14 @@ export interface FixedRateRecord {
   sentAt: number[];
   answeredAt: number[];
   status: number[];
+  /** 0: sent to `url`, 1: to `joinUrl`. */
+  target: number[];
+  /** When `joinUrl` first answered ready (epoch ms), if it did. */
+  joinedAt?: number;
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as FixedRateOptions;
-const target = new URL(options.url);
+const targets = [new URL(options.url), ...(options.joinUrl ? [new URL(options.joinUrl)] : [])];
 const total = Math.round(options.rate * options.seconds);
 const agent = new http.Agent({ keepAlive: true, maxSockets: options.sockets });
 const now = () => performance.timeOrigin + performance.now();
@@ -48,7 +57,25 @@ const record: FixedRateRecord = {
   sentAt: new Array<number>(total).fill(NaN),
   answeredAt: new Array<number>(total).fill(NaN),
   status: new Array<number>(total).fill(0),
+  target: new Array<number>(total).fill(0),
 };
+let joined = false;
+if (options.joinUrl) {
+  const readyz = new URL('/readyz', options.joinUrl);
+  const poll = async () => {
+    while (!joined) {
+      const ready = await fetch(readyz).then(
+        (response) => response.ok,
+        () => false,
+      );
+      if (ready) {
+        joined = true;
+        record.joinedAt = now();
+      } else await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+  void poll();
+}
 let answered = 0;
 let finish: () => void = () => undefined;
 const allAnswered = new Promise<void>((resolve) => (finish = resolve));
@@ -60,6 +87,9 @@ function settle(index: number, status: number): void {
 }
 
 function send(index: number, dueAt: number): void {
+  const to = joined && index % 2 === 1 ? 1 : 0;
+  const target = targets[to]!;
+  record.target[index] = to;
   const body = JSON.stringify(paymentSucceededEvent(benchOrder(options.batch, index)));
   const request = http.request(
     {
@@ -95,6 +125,7 @@ await sendAtFixedRate(total, options.rate, startTick, (index, dueAt) => {
   send(index, performance.timeOrigin + dueAt);
 });
 await allAnswered;
+joined = true;
 agent.destroy();
 
 writeFileSync(options.outFile, JSON.stringify(record));

@@ -4,7 +4,11 @@
  * file: a socket write made for BullMQ counts as BullMQ), then self time by package or file, then
  * the functions with the most self and total time. Percentages are of busy (non-idle) time.
  *
- *   npx tsx bench/lib/profile-summary.ts bench/profiles/<process>-<time>/CPU.….0.001.cpuprofile [top=25]
+ *   npx tsx bench/lib/profile-summary.ts bench/profiles/<process>-<time>/CPU.….0.001.cpuprofile [top=25] [from=0] [to=∞]
+ *
+ * `from`/`to` (seconds since the profile began) keep only the samples taken in that window: the
+ * first seconds of a process handed traffic at once are where a cold start shows. A timeline of
+ * busy time per 500 ms comes first, to find that window.
  */
 import { readFileSync } from 'node:fs';
 
@@ -57,12 +61,14 @@ function functionKey(node: ProfileNode): string {
   return `${functionName || '(anonymous)'} ${areaOf(url, functionName)}:${lineNumber + 1}`;
 }
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
-  process.stderr.write('usage: tsx bench/lib/profile-summary.ts <file.cpuprofile> [top]\n');
+  process.stderr.write('usage: tsx bench/lib/profile-summary.ts <file.cpuprofile> [top] [from seconds] [to seconds]\n');
   process.exit(2);
 }
 const top = Number(topArg ?? 25);
+const fromMicros = Number(fromArg ?? 0) * 1e6;
+const toMicros = toArg === undefined ? Infinity : Number(toArg) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 const parentOf = new Map<number, number>();
@@ -90,7 +96,22 @@ function componentOf(leaf: ProfileNode): string {
 }
 
 const selfMicros = new Map<number, number>();
-for (const [index, id] of profile.samples.entries()) selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+/** Busy microseconds per 500 ms since the profile began. */
+const timeline: number[] = [];
+let sampledAt = 0;
+for (const [index, id] of profile.samples.entries()) {
+  const delta = profile.timeDeltas[index] ?? 0;
+  sampledAt += delta;
+  if (byId.get(id)?.callFrame.functionName !== '(idle)') {
+    const slot = Math.floor(sampledAt / 500_000);
+    timeline[slot] = (timeline[slot] ?? 0) + delta;
+  }
+  if (sampledAt < fromMicros || sampledAt >= toMicros) continue;
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
+}
+process.stdout.write(
+  `busy ms per 500 ms: ${Array.from(timeline, (micros, slot) => `${slot / 2}s ${Math.round((micros ?? 0) / 1000)}`).join(' · ')}\n`,
+);
 
 const byComponent = new Map<string, number>();
 const selfByArea = new Map<string, number>();

@@ -26,9 +26,30 @@ export interface CpuShare {
   coreShare: number;
 }
 
+/** One 100 ms slot of a run, by the events' due time: how many were due, answered 2xx and credited, and how late. */
+export interface Slot {
+  /** Start of the slot, ms after the first event was due. */
+  fromMs: number;
+  due: number;
+  answered: number;
+  credited: number;
+  answer: Latency;
+  credit: Latency;
+}
+
+/** The run once it is warm: events due after the warm-up. */
+export interface SteadyLatency {
+  creditVisible: Latency;
+  ledgerInsert: Latency;
+  webhookAnswer: Latency;
+}
+
 export interface EndToEndResult {
   rate: number;
+  /** Seconds measured after the warm-up (the steady window). */
   seconds: number;
+  /** Seconds from the first request that make the cold window (`creditVisible`, `webhookAnswer`, `ledgerInsert`). */
+  coldSeconds: number;
   /** Events sent in the measured window (after the warm-up). */
   measured: number;
   /** Measured events per second actually sent. */
@@ -38,17 +59,24 @@ export interface EndToEndResult {
   /** Worst delay between an event's due time and its send: the generator's own lag. */
   maxSendLagMs: number;
   non2xx: number;
-  /** Measured events never credited within the drain timeout. */
+  /** Events (any window) never credited within the drain timeout. */
   uncredited: number;
-  /** Due time → the credit is visible to a reader (the bench polls every `pollMs`): the target. */
+  /**
+   * COLD: due time → the credit is visible to a reader (the bench polls every `pollMs`), over the
+   * events due in the first `coldSeconds` after the first request reached the just-ready processes.
+   */
   creditVisible: Latency;
   /**
-   * Due time → `ledger_entries.created_at`: Prisma fills it in the worker when it builds the insert,
-   * mid-transaction (ms precision), so this is a lower bound of the credit's commit.
+   * Cold, due time → `ledger_entries.created_at`: Prisma fills it in the worker when it builds the
+   * insert, mid-transaction (ms precision), so this is a lower bound of the credit's commit.
    */
   ledgerInsert: Latency;
-  /** Due time → the receiver's 200. */
+  /** Cold, due time → the receiver's 200. */
   webhookAnswer: Latency;
+  /** The same after the warm-up (`e2eWarmupSeconds`), to the end. */
+  steady: SteadyLatency;
+  /** Every 100 ms of the run. */
+  timeline: Slot[];
   pollMs: number;
   /** CPU time per measured event and share of one core from the first measured send to the last credit, of each process. */
   receiverCpu: CpuShare;
@@ -146,21 +174,175 @@ async function countCompleted(redisUrl: string, prefix: string): Promise<number>
 }
 
 /** Credits per second between the first and the last credit seen. */
-function creditThroughput(visibleAt: Map<string, number>): number {
-  const times = [...visibleAt.values()];
+function creditThroughput(visibleAt: Iterable<number>): number {
+  const times = [...visibleAt].filter(Number.isFinite);
   const first = times.reduce((min, value) => Math.min(min, value), Infinity);
   const last = times.reduce((max, value) => Math.max(max, value), -Infinity);
   return times.length > 1 ? (times.length - 1) / ((last - first) / 1000) : NaN;
 }
 
-function latencyOf(values: number[]): Latency {
+export function latencyOf(values: number[]): Latency {
   return { p50: percentile(values, 50), p99: percentile(values, 99), max: values.reduce((max, value) => Math.max(max, value), -Infinity) };
 }
 
+/** The processes whose CPU a drive counts. */
+export interface SystemProcesses {
+  receiver: RunningProcess;
+  worker: RunningProcess;
+  /** A receiver that joins during the run (scale-out). */
+  joining?: RunningProcess | undefined;
+}
+
+export interface DriveOptions {
+  batch: string;
+  rate: number;
+  /** Events sent in all. */
+  total: number;
+  /** Events before the measured window: CPU is counted from the first measured send. */
+  warmup: number;
+  port: number;
+  /** A second receiver's port: the sender sends every other event to it once it answers /readyz. */
+  joinPort?: number;
+  /** Called when the sender starts (the scale-out case starts its second receiver then). */
+  onStart?: () => void;
+}
+
+/** Per event, by order index: the sender's record plus when its credit was seen (NaN: never). */
+export interface DriveRecord extends FixedRateRecord {
+  visibleAt: number[];
+  insertedAt: number[];
+  maxSendLagMs: number;
+  /** CPU ms per process and service from the first measured send to the last credit, and that span. */
+  cpu: { receiver: number; worker: number; joining: number; redis: number; postgres: number; elapsedMs: number };
+}
+
 /**
- * Benchmarks 3 and 4: webhooks at a fixed rate through a fresh receiver and a fresh worker, each
- * event for its own seeded order; latency from each event's due time to its credit, and the peak
- * RSS of both processes under that load. The first `e2eWarmupSeconds` of events are not measured.
+ * Sends `total` signed events at `rate` (open loop, lib/fixed-rate-sender.ts) to running processes,
+ * one per freshly seeded order of `batch`, watches the ledger for their credits and waits for all
+ * of them (or the drain timeout). Every figure of the end-to-end benchmarks is computed from this.
+ */
+export async function drive(
+  context: RunContext,
+  db: BenchDatabase,
+  processes: SystemProcesses,
+  options: DriveOptions,
+): Promise<DriveRecord> {
+  const { config } = context;
+  const { batch, total } = options;
+  await seedOrders(db.pool, batch, total);
+  const watcher = watchCredits(db, await lastLedgerId(db.pool), config.e2ePollMs);
+  const outFile = path.join(context.logDir, `${batch}-sends.json`);
+  const sender: FixedRateOptions = {
+    url: `http://127.0.0.1:${options.port}`,
+    ...(options.joinPort ? { joinUrl: `http://127.0.0.1:${options.joinPort}` } : {}),
+    batch,
+    rate: options.rate,
+    seconds: total / options.rate,
+    sockets: 256,
+    warmupEvents: options.warmup,
+    outFile,
+  };
+  const database = { pool: db.pool, name: db.name };
+  const cpuNow = async () => ({
+    receiver: processes.receiver.cpuMs(),
+    worker: processes.worker.cpuMs(),
+    joining: processes.joining?.cpuMs() ?? 0,
+    at: Date.now(),
+    services: await readServiceCpu(config.redisUrl, database),
+  });
+  let cpuBeforeReading = cpuNow();
+  const running = runScript('bench/lib/fixed-rate-sender.ts', [JSON.stringify(sender)], {
+    onLine: (line) => {
+      if (line === 'measuring') cpuBeforeReading = cpuNow();
+    },
+  });
+  options.onStart?.();
+  const output = await running;
+  const cpuBefore = await cpuBeforeReading;
+  const summary = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as { maxSendLagMs: number };
+  const deadline = Date.now() + config.e2eDrainTimeoutSeconds * 1000;
+  while (watcher.visibleAt.size < total && Date.now() < deadline) await sleep(50);
+  await watcher.stop();
+  const services = serviceCpuUsed(cpuBefore.services, await readServiceCpu(config.redisUrl, database));
+  const cpu = {
+    receiver: processes.receiver.cpuMs() - cpuBefore.receiver,
+    worker: processes.worker.cpuMs() - cpuBefore.worker,
+    joining: (processes.joining?.cpuMs() ?? 0) - cpuBefore.joining,
+    redis: services.redisMs,
+    postgres: services.postgresMs,
+    elapsedMs: Date.now() - cpuBefore.at,
+  };
+  const sends = JSON.parse(readFileSync(outFile, 'utf8')) as FixedRateRecord;
+  const visibleAt: number[] = [];
+  const insertedAt: number[] = [];
+  for (let index = 0; index < total; index += 1) {
+    const reference = benchOrder(batch, index).paymentIntentId;
+    visibleAt.push(watcher.visibleAt.get(reference) ?? NaN);
+    insertedAt.push(watcher.insertedAt.get(reference) ?? NaN);
+  }
+  if (!visibleAt.some(Number.isNaN)) {
+    const problem = await checkBatchCredited(db.pool, batch, total);
+    if (problem) throw new Error(`end-to-end batch ${batch}: ${problem}`);
+  }
+  return { ...sends, visibleAt, insertedAt, maxSendLagMs: summary.maxSendLagMs, cpu };
+}
+
+/** Latencies of the events `from` ≤ index < `to` (and `keep`), from due time; a credit that never came counts as infinitely late. */
+export function windowLatency(run: DriveRecord, from: number, to: number, keep: (index: number) => boolean = () => true): SteadyLatency {
+  const visible: number[] = [];
+  const inserted: number[] = [];
+  const answered: number[] = [];
+  for (let index = from; index < Math.min(to, run.dueAt.length); index += 1) {
+    if (!keep(index)) continue;
+    const dueAt = run.dueAt[index]!;
+    // A credit that never came counts as infinitely late: a p99 over missing credits would flatter.
+    visible.push(Number.isNaN(run.visibleAt[index]!) ? Infinity : run.visibleAt[index]! - dueAt);
+    if (!Number.isNaN(run.insertedAt[index]!)) inserted.push(run.insertedAt[index]! - dueAt);
+    answered.push(run.answeredAt[index]! - dueAt);
+  }
+  return { creditVisible: latencyOf(visible), ledgerInsert: latencyOf(inserted), webhookAnswer: latencyOf(answered) };
+}
+
+/** The run in 100 ms slots of due time. */
+export function timelineOf(run: DriveRecord, slotMs = 100): Slot[] {
+  const first = run.dueAt[0] ?? 0;
+  const slots: { due: number; answered: number; credited: number; answers: number[]; credits: number[] }[] = [];
+  for (const [index, dueAt] of run.dueAt.entries()) {
+    const slot = Math.floor((dueAt - first) / slotMs);
+    slots[slot] ??= { due: 0, answered: 0, credited: 0, answers: [], credits: [] };
+    const entry = slots[slot];
+    entry.due += 1;
+    const status = run.status[index]!;
+    if (status >= 200 && status < 300) entry.answered += 1;
+    entry.answers.push(run.answeredAt[index]! - dueAt);
+    const visibleAt = run.visibleAt[index]!;
+    if (!Number.isNaN(visibleAt)) entry.credited += 1;
+    entry.credits.push(Number.isNaN(visibleAt) ? Infinity : visibleAt - dueAt);
+  }
+  return Array.from(slots, (entry, slot) => ({
+    fromMs: slot * slotMs,
+    due: entry?.due ?? 0,
+    answered: entry?.answered ?? 0,
+    credited: entry?.credited ?? 0,
+    answer: latencyOf(entry?.answers ?? []),
+    credit: latencyOf(entry?.credits ?? []),
+  }));
+}
+
+/** The slot with the highest credit p99. */
+export function worstSlot(timeline: Slot[]): Slot | undefined {
+  return timeline.reduce<Slot | undefined>((worst, slot) => (!worst || slot.credit.p99 > worst.credit.p99 ? slot : worst), undefined);
+}
+
+export const non2xxOf = (run: DriveRecord, from = 0, to = run.status.length) =>
+  run.status.slice(from, to).filter((status) => status < 200 || status >= 300).length;
+
+/**
+ * Benchmarks 3 and 4: webhooks at a fixed rate through a fresh receiver and a fresh worker (traffic
+ * from their first second of being ready: the cold start is measured, not warmed away), each event
+ * for its own seeded order; latency from each event's due time to its credit over the first
+ * `e2eColdSeconds` (cold) and after `e2eWarmupSeconds` (steady), per 100 ms, and the peak RSS of
+ * both processes under that load.
  */
 export async function runEndToEndBenchmark(
   context: RunContext,
@@ -172,102 +354,46 @@ export async function runEndToEndBenchmark(
   const batch = `e2e${rate}`;
   const prefix = `${runPrefix}-${batch}`;
   const warmup = Math.round(rate * config.e2eWarmupSeconds);
-  const total = warmup + Math.round(rate * config.e2eSeconds);
-  await seedOrders(db.pool, batch, total);
+  const total = Math.round(rate * Math.max(config.e2eColdSeconds, config.e2eWarmupSeconds + config.e2eSeconds));
   const port = await freePort();
   let receiver: RunningProcess | undefined;
   let worker: RunningProcess | undefined;
   try {
-    receiver = await startReceiver(context, `receiver-${batch}`, { port, prefix });
-    worker = await startOrderWorker(context, `worker-${batch}`, prefix);
+    [receiver, worker] = await Promise.all([
+      startReceiver(context, `receiver-${batch}`, { port, prefix }),
+      startOrderWorker(context, `worker-${batch}`, prefix),
+    ]);
     const receiverReadyRss = receiver.memory().rss;
     const workerReadyRss = worker.memory().rss;
     const redisMemory = sampleRedisMemory(config.redisUrl);
-    const watcher = watchCredits(db, await lastLedgerId(db.pool), config.e2ePollMs);
-
-    const outFile = path.join(context.logDir, `${batch}-sends.json`);
-    const sender: FixedRateOptions = {
-      url: `http://127.0.0.1:${port}`,
-      batch,
-      rate,
-      seconds: config.e2eWarmupSeconds + config.e2eSeconds,
-      sockets: 256,
-      warmupEvents: warmup,
-      outFile,
-    };
-    // CPU is counted from the first measured send: the warm-up pays for JIT and cold connections.
-    const processes = { receiver, worker };
-    const database = { pool: db.pool, name: db.name };
-    const cpuNow = async () => ({
-      receiver: processes.receiver.cpuMs(),
-      worker: processes.worker.cpuMs(),
-      at: Date.now(),
-      services: await readServiceCpu(config.redisUrl, database),
-    });
-    let cpuBeforeReading = cpuNow();
-    const output = await runScript('bench/lib/fixed-rate-sender.ts', [JSON.stringify(sender)], {
-      onLine: (line) => {
-        if (line === 'measuring') cpuBeforeReading = cpuNow();
-      },
-    });
-    const cpuBefore = await cpuBeforeReading;
-    const summary = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as { maxSendLagMs: number };
-
-    const deadline = Date.now() + config.e2eDrainTimeoutSeconds * 1000;
-    while (watcher.visibleAt.size < total && Date.now() < deadline) await sleep(50);
-    await watcher.stop();
-    const elapsedMs = Date.now() - cpuBefore.at;
-    const cpuOf = (usedMs: number) => ({ msPerEvent: usedMs / (total - warmup), coreShare: usedMs / elapsedMs });
-    const receiverCpu = cpuOf(receiver.cpuMs() - cpuBefore.receiver);
-    const workerCpu = cpuOf(worker.cpuMs() - cpuBefore.worker);
-    const services = serviceCpuUsed(cpuBefore.services, await readServiceCpu(config.redisUrl, database));
+    const run = await drive(context, db, { receiver, worker }, { batch, rate, total, warmup, port });
+    const measured = total - warmup;
+    const cpuOf = (usedMs: number) => ({ msPerEvent: usedMs / measured, coreShare: usedMs / run.cpu.elapsedMs });
     const receiverPeakRss = receiver.memory().peakRss;
     const workerPeakRss = worker.memory().peakRss;
     const { peakBytes: redisPeakBytes, endBytes: redisEndBytes } = await redisMemory.stop();
     const completedJobsKept = await countCompleted(config.redisUrl, prefix);
-
-    const sends = JSON.parse(readFileSync(outFile, 'utf8')) as FixedRateRecord;
-    const visible: number[] = [];
-    const inserted: number[] = [];
-    const answered: number[] = [];
-    let uncredited = 0;
-    let non2xx = 0;
-    for (let index = warmup; index < total; index += 1) {
-      const dueAt = sends.dueAt[index]!;
-      const reference = benchOrder(batch, index).paymentIntentId;
-      const visibleAt = watcher.visibleAt.get(reference);
-      if (visibleAt === undefined) uncredited += 1;
-      else visible.push(visibleAt - dueAt);
-      const insertedAt = watcher.insertedAt.get(reference);
-      if (insertedAt !== undefined) inserted.push(insertedAt - dueAt);
-      answered.push(sends.answeredAt[index]! - dueAt);
-      const status = sends.status[index]!;
-      if (status < 200 || status >= 300) non2xx += 1;
-    }
-    if (uncredited === 0) {
-      const problem = await checkBatchCredited(db.pool, batch, total);
-      if (problem) throw new Error(`end-to-end batch: ${problem}`);
-    }
-    const measuredSends = sends.sentAt.slice(warmup);
+    const cold = windowLatency(run, 0, Math.round(rate * config.e2eColdSeconds));
+    const measuredSends = run.sentAt.slice(warmup);
     const sendSpan = (measuredSends.at(-1)! - measuredSends[0]!) / 1000;
     return {
       rate,
       seconds: config.e2eSeconds,
-      creditsPerSecond: creditThroughput(watcher.visibleAt),
-      measured: total - warmup,
+      coldSeconds: config.e2eColdSeconds,
+      creditsPerSecond: creditThroughput(run.visibleAt),
+      measured,
       achievedRate: (measuredSends.length - 1) / sendSpan,
-      maxSendLagMs: summary.maxSendLagMs,
-      non2xx,
-      uncredited,
-      // A credit that never came counts as infinitely late: a p99 over missing credits would flatter.
-      creditVisible: latencyOf([...visible, ...new Array<number>(uncredited).fill(Infinity)]),
-      ledgerInsert: latencyOf(inserted),
-      webhookAnswer: latencyOf(answered),
+      maxSendLagMs: run.maxSendLagMs,
+      non2xx: non2xxOf(run),
+      uncredited: run.visibleAt.filter(Number.isNaN).length,
+      ...cold,
+      steady: windowLatency(run, warmup, total),
+      timeline: timelineOf(run),
       pollMs: config.e2ePollMs,
-      receiverCpu,
-      workerCpu,
-      redisCpu: cpuOf(services.redisMs),
-      postgresCpu: cpuOf(services.postgresMs),
+      receiverCpu: cpuOf(run.cpu.receiver),
+      workerCpu: cpuOf(run.cpu.worker),
+      redisCpu: cpuOf(run.cpu.redis),
+      postgresCpu: cpuOf(run.cpu.postgres),
       receiverReadyRss,
       workerReadyRss,
       receiverPeakRss,
