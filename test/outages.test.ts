@@ -120,6 +120,8 @@ describe('receiver during a Redis outage', () => {
       'the first read of the queues',
     );
     expect(healthy.text).toMatch(/^ledger_queue_jobs\{queue="stripe-events",state="waiting"\} 0$/m);
+    expect(healthy.text).toMatch(/^ledger_ready 1$/m);
+    expect(healthy.text).toMatch(/^ledger_dependency_up\{dependency="redis"\} 1$/m);
 
     const refuser = await takeRedisAway(port!);
 
@@ -129,6 +131,10 @@ describe('receiver during a Redis outage', () => {
     expect(during.text).toMatch(/^ledger_queue_jobs_scrape_ok 0$/m);
     expect(during.text).not.toMatch(/^ledger_queue_jobs\{/m);
     expect(during.text).toMatch(/^ledger_webhooks_received_total 0$/m);
+    // What the alerts read: this process is not ready because of Redis, PostgreSQL is fine.
+    expect(during.text).toMatch(/^ledger_ready 0$/m);
+    expect(during.text).toMatch(/^ledger_dependency_up\{dependency="redis"\} 0$/m);
+    expect(during.text).toMatch(/^ledger_dependency_up\{dependency="postgres"\} 1$/m);
 
     const unreachable = messages(logs.lines).filter((msg) => msg.startsWith('Redis unreachable'));
     expect(unreachable).toEqual([expect.stringMatching(new RegExp(`^Redis unreachable at 127\\.0\\.0\\.1:${port} \\(.+\\); retrying$`))]);
@@ -173,6 +179,11 @@ describe('receiver with PostgreSQL down', () => {
     expect(outage).toHaveLength(1);
     expect(outage[0]).toMatch(new RegExp(`^PostgreSQL unreachable at 127\\.0\\.0\\.1:${deadPort} \\(.+\\); retrying$`));
     expect(messages(logs.lines)).not.toContain('request failed');
+    const started = performance.now();
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(metrics.body).toMatch(/^ledger_dependency_up\{dependency="postgres"\} 0$/m);
+    expect(metrics.body).toMatch(/^ledger_ready 0$/m);
   });
 });
 
@@ -194,6 +205,7 @@ describe('worker during a Redis outage', () => {
         QUEUE_PREFIX: uniquePrefix(),
         RECONCILE_INTERVAL_SECONDS: '0',
         WORKER_HEALTH_PORT: String(healthPort),
+        WORKER_METRICS_PORT: String(healthPort),
         LOG_FORMAT: 'json',
       },
     });
@@ -214,6 +226,10 @@ describe('worker during a Redis outage', () => {
     expect(down.status).toBe(503);
     expect(down.body.checks).toEqual({ postgres: 'ok', redis: 'down', workers: 'ok' });
     expect(down.ms).toBeLessThan(1_500);
+    const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    expect(metrics).toMatch(/^ledger_ready 0$/m);
+    expect(metrics).toMatch(/^ledger_dependency_up\{dependency="redis"\} 0$/m);
+    expect(metrics).toMatch(/^ledger_dependency_up\{dependency="postgres"\} 1$/m);
 
     await refuser.close();
     redis = await startRedis(port!);

@@ -1,17 +1,10 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { withTimeout } from '@ledger/shared';
 import type { WorkerMetrics } from './metrics.js';
+import { readiness, type ReadinessChecks } from './readiness.js';
 
 /** Routes the worker serves over HTTP; each port serves the ones it was configured for. */
 export type WorkerRoute = '/healthz' | '/readyz' | '/metrics';
-
-export interface ReadinessChecks {
-  postgres: () => Promise<unknown>;
-  redis: () => Promise<unknown>;
-  /** Whether every BullMQ worker of the process is running (not closing, not closed). */
-  workersRunning: () => boolean;
-}
 
 export interface HealthServerOptions {
   host: string;
@@ -19,22 +12,6 @@ export interface HealthServerOptions {
   routes: Map<number, Set<WorkerRoute>>;
   metrics: WorkerMetrics;
   checks: ReadinessChecks;
-}
-
-const CHECK_TIMEOUT_MS = 1_000;
-
-/** Readiness: PostgreSQL and Redis answer within a second and the workers run. */
-async function readiness(checks: ReadinessChecks) {
-  const [postgres, redis] = await Promise.allSettled([
-    withTimeout(checks.postgres(), CHECK_TIMEOUT_MS),
-    withTimeout(checks.redis(), CHECK_TIMEOUT_MS),
-  ]);
-  const status = {
-    postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
-    redis: redis.status === 'fulfilled' ? 'ok' : 'down',
-    workers: checks.workersRunning() ? 'ok' : 'stopped',
-  };
-  return { ready: Object.values(status).every((value) => value === 'ok'), checks: status };
 }
 
 function serve(options: HealthServerOptions, routes: Set<WorkerRoute>): Server {

@@ -10,12 +10,17 @@ import {
   stripeClientFromEnv,
   stripeScopeFromEnv,
 } from '@ledger/shared';
+import { reviewBacklog } from '@ledger/ledger';
 import { loadWorkerEnv, workerEnvSchema, type WorkerEnv } from './env.js';
 import { startHealthServer, type WorkerRoute } from './health-server.js';
 import { createWorkerMetrics } from './metrics.js';
+import { readiness, type ReadinessChecks } from './readiness.js';
 import { startReconciler } from './operations/reconcile-worker.js';
 import { startOrderWorkers } from './jobs/workers.js';
 import { warmUpWorker } from './warm-up.js';
+
+/** Below the scrape's own 0.5 s bound, so a dependency that does not answer shows as down, not as no answer. */
+const METRICS_CHECK_TIMEOUT_MS = 400;
 
 /** Which routes each configured port serves (both variables may name one port). */
 function httpRoutes(env: WorkerEnv): Map<number, Set<WorkerRoute>> {
@@ -124,21 +129,26 @@ await runService({
       onClose('reconciler', () => reconciler.close());
     }
 
+    const checks: ReadinessChecks = {
+      postgres: checkPostgres,
+      // Not a PING queued behind a reconnect: a connection that is not ready is down.
+      redis: async () => {
+        if (connection.status !== 'ready') throw new Error(`redis ${connection.status}`);
+        await connection.ping();
+      },
+      workersRunning: () => workers.workers.every((worker) => worker.isRunning()),
+    };
+    // Read only when /metrics is scraped (ledger_ready, ledger_dependency_up, the review backlog).
+    metrics.scrapeSources.readiness = () => readiness(checks, METRICS_CHECK_TIMEOUT_MS);
+    metrics.scrapeSources.reviewBacklog = () => reviewBacklog(prisma);
+
     const routes = httpRoutes(env);
     if (routes.size > 0) {
       const http = await startHealthServer({
         host: env.WORKER_HTTP_HOST,
         routes,
         metrics,
-        checks: {
-          postgres: checkPostgres,
-          // Not a PING queued behind a reconnect: a connection that is not ready is down.
-          redis: async () => {
-            if (connection.status !== 'ready') throw new Error(`redis ${connection.status}`);
-            await connection.ping();
-          },
-          workersRunning: () => workers.workers.every((worker) => worker.isRunning()),
-        },
+        checks,
       }).catch((error: unknown) => {
         const port = (error as { port?: number }).port ?? env.WORKER_HEALTH_PORT ?? env.WORKER_METRICS_PORT ?? 0;
         const variable = port === env.WORKER_HEALTH_PORT ? 'WORKER_HEALTH_PORT' : 'WORKER_METRICS_PORT';

@@ -1,13 +1,57 @@
-import { createStripeCallMetrics } from '@ledger/shared';
+import type { ReviewBacklog } from '@ledger/ledger';
+import { createStripeCallMetrics, withTimeout } from '@ledger/shared';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Readiness } from './readiness.js';
+
+/** What the scrape-time gauges read; main.ts sets them once the workers run (tests and commands may not). */
+export interface ScrapeSources {
+  /** The `/readyz` checks (PostgreSQL, Redis, the workers running). */
+  readiness?: () => Promise<Readiness>;
+  /** Held facts and orders under review: one cheap query per scrape, never per job. */
+  reviewBacklog?: () => Promise<ReviewBacklog>;
+}
+
+/** A scrape must answer within a second even when PostgreSQL or Redis does not. */
+const SCRAPE_READ_TIMEOUT_MS = 500;
+
+/**
+ * One read per scrape shared by the gauges made from it (prom-client collects them concurrently);
+ * undefined when there is no source or it failed or timed out.
+ */
+function readOncePerScrape<T>(read: () => (() => Promise<T>) | undefined): () => Promise<T | undefined> {
+  let reading: Promise<T | undefined> | undefined;
+  return () => {
+    const source = read();
+    if (!source) return Promise.resolve(undefined);
+    reading ??= withTimeout(source(), SCRAPE_READ_TIMEOUT_MS)
+      .catch(() => undefined)
+      .finally(() => (reading = undefined));
+    return reading;
+  };
+}
 
 /** The worker's Prometheus metrics; each worker process serves its own registry. */
 export function createWorkerMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry });
   /** Unix seconds of the reconciliation checkpoint this process last saw (set by each pass). */
   const reconcileCheckpoint: { at: number | undefined } = { at: undefined };
+  const scrapeSources: ScrapeSources = {};
+  const readReadiness = readOncePerScrape(() => scrapeSources.readiness);
+  const readBacklog = readOncePerScrape(() => scrapeSources.reviewBacklog);
+  /** A gauge of one number of the review backlog; 0 when PostgreSQL did not answer (ledger_dependency_up says so). */
+  const backlogGauge = (name: string, help: string, value: (backlog: ReviewBacklog) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const backlog = await readBacklog();
+        this.set(backlog ? value(backlog) : 0);
+      },
+    });
   return {
     reconcileCheckpoint,
+    scrapeSources,
     registry,
     jobs: new Counter({
       name: 'ledger_worker_jobs_total',
@@ -64,6 +108,47 @@ export function createWorkerMetrics(registry = new Registry()) {
       help: 'Payments Stripe reported succeeded in the last reconciliation window that were not credited yet (drift).',
       registers: [registry],
     }),
+    ready: new Gauge({
+      name: 'ledger_ready',
+      help: '1 when this process is ready (what /readyz answers: PostgreSQL and Redis answer and the workers run), else 0; read at scrape time.',
+      registers: [registry],
+      async collect() {
+        this.set((await readReadiness())?.ready ? 1 : 0);
+      },
+    }),
+    dependencyUp: new Gauge({
+      name: 'ledger_dependency_up',
+      help: '1 when the dependency (postgres, redis) answered this process within 0.5 s at scrape time, else 0.',
+      labelNames: ['dependency'] as const,
+      registers: [registry],
+      async collect() {
+        const readiness = await readReadiness();
+        this.reset();
+        if (!scrapeSources.readiness) return;
+        this.set({ dependency: 'postgres' }, readiness?.checks.postgres === 'ok' ? 1 : 0);
+        this.set({ dependency: 'redis' }, readiness?.checks.redis === 'ok' ? 1 : 0);
+      },
+    }),
+    heldFacts: backlogGauge(
+      'ledger_held_facts',
+      'Held facts waiting for an operator (not resolved), read at scrape time.',
+      (b) => b.heldFacts,
+    ),
+    heldFactsOldestAge: backlogGauge(
+      'ledger_held_facts_oldest_age_seconds',
+      'Age of the oldest held fact waiting for an operator (0 when none), read at scrape time.',
+      (b) => b.oldestHeldFactSeconds,
+    ),
+    ordersUnderReview: backlogGauge(
+      'ledger_orders_under_review',
+      'Orders in needs_review, read at scrape time.',
+      (b) => b.ordersUnderReview,
+    ),
+    ordersUnderReviewOldestAge: backlogGauge(
+      'ledger_orders_under_review_oldest_age_seconds',
+      'How long the longest-waiting order under review has waited (since its oldest unsettled held fact; 0 when none), read at scrape time.',
+      (b) => b.oldestReviewSeconds,
+    ),
   };
 }
 

@@ -84,6 +84,37 @@ export async function listReviews(prisma: PrismaClient, limit = 500): Promise<Re
   }));
 }
 
+/** Money waiting for an operator, as the worker's `/metrics` reports it (ages in seconds, 0 when none waits). */
+export interface ReviewBacklog {
+  heldFacts: number;
+  oldestHeldFactSeconds: number;
+  ordersUnderReview: number;
+  /** Since the oldest unsettled held fact of the order (its last change when it has none). */
+  oldestReviewSeconds: number;
+}
+
+/**
+ * One read per scrape, never per job: held facts are few (unsettled ones a handful) and orders under
+ * review are found through the `(status, created_at)` index.
+ */
+export async function reviewBacklog(prisma: PrismaClient): Promise<ReviewBacklog> {
+  const [row] = await prisma.$queryRaw<{ held: bigint; held_oldest: number | null; reviews: bigint; review_oldest: number | null }[]>`
+    SELECT (SELECT COUNT(*) FROM held_facts WHERE resolution_id IS NULL) AS held,
+           (SELECT EXTRACT(EPOCH FROM clock_timestamp() - MIN(created_at))::float8 FROM held_facts WHERE resolution_id IS NULL) AS held_oldest,
+           COUNT(*) AS reviews,
+           EXTRACT(EPOCH FROM clock_timestamp() - MIN(since))::float8 AS review_oldest
+    FROM (SELECT COALESCE(MIN(h.created_at), o.updated_at) AS since
+          FROM orders o LEFT JOIN held_facts h ON h.order_id = o.id AND h.resolution_id IS NULL
+          WHERE o.status = 'needs_review'
+          GROUP BY o.id) AS under_review`;
+  return {
+    heldFacts: Number(row?.held ?? 0),
+    oldestHeldFactSeconds: Math.max(0, row?.held_oldest ?? 0),
+    ordersUnderReview: Number(row?.reviews ?? 0),
+    oldestReviewSeconds: Math.max(0, row?.review_oldest ?? 0),
+  };
+}
+
 /** Everything an operator needs to decide on one order; undefined for an unknown order. */
 export async function showReview(prisma: PrismaClient, orderId: string): Promise<ReviewDetail | undefined> {
   const order = await prisma.order.findUnique({

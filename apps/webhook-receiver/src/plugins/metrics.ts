@@ -3,18 +3,22 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { z } from 'zod';
+import { checkDependencies, type DependencyChecks } from '../readiness.js';
 
 function createReceiverMetrics(app: FastifyInstance) {
   // One registry per app instance: tests build many apps in one process.
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  // Both gauges below come from one read of Redis per scrape (prom-client collects metrics concurrently).
+  // The queue gauges come from one read of Redis per scrape, the readiness gauges from one check of
+  // both dependencies (prom-client collects metrics concurrently).
   let reading: Promise<QueueDepths | undefined> | undefined;
   const readOnce = () =>
     (reading ??= readQueueDepths(app)
       .catch(() => undefined)
       .finally(() => (reading = undefined)));
+  let checking: Promise<DependencyChecks> | undefined;
+  const readDependenciesOnce = () => (checking ??= checkDependencies(app, SCRAPE_READ_TIMEOUT_MS).finally(() => (checking = undefined)));
   return {
     registry,
     webhooksReceived: new Counter({ name: 'ledger_webhooks_received_total', help: 'Webhook requests received.', registers }),
@@ -91,6 +95,26 @@ function createReceiverMetrics(app: FastifyInstance) {
         }
       },
     }),
+    ready: new Gauge({
+      name: 'ledger_ready',
+      help: '1 when this process is ready (what /readyz answers: PostgreSQL and Redis answer), else 0; read at scrape time.',
+      registers,
+      async collect() {
+        const checks = await readDependenciesOnce();
+        this.set(checks.postgres === 'ok' && checks.redis === 'ok' ? 1 : 0);
+      },
+    }),
+    dependencyUp: new Gauge({
+      name: 'ledger_dependency_up',
+      help: '1 when the dependency (postgres, redis) answered this process within 0.5 s at scrape time, else 0.',
+      labelNames: ['dependency'] as const,
+      registers,
+      async collect() {
+        const checks = await readDependenciesOnce();
+        this.set({ dependency: 'postgres' }, checks.postgres === 'ok' ? 1 : 0);
+        this.set({ dependency: 'redis' }, checks.redis === 'ok' ? 1 : 0);
+      },
+    }),
     queueDepthScrapeOk: new Gauge({
       name: 'ledger_queue_jobs_scrape_ok',
       help: '1 when ledger_queue_jobs was read from Redis for this scrape, 0 when Redis did not answer in time.',
@@ -103,13 +127,13 @@ function createReceiverMetrics(app: FastifyInstance) {
 }
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
-/** A scrape must answer within a second even when Redis does not (Prometheus' default timeout is 10 s). */
-const QUEUE_DEPTH_TIMEOUT_MS = 500;
+/** A scrape must answer within a second even when Redis or PostgreSQL does not (Prometheus' default timeout is 10 s). */
+const SCRAPE_READ_TIMEOUT_MS = 500;
 
 type QueueDepths = [queue: string, counts: Record<string, number>][];
 
 /**
- * Job counts of every queue, or a rejection within {@link QUEUE_DEPTH_TIMEOUT_MS}: BullMQ waits for
+ * Job counts of every queue, or a rejection within {@link SCRAPE_READ_TIMEOUT_MS}: BullMQ waits for
  * a connection that is not ready (it would hang the scrape for the whole outage), so a connection
  * that is not ready fails at once.
  */
@@ -119,7 +143,7 @@ async function readQueueDepths(app: FastifyInstance): Promise<QueueDepths> {
     Promise.all(
       Object.values(app.queues).map(async (queue): Promise<QueueDepths[number]> => [queue.name, await queue.getJobCounts(...QUEUE_STATES)]),
     ),
-    QUEUE_DEPTH_TIMEOUT_MS,
+    SCRAPE_READ_TIMEOUT_MS,
   );
 }
 
@@ -157,5 +181,5 @@ export default fp(
       },
     );
   },
-  { name: 'metrics', dependencies: ['queues'] },
+  { name: 'metrics', dependencies: ['prisma', 'queues'] },
 );

@@ -1,8 +1,8 @@
-import { withTimeout } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorSchema, internalError, unavailable } from '../http-schemas.js';
+import { checkDependencies } from '../readiness.js';
 
 const CHECK_TIMEOUT_MS = 1_000;
 
@@ -42,14 +42,7 @@ export default async function healthRoutes(fastify: FastifyInstance) {
       },
     },
     async (_request, reply) => {
-      const [postgres, redis] = await Promise.allSettled([
-        withTimeout(app.prisma.$queryRaw`SELECT 1`, CHECK_TIMEOUT_MS),
-        withTimeout(app.redis.ping(), CHECK_TIMEOUT_MS),
-      ]);
-      const status = {
-        postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
-        redis: redis.status === 'fulfilled' ? 'ok' : 'down',
-      } as const;
+      const status = await checkDependencies(fastify, CHECK_TIMEOUT_MS);
       if (status.postgres === 'ok' && status.redis === 'ok') return reply.code(200).send({ status: 'ready', checks: status });
       return reply.code(503).send({ error: 'not_ready', message: 'A dependency is unreachable.', checks: status });
     },
