@@ -1,4 +1,4 @@
-import { createWorkerConnection } from '@ledger/shared';
+import { createLogger, createWorkerConnection } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { warmUpReceiver } from '../apps/webhook-receiver/src/warm-up.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { events, newOrderFixture } from './helpers/fixtures.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
+import { captureLogs } from './helpers/logs.js';
 import { buildTestReceiver, signatureHeader, WEBHOOK_SECRETS } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
@@ -46,8 +47,9 @@ describe('receiver warm-up', () => {
     await deleteKeysWithPrefix(prefix);
   });
 
-  it('sends signed deliveries through the real route, then leaves no job, key or count behind; real deliveries go to the real queue', async () => {
-    app = await buildTestReceiver({ databaseUrl: db.url, prefix });
+  it('sends signed deliveries through the real route, then leaves no job, key, count or log line behind; real deliveries go to the real queue', async () => {
+    const logs = captureLogs();
+    app = await buildTestReceiver({ databaseUrl: db.url, prefix, logger: createLogger('webhook-receiver', 'info', logs.stream) });
     const realQueue = app.queues.stripeEvents;
     const warmUp = await warmUpReceiver(app, {
       events: 300,
@@ -78,6 +80,12 @@ describe('receiver warm-up', () => {
     expect(response.json()).toEqual({ received: true });
     expect(await realQueue.getJob(event.id)).toBeDefined();
     expect(await app.metrics.registry.metrics()).toMatch(/^ledger_webhooks_received_total 1$/m);
+    // Not one line about a warm-up delivery; the real one logged as before, at info.
+    expect(logs.lines.filter((line) => line.includes('warmup'))).toEqual([]);
+    const queued = logs.lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'event queued');
+    expect(queued).toEqual([
+      expect.objectContaining({ level: 30, eventId: event.id, eventType: 'payment_intent.succeeded', duplicate: false }),
+    ]);
   });
 
   it('fails, and restores the real queue, when the route refuses its deliveries (a secret the route does not accept)', async () => {
@@ -86,7 +94,11 @@ describe('receiver warm-up', () => {
     try {
       const realQueue = other.queues.stripeEvents;
       await expect(
-        warmUpReceiver(other, { events: 5, webhookSecret: 'whsec_not_configured', scope: { livemode: false, connectedAccounts: new Set() } }),
+        warmUpReceiver(other, {
+          events: 5,
+          webhookSecret: 'whsec_not_configured',
+          scope: { livemode: false, connectedAccounts: new Set() },
+        }),
       ).rejects.toThrow(/answered 400/);
       expect(other.queues.stripeEvents).toBe(realQueue);
       expect(await keysUnder(otherPrefix)).toEqual([]);
@@ -107,7 +119,9 @@ describe('worker warm-up', () => {
 
   it('runs jobs through BullMQ, the facts and the credit statement on every connection, and writes nothing', async () => {
     const before = await rowCounts(db);
-    const sequenceBefore = await db.prisma.$queryRaw<{ last_value: bigint; is_called: boolean }[]>`SELECT last_value, is_called FROM ledger_entries_id_seq`;
+    const sequenceBefore = await db.prisma.$queryRaw<
+      { last_value: bigint; is_called: boolean }[]
+    >`SELECT last_value, is_called FROM ledger_entries_id_seq`;
     const warmUp = await warmUpWorker({
       prisma: db.prisma,
       connection,

@@ -1,6 +1,7 @@
 import {
   OutageLog,
   createPrismaClient,
+  ensureCanListen,
   createWorkerConnection,
   endpointOf,
   redisEndpoint,
@@ -73,7 +74,13 @@ await runService({
     });
     connection.on('ready', () => outages.redis.recovered());
 
-    // Ready means fast: the hot path runs WARM_UP_EVENTS times before any real job is taken (warm-up.ts).
+    // Ready means fast: the hot path runs WARM_UP_EVENTS times before any real job is taken
+    // (warm-up.ts); a port that cannot be listened on stops the start before that.
+    const routes = httpRoutes(env);
+    for (const port of routes.keys()) {
+      const variable = port === env.WORKER_HEALTH_PORT ? 'WORKER_HEALTH_PORT' : 'WORKER_METRICS_PORT';
+      await ensureCanListen({ host: env.WORKER_HTTP_HOST, port, variable });
+    }
     const warmUp = await warmUpWorker({
       prisma,
       connection,
@@ -142,7 +149,6 @@ await runService({
     metrics.scrapeSources.readiness = () => readiness(checks, METRICS_CHECK_TIMEOUT_MS);
     metrics.scrapeSources.reviewBacklog = () => reviewBacklog(prisma);
 
-    const routes = httpRoutes(env);
     if (routes.size > 0) {
       const http = await startHealthServer({
         host: env.WORKER_HTTP_HOST,

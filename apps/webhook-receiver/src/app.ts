@@ -131,6 +131,7 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
   await app.register(orderStatusListener, { databaseUrl: config.databaseUrl });
 
   await app.register(healthRoutes);
+  app.decorate('webhookDeliveryLog', app.log.child({}, { redact: { paths: [] } }));
   await app.register(webhookRoutes, {
     stripe: config.stripe,
     webhookSecrets: config.webhookSecrets,

@@ -1,4 +1,4 @@
-import { EMULATOR_WEBHOOK_SECRET, listenError, runService, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
+import { EMULATOR_WEBHOOK_SECRET, ensureCanListen, listenError, runService, stripeClientFromEnv, stripeScopeFromEnv } from '@ledger/shared';
 import { buildApp } from './app.js';
 import { loadReceiverEnv, receiverEnvSchema } from './env.js';
 import { warmUpReceiver } from './warm-up.js';
@@ -43,7 +43,9 @@ await runService({
     // Closing stops accepting (new requests get 503), finishes requests in flight, then the onClose
     // hooks close the queues, Redis and PostgreSQL.
     onClose('http server, queues, redis, postgres', () => app.close());
-    // Ready means fast: the hot path runs WARM_UP_EVENTS times before the port opens (warm-up.ts).
+    // Ready means fast: the hot path runs WARM_UP_EVENTS times before the port opens (warm-up.ts);
+    // a port that cannot be listened on stops the start before that.
+    await ensureCanListen({ host: env.HOST, port: env.PORT, variable: 'PORT' });
     const warmUp = await warmUpReceiver(app, { events: env.WARM_UP_EVENTS, webhookSecret: webhookSecrets[0]!, scope: stripeScope });
     const address = await app.listen({ port: env.PORT, host: env.HOST }).catch((error: unknown) => {
       throw listenError(error, { host: env.HOST, port: env.PORT, variable: 'PORT' });

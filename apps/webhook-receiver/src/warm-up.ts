@@ -56,10 +56,12 @@ async function sendWarmUpDeliveries(app: FastifyInstance, options: ReceiverWarmU
   const run = randomBytes(4).toString('hex');
   const warmQueue = new Queue(`${QUEUES.stripeEvents}-warm-up-${run}`, { connection: app.redis, prefix: real.opts.prefix });
   const level = app.log.level;
+  const deliveryLevel = app.webhookDeliveryLog.level;
   const server = http.createServer(app.routing);
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8 });
   queues.stripeEvents = warmQueue;
   app.log.level = 'warn';
+  app.webhookDeliveryLog.level = 'warn';
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
@@ -76,6 +78,7 @@ async function sendWarmUpDeliveries(app: FastifyInstance, options: ReceiverWarmU
   } finally {
     queues.stripeEvents = real;
     app.log.level = level;
+    app.webhookDeliveryLog.level = deliveryLevel;
     agent.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await warmQueue.obliterate({ force: true }).finally(() => warmQueue.close());

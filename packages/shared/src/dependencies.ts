@@ -136,3 +136,18 @@ export function listenError(error: unknown, where: { host: string; port: number;
   }
   return error;
 }
+
+/**
+ * Fails now, as the listen later would, when `port` on `host` cannot be listened on (taken, not
+ * allowed): a process that warms up before it listens must not spend its warm-up to find that out.
+ * Port 0 (any free port) always can. The probe's listener is closed at once.
+ */
+export async function ensureCanListen(where: { host: string; port: number; variable: string }): Promise<void> {
+  if (where.port === 0) return;
+  const { createServer } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error) => reject(listenError(error, where)));
+    probe.listen({ host: where.host, port: where.port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
