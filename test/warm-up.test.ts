@@ -1,4 +1,4 @@
-import { createLogger, createWorkerConnection } from '@ledger/shared';
+import { createLogger, createWorkerConnection, poolOf } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +133,8 @@ describe('worker warm-up', () => {
       poolSize: 4,
     });
     expect(warmUp.events).toBe(200);
+    // Every connection of the pool was opened (the credit statement prepared on each).
+    expect(poolOf(db.prisma)?.totalCount).toBeGreaterThanOrEqual(4);
     expect(await rowCounts(db)).toEqual(before);
     // Not even a sequence value is taken: the bench and operators read ledger ids as a gapless watermark.
     expect(await db.prisma.$queryRaw`SELECT last_value, is_called FROM ledger_entries_id_seq`).toEqual(sequenceBefore);

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { Prisma, PrismaClient } from './generated/prisma/client.js';
 
 export { Prisma, PrismaClient };
@@ -27,22 +28,38 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
   const url = new URL(databaseUrl);
   const schema = url.searchParams.get('schema') ?? undefined;
   url.searchParams.delete('schema');
-  const adapter = new PrismaPg(
-    {
-      connectionString: url.toString(),
-      max: options.poolSize ?? 10,
-      application_name: options.applicationName,
-      // Fail a request quickly rather than queue it forever when PostgreSQL is down.
-      connectionTimeoutMillis: 5_000,
-      options: schema ? `-c search_path=${schema}` : undefined,
-    },
-    schema ? { schema } : undefined,
-  );
-  return new PrismaClient({ adapter });
+  // The adapter's pool, made here so that the hottest statement can use it too (poolOf).
+  const pool = new pg.Pool({
+    connectionString: url.toString(),
+    max: options.poolSize ?? 10,
+    application_name: options.applicationName,
+    // Fail a request quickly rather than queue it forever when PostgreSQL is down.
+    connectionTimeoutMillis: 5_000,
+    options: schema ? `-c search_path=${schema}` : undefined,
+  });
+  const adapter = new PrismaPg(pool, { ...(schema ? { schema } : {}), disposeExternalPool: true });
+  const prisma = new PrismaClient({ adapter });
+  pools.set(prisma, pool);
+  return prisma;
+}
+
+const pools = new WeakMap<PrismaClient, pg.Pool>();
+
+/**
+ * The `pg` pool under a client made by {@link createPrismaClient}: the same connections Prisma
+ * uses (closed by its `$disconnect`). Only the group-commit statement goes through it directly,
+ * as a named prepared statement (parsed and planned once per connection); Prisma stays the data
+ * layer for everything else.
+ */
+export function poolOf(prisma: PrismaClient): pg.Pool | undefined {
+  return pools.get(prisma);
 }
 
 /** The PostgreSQL error behind a Prisma error (raw queries through the pg adapter), if any. */
 export function postgresErrorOf(error: unknown): { code: string; constraint?: string } | undefined {
+  // pg's own error (a statement sent through poolOf's pool).
+  if (error instanceof pg.DatabaseError && error.code)
+    return error.constraint ? { code: error.code, constraint: error.constraint } : { code: error.code };
   if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return undefined;
   const cause = (
     error.meta as

@@ -1,4 +1,4 @@
-import { postgresErrorOf, type PrismaClient } from '@ledger/shared';
+import { poolOf, postgresErrorOf, type PrismaClient } from '@ledger/shared';
 import { CREDIT_PAYMENTS_SQL } from '../statements.js';
 import type { ApplyResult, PaymentCredit, PaymentCreditResult } from '../types.js';
 
@@ -13,6 +13,9 @@ export const REFUSALS_FOR_THE_GENERAL_PATH = new Set([
   // The PaymentIntent already belongs to another order (metadata and orders disagree).
   'orders_payment_intent_id_key',
 ]);
+
+/** The prepared statement's name on each connection of the pool. */
+const CREDIT_PAYMENTS_STATEMENT = 'ledger_credit_payments';
 
 /** The statement's parameters: one array per column, in the order of CREDIT_PAYMENTS_SQL's unnest. */
 export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown[] {
@@ -33,9 +36,14 @@ export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown
  * PostgreSQL refused one of them (nothing was written: the statement is atomic).
  */
 export async function creditPayments(prisma: PrismaClient, credits: readonly PaymentCredit[]): Promise<PaymentCreditResult[] | undefined> {
-  let rows: { n: bigint; eligible: boolean; inserted: boolean; event_new: boolean }[];
+  let rows: { eligible: boolean; inserted: boolean; event_new: boolean }[];
+  const pool = poolOf(prisma);
   try {
-    rows = await prisma.$queryRawUnsafe(CREDIT_PAYMENTS_SQL, ...creditPaymentsParams(credits));
+    // Through the client's own pool as a named prepared statement: PostgreSQL parses and plans
+    // it once per connection instead of on every batch, and Prisma's per-query work is skipped.
+    rows = pool
+      ? (await pool.query({ name: CREDIT_PAYMENTS_STATEMENT, text: CREDIT_PAYMENTS_SQL, values: creditPaymentsParams(credits) })).rows
+      : await prisma.$queryRawUnsafe(CREDIT_PAYMENTS_SQL, ...creditPaymentsParams(credits));
   } catch (error) {
     const refused = postgresErrorOf(error)?.constraint;
     if (refused !== undefined && REFUSALS_FOR_THE_GENERAL_PATH.has(refused)) return undefined;
