@@ -13,11 +13,14 @@ import {
   DEFAULT_REDIS_URL,
   EMULATOR_API_BASE,
   EMULATOR_WEBHOOK_SECRET,
+  QUEUES,
   StartupError,
+  createProducerConnection,
   parseCommandLine,
   probePostgres,
   probeRedis,
 } from '@ledger/shared';
+import { Queue } from 'bullmq';
 import { developmentOrdersKey, hasOrdersAuth } from './dev-orders-key.js';
 
 const { values } = parseCommandLine('start', {
@@ -153,17 +156,32 @@ if (useEmulator) {
 run('webhook-receiver', 'apps/webhook-receiver/src/server.ts', shared);
 run('order-worker', 'apps/order-worker/src/main.ts', shared);
 
-// The URLs once the receiver answers, so that what is printed is what works.
-const deadline = Date.now() + 60_000;
-while (
-  !stopping &&
-  !(await fetch(`${receiverUrl}/healthz`).then(
+/** Whether a worker has registered on the events queue (it does so only once warmed up). */
+async function workerRegistered(): Promise<boolean> {
+  const connection = createProducerConnection(process.env.REDIS_URL || DEFAULT_REDIS_URL);
+  const queue = new Queue(QUEUES.stripeEvents, { connection, prefix: process.env.QUEUE_PREFIX || 'ledger' });
+  try {
+    return (await queue.getWorkersCount()) > 0;
+  } catch {
+    return false;
+  } finally {
+    await queue.close().catch(() => undefined);
+    connection.disconnect();
+  }
+}
+
+// The URLs once the receiver answers /readyz and the worker takes jobs (each listens or registers
+// only once warmed up: WARM_UP_EVENTS), so that what is printed works, at full speed.
+const startedAt = Date.now();
+const deadline = startedAt + 60_000;
+const receiverReady = () =>
+  fetch(`${receiverUrl}/readyz`).then(
     (response) => response.ok,
     () => false,
-  ))
-) {
+  );
+while (!stopping && !((await receiverReady()) && (await workerRegistered()))) {
   if (Date.now() > deadline) {
-    console.error(`[start] the receiver did not answer on ${receiverUrl} within 60 s; stopping`);
+    console.error(`[start] the receiver (${receiverUrl}/readyz) and the worker were not both ready within 60 s; stopping`);
     stop(1);
   }
   await new Promise((resolve) => setTimeout(resolve, 200));
@@ -181,6 +199,7 @@ if (!stopping) {
         ? [`  orders key   ${devOrdersKey}  (development service key, kept in .dev/orders-api-key; set ORDERS_API_KEYS for your own)`]
         : []),
       `  demo         npm run demo`,
+      `  ready        receiver and worker warmed up, ${((Date.now() - startedAt) / 1000).toFixed(1)} s after they were started`,
       '',
     ].join('\n'),
   );

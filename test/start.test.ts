@@ -69,6 +69,8 @@ describe('npm start', () => {
     };
     start = startChild({ command: 'npm', args: ['start'], env: { LOG_LEVEL: 'info', ...env } });
     await start.waitFor(new RegExp(`^  receiver     http://127\\.0\\.0\\.1:${port} `), 90_000);
+    // Printed only once the receiver answers /readyz and the worker took its place on the queue, both warmed up.
+    await start.waitFor(/^ {2}ready {8}receiver and worker warmed up, \d+\.\d s after they were started$/, 5_000);
     const processes = descendants(start.child.pid!);
     // npm, then node scripts/start.ts and its three children (emulator, receiver, worker).
     expect(processes.length).toBeGreaterThanOrEqual(4);
