@@ -33,7 +33,7 @@ export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown
  * PostgreSQL refused one of them (nothing was written: the statement is atomic).
  */
 export async function creditPayments(prisma: PrismaClient, credits: readonly PaymentCredit[]): Promise<PaymentCreditResult[] | undefined> {
-  let rows: { n: bigint; eligible: boolean; inserted: boolean; event_new: boolean }[];
+  let rows: { n: bigint; eligible: boolean; order_id: string | null; account_id: string | null; inserted: boolean; event_new: boolean }[];
   try {
     rows = await prisma.$queryRawUnsafe(CREDIT_PAYMENTS_SQL, ...creditPaymentsParams(credits));
   } catch (error) {
@@ -41,7 +41,12 @@ export async function creditPayments(prisma: PrismaClient, credits: readonly Pay
     if (refused !== undefined && REFUSALS_FOR_THE_GENERAL_PATH.has(refused)) return undefined;
     throw error;
   }
-  return rows.map((row) => ({ eligible: row.eligible, inserted: row.inserted, eventNew: row.event_new }));
+  return rows.map((row) => ({
+    eligible: row.eligible,
+    inserted: row.inserted,
+    eventNew: row.event_new,
+    ...(row.order_id !== null && row.account_id !== null ? { order: { orderId: row.order_id, accountId: row.account_id } } : {}),
+  }));
 }
 
 /** A payment's result from the statement, as applyPaymentFacts reports it; undefined when the general path must decide. */
@@ -52,5 +57,6 @@ export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResul
     outcomes: [result.inserted ? 'applied' : 'already_applied'],
     details: [],
     credited: result.inserted ? 1 : 0,
+    ...(result.order ? { order: result.order } : {}),
   };
 }
