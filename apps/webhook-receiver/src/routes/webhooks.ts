@@ -197,7 +197,8 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     }
     const stripeEvent = envelope.data;
     // Plain fields rather than a child logger per request: this is the hottest route. The order
-    // and account are those our PaymentIntents name in metadata (undefined fields are left out).
+    // and account are those our PaymentIntents name in metadata; undefined fields (the trace id
+    // with tracing off) are left out of the line.
     const metadata = stripeEvent.data.object.metadata as { order_id?: unknown; account_id?: unknown } | null | undefined;
     const logFields = {
       reqId: request.id,
@@ -205,7 +206,7 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       eventType: stripeEvent.type,
       orderId: typeof metadata?.order_id === 'string' ? metadata.order_id : undefined,
       accountId: typeof metadata?.account_id === 'string' ? metadata.account_id : undefined,
-      ...(tracing ? tracedEvent(tracing, stripeEvent.id, stripeEvent.type) : {}),
+      traceId: tracing ? tracedEvent(tracing, stripeEvent.id, stripeEvent.type) : undefined,
     };
 
     // Another mode's or another connected account's event (a shared endpoint, a misrouted CLI
@@ -241,9 +242,9 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
   });
 }
 
-/** Names the event on the delivery's span; its trace id goes on the delivery's log lines. */
-function tracedEvent(tracing: Tracing, eventId: string, eventType: string): { traceId?: string } {
+/** Names the event on the delivery's span; returns its trace id, for the delivery's log lines. */
+function tracedEvent(tracing: Tracing, eventId: string, eventType: string): string | undefined {
   const span = tracing.api.trace.getActiveSpan();
   span?.setAttributes({ 'stripe.event.id': eventId, 'stripe.event.type': eventType });
-  return { traceId: span?.spanContext().traceId };
+  return span?.spanContext().traceId;
 }

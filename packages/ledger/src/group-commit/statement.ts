@@ -45,7 +45,7 @@ export async function creditPayments(prisma: PrismaClient, credits: readonly Pay
     eligible: row.eligible,
     inserted: row.inserted,
     eventNew: row.event_new,
-    ...(row.order_id !== null && row.account_id !== null ? { order: { orderId: row.order_id, accountId: row.account_id } } : {}),
+    order: row.order_id !== null && row.account_id !== null ? { orderId: row.order_id, accountId: row.account_id } : undefined,
   }));
 }
 
@@ -57,6 +57,6 @@ export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResul
     outcomes: [result.inserted ? 'applied' : 'already_applied'],
     details: [],
     credited: result.inserted ? 1 : 0,
-    ...(result.order ? { order: result.order } : {}),
+    order: result.order,
   };
 }
