@@ -118,17 +118,22 @@ async function startSystem(otel: Record<string, string>): Promise<{ receiver: Ru
   return { receiver, worker, port };
 }
 
+/** Sends one signed payment of `order`; returns its event id. */
 async function deliver(port: string, order: OrderFixture): Promise<string> {
   const stripeEvent = events.paymentIntent('succeeded', order);
   const payload = JSON.stringify(stripeEvent);
+  const signature = signatureHeader(payload);
+  delivered.push(signature.split('v1=')[1]!, String(stripeEvent.data.object.client_secret));
   const response = await fetch(`http://127.0.0.1:${port}/webhooks/stripe`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signatureHeader(payload) },
+    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
     body: payload,
   });
   expect(response.status).toBe(200);
   return stripeEvent.id;
 }
+/** The signatures and client secrets of the deliveries sent: no span may carry them. */
+const delivered: string[] = [];
 
 /** The order is credited and the worker has said so. */
 async function waitForCredit(order: OrderFixture, worker: RunningProcess, eventId: string): Promise<void> {
@@ -190,6 +195,10 @@ describe('OpenTelemetry traces', () => {
     expect(trace.some((span) => span.parentSpanId === publish?.spanId && attribute(span, 'db.system.name') === 'redis')).toBe(true);
     expect(trace.some((span) => span.parentSpanId === commit?.spanId && span.name.startsWith('prisma:'))).toBe(true);
     expect(trace.some((span) => span.name === 'stripe.webhook.verify' && span.parentSpanId === request?.spanId)).toBe(true);
+
+    // Spans are exported outside: no signature, webhook secret or client secret in any of them.
+    const exported = JSON.stringify(spans);
+    for (const secret of [...delivered, ...WEBHOOK_SECRETS]) expect(exported).not.toContain(secret);
 
     // The logs of this payment carry its ids and the trace id.
     const logged = [...linesAbout(receiver, eventId), ...linesAbout(worker, eventId)];
