@@ -90,9 +90,10 @@ export const stripeEventJobSchema = z.object({
   /**
    * The receiver's trace context, only when its tracing is on: the worker's spans join the
    * webhook's trace. Optional both ways: jobs of an earlier release have none, and an earlier
-   * worker drops it (zod strips unknown keys).
+   * worker drops it (zod strips unknown keys). One that does not parse is dropped too: a money
+   * job never fails over its tracing.
    */
-  trace: traceCarrierSchema.optional(),
+  trace: traceCarrierSchema.optional().catch(undefined),
 });
 export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
 
