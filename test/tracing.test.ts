@@ -118,12 +118,16 @@ async function startSystem(otel: Record<string, string>): Promise<{ receiver: Ru
   return { receiver, worker, port };
 }
 
-/** Sends one signed payment of `order`; returns its event id. */
-async function deliver(port: string, order: OrderFixture): Promise<string> {
-  const stripeEvent = events.paymentIntent('succeeded', order);
+/** Sends one signed event (by default the payment of `order`); returns its id. */
+async function deliver(
+  port: string,
+  order: OrderFixture,
+  stripeEvent: { id: string; data: { object: object } } = events.paymentIntent('succeeded', order),
+): Promise<string> {
   const payload = JSON.stringify(stripeEvent);
   const signature = signatureHeader(payload);
-  delivered.push(signature.split('v1=')[1]!, String(stripeEvent.data.object.client_secret));
+  const { client_secret: clientSecret } = stripeEvent.data.object as { client_secret?: string };
+  delivered.push(signature.split('v1=')[1]!, ...(clientSecret ? [clientSecret] : []));
   const response = await fetch(`http://127.0.0.1:${port}/webhooks/stripe`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'stripe-signature': signature },
@@ -135,9 +139,9 @@ async function deliver(port: string, order: OrderFixture): Promise<string> {
 /** The signatures and client secrets of the deliveries sent: no span may carry them. */
 const delivered: string[] = [];
 
-/** The order is credited and the worker has said so. */
-async function waitForCredit(order: OrderFixture, worker: RunningProcess, eventId: string): Promise<void> {
-  await waitUntil(async () => (await db.prisma.order.findUnique({ where: { id: order.id } }))?.status === 'credited', 20_000, 'the credit');
+/** The order reached `status` and the worker has said it applied the event. */
+async function waitForCredit(order: OrderFixture, worker: RunningProcess, eventId: string, status = 'credited'): Promise<void> {
+  await waitUntil(async () => (await db.prisma.order.findUnique({ where: { id: order.id } }))?.status === status, 20_000, status);
   await worker.waitFor(new RegExp(`"eventId":"${eventId}".*"msg":"event applied"`), 10_000);
 }
 
@@ -225,6 +229,15 @@ describe('OpenTelemetry traces', () => {
       expect(line).toMatchObject({ eventId, orderId: order.id, accountId: order.accountId });
       expect(line).not.toHaveProperty('traceId');
     }
+
+    // A refund names no order in its payload: the worker's line takes the order and account the
+    // ledger found, so the grep by event id still leads to them.
+    const refundId = await deliver(port, order, events.refund('charge.refunded', order, { id: `re_${eventId.slice(4)}`, amount: 300 }));
+    await waitForCredit(order, worker, refundId, 'partially_refunded');
+    expect(linesAbout(receiver, refundId).map((line) => line.msg)).toEqual(['event queued']);
+    expect(linesAbout(worker, refundId)).toEqual([
+      expect.objectContaining({ msg: 'event applied', eventId: refundId, orderId: order.id, accountId: order.accountId }),
+    ]);
   });
 
   it('OTEL_SDK_DISABLED=true keeps it off even with an endpoint set', async () => {
