@@ -3,7 +3,7 @@ import { parseCommandLine, type CommandSpec, type OptionSpec } from './cli.js';
 import { StartupError, requireReachable } from './dependencies.js';
 import { EnvError } from './env.js';
 import { createLogger, type LogFormat, type Logger } from './logger.js';
-import { startTracing } from './tracing.js';
+import { TRACING_ENVIRONMENT, startTracing } from './tracing.js';
 
 /** What a long-running process gets while it starts. */
 export interface ServiceContext<Env> {
@@ -43,7 +43,7 @@ export interface ServiceDefinition<Env extends { LOG_LEVEL: string; LOG_FORMAT: 
  * - an uncaught exception or unhandled rejection is logged, everything is closed, and it exits 1.
  */
 export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: LogFormat }>(service: ServiceDefinition<Env>): Promise<void> {
-  parseCommandLine(service.name, service.help);
+  parseCommandLine(service.name, { ...service.help, environment: [...(service.help.environment ?? []), ...TRACING_ENVIRONMENT] });
 
   let env: Env;
   try {

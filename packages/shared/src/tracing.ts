@@ -30,6 +30,15 @@ export interface Tracing {
 /** The process's tracing, or undefined when it is off (the default). Traced code checks it with one `if`. */
 export let tracing: Tracing | undefined;
 
+/** The OpenTelemetry variables a service's `--help` names (the SDK reads more: README, Tracing). */
+export const TRACING_ENVIRONMENT = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+  'OTEL_TRACES_SAMPLER',
+] as const;
+
 /**
  * Tracing is on when an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_ENDPOINT`) and neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none`
