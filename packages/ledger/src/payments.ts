@@ -32,7 +32,8 @@ export async function applyFactsInTransaction(prisma: PrismaClient, facts: Payme
     const details = results.flatMap((result) => (result.detail ? [result.detail] : []));
     if (source) await settleEvent(tx, source.id, eventStatusOf(results), details);
     const credited = results.filter((result, index) => result.outcome === 'applied' && facts[index]?.kind === 'payment_succeeded').length;
-    return { eventIsNew: true, outcomes: results.map((result) => result.outcome), details, credited };
+    const order = results.find((result) => result.order)?.order;
+    return { eventIsNew: true, outcomes: results.map((result) => result.outcome), details, credited, ...(order ? { order } : {}) };
   });
 }
 
@@ -53,6 +54,10 @@ async function locateOrder(tx: Tx, fact: PaymentFact): Promise<LocatedOrder | un
 async function applyFact(tx: Tx, fact: PaymentFact, eventId: string | null): Promise<FactResult> {
   const located = await locateOrder(tx, fact);
   if (!located) return { outcome: 'not_ours', detail: notOursDetail(fact) };
+  return { ...(await decideFact(tx, fact, located, eventId)), order: { orderId: located.id, accountId: located.account_id } };
+}
+
+async function decideFact(tx: Tx, fact: PaymentFact, located: LocatedOrder, eventId: string | null): Promise<FactResult> {
   switch (fact.kind) {
     case 'payment_succeeded':
       return applyPayment(tx, fact, located, eventId);

@@ -196,7 +196,7 @@ export const CREDIT_PAYMENTS_SQL = `
       WHERE stripe_events.status IN ('failed', 'held')
     RETURNING id
   )
-  SELECT i.n, el.n IS NOT NULL AS eligible,
+  SELECT i.n, el.n IS NOT NULL AS eligible, el.order_id, el.account_id,
          EXISTS (SELECT 1 FROM entry e WHERE e.order_id = el.order_id) AS inserted,
          EXISTS (SELECT 1 FROM inbox x WHERE x.id = i.event_id) AS event_new
   FROM input i LEFT JOIN eligible el ON el.n = i.n ORDER BY i.n`;

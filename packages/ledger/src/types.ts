@@ -76,6 +76,14 @@ export interface FactResult {
   outcome: FactOutcome;
   /** Why a fact was held or is not ours. */
   detail?: string;
+  /** The order it was about, once found. */
+  order?: FactOrder;
+}
+
+/** The order facts were about and its account: what log lines and traces name a payment by. */
+export interface FactOrder {
+  orderId: string;
+  accountId: string;
 }
 
 /** The Stripe event a set of facts came from; recorded in the inbox in the same transaction. */
@@ -98,6 +106,8 @@ export interface ApplyResult {
   details: string[];
   /** Top-up credits this call made, for the created → credited histogram. */
   credited: number;
+  /** The order the facts were about (the first one found); absent when none was looked at or found. */
+  order?: FactOrder;
 }
 
 /**
@@ -194,4 +204,6 @@ export interface PaymentCreditResult {
   inserted: boolean;
   /** Its event was new to the inbox (or took over a failed or held row). */
   eventNew: boolean;
+  /** The order it paid and its account, when eligible. */
+  order?: FactOrder;
 }

@@ -13,3 +13,4 @@ export * from './stripe.js';
 export * from './stripe-calls.js';
 export * from './stripe-events.js';
 export * from './timeout.js';
+export * from './tracing.js';

@@ -3,6 +3,7 @@ import { parseCommandLine, type CommandSpec, type OptionSpec } from './cli.js';
 import { StartupError, requireReachable } from './dependencies.js';
 import { EnvError } from './env.js';
 import { createLogger, type LogFormat, type Logger } from './logger.js';
+import { TRACING_ENVIRONMENT, startTracing } from './tracing.js';
 
 /** What a long-running process gets while it starts. */
 export interface ServiceContext<Env> {
@@ -42,7 +43,7 @@ export interface ServiceDefinition<Env extends { LOG_LEVEL: string; LOG_FORMAT: 
  * - an uncaught exception or unhandled rejection is logged, everything is closed, and it exits 1.
  */
 export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: LogFormat }>(service: ServiceDefinition<Env>): Promise<void> {
-  parseCommandLine(service.name, service.help);
+  parseCommandLine(service.name, { ...service.help, environment: [...(service.help.environment ?? []), ...TRACING_ENVIRONMENT] });
 
   let env: Env;
   try {
@@ -92,6 +93,17 @@ export async function runService<Env extends { LOG_LEVEL: string; LOG_FORMAT: Lo
   );
 
   try {
+    // Before anything opens, so Prisma's and ioredis' spans are reported; closed last, after what it traced.
+    const traces = await startTracing(service.name);
+    if (traces) {
+      steps.push({
+        name: 'tracing',
+        close: () => traces.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'the last spans could not be exported')),
+      });
+      // The origin only: a URL may carry credentials.
+      const endpoint = URL.parse(process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || '')?.origin;
+      logger.info({ endpoint }, 'tracing on: spans exported over OTLP');
+    }
     const dependencies = service.dependencies?.(env);
     if (dependencies) await requireReachable(dependencies);
     await service.start({ env, logger, onClose: (name, close) => steps.push({ name, close }) });

@@ -1,5 +1,6 @@
 import {
   JOBS,
+  tracing,
   type JobKind,
   type Logger,
   type OutageLog,
@@ -57,7 +58,10 @@ export type JobLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
  * worker's CPU at a thousand jobs a second.
  */
 export function jobLog(logger: Logger, job: Job): JobLog {
-  const ids = { queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 };
+  // With tracing on, made inside the job's span: its lines carry the trace id.
+  const ids = tracing
+    ? { queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1, traceId: tracing.traceId() }
+    : { queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 };
   const line = (level: keyof JobLog) => (fields: object, message?: string) => logger[level]({ ...ids, ...fields }, message);
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') } as JobLog;
 }

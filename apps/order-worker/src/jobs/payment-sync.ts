@@ -39,6 +39,11 @@ export async function syncPaymentIntent(
   const facts = paymentFactsFromPaymentIntent(pi, { expiring: reason === 'expire' });
   const result = await applyPaymentFacts(deps.prisma, facts, undefined, { batcher: deps.batcher });
   countOutcomes(deps.metrics, facts, result);
-  log.info({ paymentIntentStatus: pi.status, reason, outcomes: result.outcomes }, 'payment intent synced');
+  // The order and account: those the ledger found, else those the PaymentIntent names in metadata.
+  const order = result.order ?? {
+    ...(pi.metadata?.order_id ? { orderId: pi.metadata.order_id } : {}),
+    ...(pi.metadata?.account_id ? { accountId: pi.metadata.account_id } : {}),
+  };
+  log.info({ paymentIntentId, ...order, paymentIntentStatus: pi.status, reason, outcomes: result.outcomes }, 'payment intent synced');
   return result;
 }

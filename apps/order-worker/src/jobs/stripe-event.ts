@@ -5,6 +5,7 @@ import {
   recordEventNotOurs,
   type ApplyResult,
   type EventSource,
+  type FactOrder,
   type PaymentFact,
 } from '@ledger/ledger';
 import { UnrecoverableError } from 'bullmq';
@@ -12,6 +13,19 @@ import { MalformedEventError, paymentFactsFromEvent, resolveStripeLookup } from 
 import { countOutcomes, readJob, type JobLog, type OrderWorkerDeps } from './job-kit.js';
 
 const TEST_MODE_SCOPE: StripeScope = { livemode: false, connectedAccounts: new Set() };
+
+/**
+ * The order and account a line about this event names: those the ledger found, else those our
+ * PaymentIntents carry in metadata (an event already processed is not looked up again).
+ */
+function orderFields(event: StripeEventJob, order: FactOrder | undefined): { orderId?: string; accountId?: string } {
+  if (order) return order;
+  const metadata = event.object.metadata as { order_id?: unknown; account_id?: unknown } | null | undefined;
+  return {
+    ...(typeof metadata?.order_id === 'string' ? { orderId: metadata.order_id } : {}),
+    ...(typeof metadata?.account_id === 'string' ? { accountId: metadata.account_id } : {}),
+  };
+}
 
 function eventSource(event: StripeEventJob): EventSource {
   const objectId = typeof event.object.id === 'string' ? event.object.id : null;
@@ -31,7 +45,10 @@ export async function processStripeEvent(
   if (outOfScope) {
     const eventIsNew = await recordEventNotOurs(deps.prisma, source, outOfScope);
     deps.metrics.facts.inc({ kind: 'event', outcome: 'not_ours' });
-    log.warn({ eventId: event.id, reason: outOfScope }, "event is not this deployment's; recorded, not applied");
+    log.warn(
+      { eventId: event.id, ...orderFields(event, undefined), reason: outOfScope },
+      "event is not this deployment's; recorded, not applied",
+    );
     return { eventIsNew, outcomes: ['not_ours'], details: [outOfScope], credited: 0 };
   }
   let facts: PaymentFact[];
@@ -44,7 +61,10 @@ export async function processStripeEvent(
       if (!deps.stripe)
         throw new Error(`${event.type} ${event.id} needs a Stripe lookup (${reading.lookup}) and no Stripe client was given`);
       facts = await resolveStripeLookup(deps.stripe, reading);
-      log.info({ eventId: event.id, lookup: reading.lookup, facts: facts.length }, 'asked Stripe what the event left out');
+      log.info(
+        { eventId: event.id, ...orderFields(event, undefined), lookup: reading.lookup, facts: facts.length },
+        'asked Stripe what the event left out',
+      );
     }
   } catch (error) {
     if (!(error instanceof MalformedEventError)) throw error;
@@ -67,6 +87,8 @@ export async function processStripeEvent(
   countOutcomes(deps.metrics, facts, result);
   if (result.credited > 0) deps.metrics.eventToCredit.observe(Math.max(0, Date.now() / 1000 - event.created));
   const fields = {
+    eventId: event.id,
+    ...orderFields(event, result.order),
     eventIsNew: result.eventIsNew,
     outcomes: result.outcomes,
     ...(result.details.length > 0 ? { details: result.details } : {}),

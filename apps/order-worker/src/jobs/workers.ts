@@ -1,4 +1,4 @@
-import { JOBS, isDatabaseUnavailableError, type JobData } from '@ledger/shared';
+import { JOBS, isDatabaseUnavailableError, traceIdOf, tracing, type JobData, type TraceCarrier } from '@ledger/shared';
 import { createCreditBatcher } from '@ledger/ledger';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { jobLog, type OrderWorkerDeps } from './job-kit.js';
@@ -6,6 +6,7 @@ import { syncPaymentIntent } from './payment-sync.js';
 import { stripeBackoff } from './stripe-rate-limit.js';
 import { applyReviewResolution } from './review-resolution.js';
 import { processStripeEvent } from './stripe-event.js';
+import { tracedEventJob } from './tracing.js';
 
 export type { OrderWorkerDeps } from './job-kit.js';
 
@@ -43,9 +44,12 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
   // An event rarely calls Stripe (only when its payload lacks what a fact needs): a 429 then delays
   // that job alone, without using an attempt; the other events keep flowing.
   const eventsBackoff = stripeBackoff({ metrics: deps.metrics, log: jobLogger }, 'job', deps.stripeBackoff);
+  const processEvent = async (job: Job<JobData<'stripeEvents'>>, token?: string) =>
+    eventsBackoff(eventsWorker, job, token, () => processStripeEvent(deps, job.data, jobLogger(job)));
+  // Tracing on: each event job in a span of the webhook's trace (tracing.ts); off: the plain processor.
   const eventsWorker: Worker<JobData<'stripeEvents'>> = new Worker<JobData<'stripeEvents'>>(
     JOBS.stripeEvents.queue,
-    async (job, token) => eventsBackoff(eventsWorker, job, token, () => processStripeEvent(deps, job.data, jobLogger(job))),
+    tracing ? tracedEventJob(tracing, processEvent) : processEvent,
     options,
   );
   // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit,
@@ -75,7 +79,15 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
     worker.on('failed', (job, error) => {
       const willRetry = job !== undefined && job.attemptsMade < (job.opts.attempts ?? 1) && !(error instanceof UnrecoverableError);
       deps.metrics.jobs.inc({ queue: worker.name, result: willRetry ? 'retried' : 'failed' });
-      const details = { err: error, queue: worker.name, jobId: job?.id, attemptsMade: job?.attemptsMade };
+      const details = {
+        err: error,
+        queue: worker.name,
+        jobId: job?.id,
+        // An event job's id is its event id: the line is found by the same grep as the event's others.
+        ...(worker.name === JOBS.stripeEvents.queue ? { eventId: job?.id } : {}),
+        attemptsMade: job?.attemptsMade,
+        ...(tracing ? { traceId: traceIdOf((job?.data as { trace?: TraceCarrier } | undefined)?.trace) } : {}),
+      };
       // During an outage every job fails the same way: the outage is logged once, the jobs at debug.
       const outage = willRetry && deps.outages?.postgres.report(error, isDatabaseUnavailableError);
       deps.logger[outage ? 'debug' : willRetry ? 'warn' : 'error'](details, willRetry ? 'job failed, will retry' : 'job failed for good');

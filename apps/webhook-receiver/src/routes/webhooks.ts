@@ -8,9 +8,11 @@ import {
   nestedDeeperThan,
   stripeEventEnvelopeSchema,
   stripeEventJobData,
+  tracing,
   type Stripe,
   type StripeScope,
   type ThinEvent,
+  type Tracing,
 } from '@ledger/shared';
 import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -20,6 +22,7 @@ import { addJobOnce, requeueIfFailed } from '../enqueue.js';
 import { HttpError } from '../errors.js';
 import { errorResponse, internalError, unavailable } from '../http-schemas.js';
 import { verifyStripeSignature } from '../stripe-signature.js';
+import { addTracedEventJob, tracedRoute } from '../tracing.js';
 
 export interface WebhookRouteOptions {
   stripe: Stripe;
@@ -153,6 +156,15 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     return { received: true, thin: true, ignored: true } as const;
   };
 
+  // With tracing on, each delivery runs in a span (tracing.ts); off, no hook and no wrapper: the
+  // handler is registered as it is, and the few `tracing` checks below are all it costs.
+  if (tracing) {
+    const on = tracing;
+    app.addHook('onRoute', (route) => {
+      route.handler = tracedRoute(on, route.url, route.handler);
+    });
+  }
+
   app.post('/webhooks/stripe', routeOptions, async (request, reply) => {
     const { metrics } = app;
     metrics.webhooksReceived.inc();
@@ -167,7 +179,9 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
     if (!raw || raw.length === 0) return reject('empty_body', 'The request has no body.');
 
+    const verifySpan = tracing?.tracer.startSpan('stripe.webhook.verify');
     const check = verifyStripeSignature(signatureVerifier, raw, header, options.webhookSecrets, tolerance, Date.now() / 1000);
+    verifySpan?.setAttribute('stripe.signature.valid', check.ok).end();
     if (!check.ok) return reject(check.reason, check.message);
     metrics.webhooksVerified.inc();
 
@@ -194,8 +208,18 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       );
     }
     const stripeEvent = envelope.data;
-    // Plain fields rather than a child logger per request: this is the hottest route.
-    const logFields = { reqId: request.id, eventId: stripeEvent.id, eventType: stripeEvent.type };
+    // Plain fields rather than a child logger per request: this is the hottest route. The order
+    // and account are those our PaymentIntents name in metadata; undefined fields (the trace id
+    // with tracing off) are left out of the line.
+    const metadata = stripeEvent.data.object.metadata as { order_id?: unknown; account_id?: unknown } | null | undefined;
+    const logFields = {
+      reqId: request.id,
+      eventId: stripeEvent.id,
+      eventType: stripeEvent.type,
+      orderId: typeof metadata?.order_id === 'string' ? metadata.order_id : undefined,
+      accountId: typeof metadata?.account_id === 'string' ? metadata.account_id : undefined,
+      traceId: tracing ? tracedEvent(tracing, stripeEvent.id, stripeEvent.type) : undefined,
+    };
 
     // Another mode's or another connected account's event (a shared endpoint, a misrouted CLI
     // forward): acknowledged so Stripe stops resending, never applied.
@@ -215,12 +239,10 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       return reply.code(200).send({ received: true, ignored: true });
     }
 
-    const { duplicate, failed } = await addJobOnce(app.queues, 'stripeEvents', {
-      name: stripeEvent.type,
-      jobId: stripeEvent.id,
-      data: stripeEventJobData(stripeEvent),
-      backoffMs: options.jobBackoffMs,
-    });
+    const job = { name: stripeEvent.type, jobId: stripeEvent.id, data: stripeEventJobData(stripeEvent), backoffMs: options.jobBackoffMs };
+    const { duplicate, failed } = await (tracing
+      ? addTracedEventJob(tracing, app.queues, job)
+      : addJobOnce(app.queues, 'stripeEvents', job));
     // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
     // runs it again: the failed job is the only copy, and adding under its id does nothing.
     const requeued = failed ? await requeueIfFailed(app.queues.stripeEvents, stripeEvent.id) : false;
@@ -233,4 +255,11 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
       .code(200)
       .send(duplicate ? { received: true, duplicate: true, ...(requeued ? { requeued: true } : {}) } : { received: true });
   });
+}
+
+/** Names the event on the delivery's span; returns its trace id, for the delivery's log lines. */
+function tracedEvent(tracing: Tracing, eventId: string, eventType: string): string | undefined {
+  const span = tracing.api.trace.getActiveSpan();
+  span?.setAttributes({ 'stripe.event.id': eventId, 'stripe.event.type': eventType });
+  return span?.spanContext().traceId;
 }

@@ -1,4 +1,5 @@
-import type { PrismaClient } from '@ledger/shared';
+import { tracing, type PrismaClient, type Tracing } from '@ledger/shared';
+import type { Context } from '@opentelemetry/api';
 import type { ApplyResult, PaymentCredit, PaymentCreditResult } from '../types.js';
 import { creditPayments, creditResultOf } from './statement.js';
 
@@ -21,6 +22,8 @@ export interface CreditBatcherOptions {
 interface Pending {
   credit: PaymentCredit;
   resolve: (result: ApplyResult | undefined) => void;
+  /** The trace context of the job that handed it over (tracing on only). */
+  context?: Context;
 }
 
 /**
@@ -38,14 +41,14 @@ export class CreditBatcher {
   private readonly queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = 0;
-  private readonly running = new Set<Promise<void>>();
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(private readonly options: CreditBatcherOptions) {}
 
   /** Credits one payment with whatever else is waiting; resolves when its batch committed (undefined: not decided). */
   credit(credit: PaymentCredit): Promise<ApplyResult | undefined> {
     return new Promise((resolve) => {
-      this.queue.push({ credit, resolve });
+      this.queue.push(tracing ? { credit, resolve, context: tracing.api.context.active() } : { credit, resolve });
       this.schedule();
     });
   }
@@ -77,7 +80,7 @@ export class CreditBatcher {
     while (this.inFlight < limit && this.queue.length > 0 && (partial || this.queue.length >= this.options.maxBatch)) {
       const batch = this.takeBatch();
       this.inFlight += 1;
-      const run = this.run(batch).finally(() => {
+      const run = (tracing ? this.runTraced(tracing, batch) : this.run(batch)).finally(() => {
         this.inFlight -= 1;
         this.running.delete(run);
         // What arrived meanwhile: full batches go now, the rest after the wait.
@@ -110,16 +113,48 @@ export class CreditBatcher {
     return batch;
   }
 
-  private async run(batch: Pending[]): Promise<void> {
+  /** Runs one batch and settles its payments; returns what failed the whole batch, if anything did. */
+  private async run(batch: Pending[]): Promise<unknown> {
     let decided: (PaymentCreditResult | undefined)[] = [];
+    let failure: unknown;
     try {
       const started = performance.now();
       decided = (await this.options.execute(batch.map((pending) => pending.credit))) ?? [];
       this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
-    } catch {
+    } catch (error) {
       // The whole batch failed (a lost connection, a deadlock): the general path takes each payment.
+      failure = error;
     }
     for (const [index, pending] of batch.entries()) pending.resolve(creditResultOf(pending.credit, decided[index]));
+    return failure;
+  }
+
+  /**
+   * {@link run} in a `ledger.group_commit` span: a child of the job that opened the batch, linked to
+   * the job of every payment in it (one statement serves several traces), its events named.
+   */
+  private runTraced({ api, tracer }: Tracing, batch: Pending[]): Promise<unknown> {
+    const links = batch.flatMap((pending) => {
+      const spanContext = pending.context && api.trace.getSpanContext(pending.context);
+      return spanContext ? [{ context: spanContext }] : [];
+    });
+    const attributes = {
+      'ledger.batch.size': batch.length,
+      'stripe.event.ids': batch.flatMap((pending) => (pending.credit.source ? [pending.credit.source.id] : [])),
+    };
+    const parent = batch[0]?.context ?? api.context.active();
+    return tracer.startActiveSpan('ledger.group_commit', { attributes, links }, parent, async (span) => {
+      try {
+        const failure = await this.run(batch);
+        if (failure !== undefined) {
+          span.recordException(failure instanceof Error ? failure : String(failure));
+          span.setStatus({ code: api.SpanStatusCode.ERROR, message: 'batch failed: its payments go the general path' });
+        }
+        return failure;
+      } finally {
+        span.end();
+      }
+    });
   }
 }
 

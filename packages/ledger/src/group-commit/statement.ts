@@ -36,7 +36,7 @@ export function creditPaymentsParams(credits: readonly PaymentCredit[]): unknown
  * PostgreSQL refused one of them (nothing was written: the statement is atomic).
  */
 export async function creditPayments(prisma: PrismaClient, credits: readonly PaymentCredit[]): Promise<PaymentCreditResult[] | undefined> {
-  let rows: { eligible: boolean; inserted: boolean; event_new: boolean }[];
+  let rows: { eligible: boolean; order_id: string | null; account_id: string | null; inserted: boolean; event_new: boolean }[];
   const pool = poolOf(prisma);
   try {
     // Through the client's own pool as a named prepared statement: PostgreSQL parses and plans
@@ -49,7 +49,12 @@ export async function creditPayments(prisma: PrismaClient, credits: readonly Pay
     if (refused !== undefined && REFUSALS_FOR_THE_GENERAL_PATH.has(refused)) return undefined;
     throw error;
   }
-  return rows.map((row) => ({ eligible: row.eligible, inserted: row.inserted, eventNew: row.event_new }));
+  return rows.map((row) => ({
+    eligible: row.eligible,
+    inserted: row.inserted,
+    eventNew: row.event_new,
+    order: row.order_id !== null && row.account_id !== null ? { orderId: row.order_id, accountId: row.account_id } : undefined,
+  }));
 }
 
 /** A payment's result from the statement, as applyPaymentFacts reports it; undefined when the general path must decide. */
@@ -60,5 +65,6 @@ export function creditResultOf(credit: PaymentCredit, result: PaymentCreditResul
     outcomes: [result.inserted ? 'applied' : 'already_applied'],
     details: [],
     credited: result.inserted ? 1 : 0,
+    order: result.order,
   };
 }
