@@ -186,6 +186,12 @@ function measurementRows(results: BenchResults): string[][] {
       ratio(ingest.ratio),
     ]);
     rows.push(['  same body again (duplicate path)', `receiver ${loadSummary([ingest.receiverDuplicate])}`, '', '']);
+    rows.push([
+      '  tracing on (OTLP/HTTP to a sink)',
+      `receiver ${loadSummary([ingest.receiverTracing])}`,
+      `${(ingest.receiverTracing.spansExportedBytes / 1e6).toFixed(1)} MB of spans exported; vs tracing off`,
+      ratio(ingest.tracingRatio),
+    ]);
     rows.push(['', `peak RSS receiver ${mb(ingest.receiverPeakRss)}`, `bare Fastify ${mb(ingest.bareFastifyPeakRss)}`, '']);
   }
   if (worker) {
@@ -371,6 +377,13 @@ function cpuRows(results: BenchResults): string[][] {
       value(ingest.generatorCpuMsPerRequest.receiver),
     ]);
     rows.push(['  bare Fastify', value(ingest.cpuMsPerRequest.bare), '', '', value(ingest.generatorCpuMsPerRequest.bare)]);
+    rows.push([
+      '  receiver, tracing on',
+      value(ingest.receiverTracing.serverCpuMsPerRequest),
+      value(ingest.receiverTracing.redisCpuMsPerRequest),
+      '',
+      value(ingest.receiverTracing.generatorCpuMsPerRequest),
+    ]);
   }
   if (worker) {
     const labels = { real: '2 real worker', unbatched: '  same worker, batching off', plain: '  plain pg, same batched SQL' } as const;

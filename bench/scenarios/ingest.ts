@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { QUEUES } from '@ledger/shared';
 import { freePort, runScript, type RunningProcess } from '@ledger/testkit';
 import { Queue } from 'bullmq';
@@ -37,6 +39,13 @@ export interface IngestResult {
   receiver: LoadRun[];
   /** One fixed body: after the first request every one takes the duplicate path. */
   receiverDuplicate: LoadRun;
+  /**
+   * A receiver with tracing ON (OTEL_EXPORTER_OTLP_ENDPOINT at a sink in this process that takes
+   * and drops every export), once, after the rounds; `tracingRatio` is its req/s ÷ the median
+   * receiver's (tracing off: the figure above).
+   */
+  receiverTracing: LoadRun & { spansExportedBytes: number };
+  tracingRatio: number;
   /** Median receiver req/s ÷ median bare Fastify req/s. */
   ratio: number;
   /** Median server CPU ms per request: what each request costs, whatever else the machine runs. */
@@ -121,12 +130,18 @@ export async function runIngestBenchmark(context: RunContext, runPrefix: string)
     }
     const receiverDuplicate = await load(context, receiver, { url: `http://127.0.0.1:${receiverPort}`, mode: 'fixed', idPrefix: 'ingdup' });
     receiverDuplicate.enqueued = await waitingJobs(config.redisUrl, prefix);
+    await deleteKeysWithPrefix(config.redisUrl, `${prefix}:`);
+    const receiverTracing = await withTracingReceiver(context, prefix, (server, port) =>
+      load(context, server, { url: `http://127.0.0.1:${port}`, mode: 'unique', idPrefix: 'ingtrace' }),
+    );
     return {
       connections: config.ingestConnections,
       seconds: config.ingestSeconds,
       bare,
       receiver: receiverRuns,
       receiverDuplicate,
+      receiverTracing,
+      tracingRatio: receiverTracing.requestsPerSecond / median(receiverRuns.map((run) => run.requestsPerSecond)),
       ratio: median(receiverRuns.map((run) => run.requestsPerSecond)) / median(bare.map((run) => run.requestsPerSecond)),
       cpuMsPerRequest: {
         receiver: median(receiverRuns.map((run) => run.serverCpuMsPerRequest)),
@@ -143,5 +158,34 @@ export async function runIngestBenchmark(context: RunContext, runPrefix: string)
   } finally {
     await Promise.allSettled([bareServer.stop(), receiver.stop()]);
     await deleteKeysWithPrefix(config.redisUrl, `${prefix}:`);
+  }
+}
+
+/** A receiver with tracing on, exporting to a sink that answers 200 and drops what it gets; stopped after `use`. */
+async function withTracingReceiver(
+  context: RunContext,
+  prefix: string,
+  use: (server: RunningProcess, port: number) => Promise<LoadRun>,
+): Promise<LoadRun & { spansExportedBytes: number }> {
+  let bytes = 0;
+  const sink = http.createServer((request, response) => {
+    request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const port = await freePort();
+  let receiver: RunningProcess | undefined;
+  try {
+    receiver = await startReceiver(context, 'receiver-ingest-tracing', {
+      port,
+      prefix: `${prefix}t`,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`, OTEL_SERVICE_NAME: 'bench-receiver' },
+    });
+    const run = await use(receiver, port);
+    return { ...run, spansExportedBytes: bytes };
+  } finally {
+    await receiver?.stop();
+    await new Promise((resolve) => sink.close(resolve));
+    await deleteKeysWithPrefix(context.config.redisUrl, `${prefix}t:`);
   }
 }

@@ -3,6 +3,7 @@ import * as api from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { PrismaInstrumentation } from '@prisma/instrumentation';
@@ -15,7 +16,7 @@ type Carrier = { traceparent: string; tracestate?: string };
 
 /**
  * The SDK, lightest setup: one provider, a batching processor, the OTLP/HTTP exporter (which reads
- * OTEL_EXPORTER_OTLP_* itself), the W3C propagator, and the spans Prisma and ioredis report.
+ * OTEL_EXPORTER_OTLP_* itself), the W3C propagator, and the spans Prisma, pg and ioredis report.
  * OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default service name; the sampler
  * comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
  */
@@ -30,11 +31,17 @@ export function createTracing(serviceName: string) {
     tracerProvider: provider,
     // requireParentSpan: BullMQ's polling of Redis (a blocking read every few seconds per worker) is
     // no one's trace; a command made while a request or a job is being handled is.
-    instrumentations: [new IORedisInstrumentation({ requireParentSpan: true }), new PrismaInstrumentation()],
+    // pg's: the group-commit statement goes through the Prisma client's pool directly (poolOf).
+    instrumentations: [
+      new IORedisInstrumentation({ requireParentSpan: true }),
+      new PgInstrumentation({ requireParentSpan: true }),
+      new PrismaInstrumentation(),
+    ],
   });
   // This module loads after the app's own (ESM imports run first, and ioredis with them): the
   // instrumentation patches ioredis when it is next required, which this does once.
   createRequire(import.meta.url)('ioredis');
+  createRequire(import.meta.url)('pg');
 
   const tracer = provider.getTracer('stripe-exactly-once');
   return {
