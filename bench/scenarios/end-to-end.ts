@@ -174,7 +174,7 @@ async function countCompleted(redisUrl: string, prefix: string): Promise<number>
 }
 
 /** Credits per second between the first and the last credit seen. */
-function creditThroughput(visibleAt: Iterable<number>): number {
+export function creditThroughput(visibleAt: Iterable<number>): number {
   const times = [...visibleAt].filter(Number.isFinite);
   const first = times.reduce((min, value) => Math.min(min, value), Infinity);
   const last = times.reduce((max, value) => Math.max(max, value), -Infinity);

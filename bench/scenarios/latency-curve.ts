@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { BenchDatabase } from '../lib/bench-database.js';
 import { deleteKeysWithPrefix } from '../lib/bench-redis.js';
 import { startOrderWorker, startReceiver, type RunContext } from '../lib/system-processes.js';
-import { drive, latencyOf, non2xxOf, windowLatency, type DriveRecord, type Latency } from './end-to-end.js';
+import { creditThroughput, drive, latencyOf, non2xxOf, windowLatency, type DriveRecord, type Latency } from './end-to-end.js';
 
 /** One rate of the latency curve, measured on warm processes. */
 export interface CurvePoint {
@@ -50,15 +50,6 @@ export interface SoakResult {
 
 const sustainedRun = (point: Omit<CurvePoint, 'sustained'>) =>
   point.creditVisible.p99 < 100 && point.non2xx === 0 && point.uncredited === 0 && point.creditsPerSecond >= 0.95 * point.rate;
-
-/** Credits per second of the events `from` ≤ index: first to last credit seen. */
-function creditsPerSecond(run: DriveRecord, from: number): number {
-  const times = run.visibleAt.slice(from).filter(Number.isFinite);
-  if (times.length < 2) return NaN;
-  const first = times.reduce((min, value) => Math.min(min, value), Infinity);
-  const last = times.reduce((max, value) => Math.max(max, value), -Infinity);
-  return (times.length - 1) / ((last - first) / 1000);
-}
 
 /** A fresh receiver and worker on their own prefix, stopped (and their keys deleted) after `use`. */
 async function withSystem<T>(
@@ -111,7 +102,7 @@ export async function runLatencyCurve(context: RunContext, db: BenchDatabase, ru
         rate,
         creditVisible: steady.creditVisible,
         webhookAnswer: steady.webhookAnswer,
-        creditsPerSecond: creditsPerSecond(run, warmup),
+        creditsPerSecond: creditThroughput(run.visibleAt.slice(warmup)),
         non2xx: non2xxOf(run),
         uncredited: run.visibleAt.filter(Number.isNaN).length,
         cpuMsPerEvent: { ...cpu, total: cpu.receiver + cpu.worker + cpu.redis + cpu.postgres },
