@@ -101,6 +101,8 @@ describe('receiver warm-up', () => {
         }),
       ).rejects.toThrow(/answered 400/);
       expect(other.queues.stripeEvents).toBe(realQueue);
+      // Every sender stopped before the real queue came back: none of them reached it.
+      expect(await realQueue.getJobCounts()).toMatchObject({ waiting: 0, active: 0, completed: 0, failed: 0 });
       expect(await keysUnder(otherPrefix)).toEqual([]);
     } finally {
       await other.close();
@@ -138,6 +140,26 @@ describe('worker warm-up', () => {
     expect(await rowCounts(db)).toEqual(before);
     // Not even a sequence value is taken: the bench and operators read ledger ids as a gapless watermark.
     expect(await db.prisma.$queryRaw`SELECT last_value, is_called FROM ledger_entries_id_seq`).toEqual(sequenceBefore);
+    expect(await keysUnder(prefix)).toEqual([]);
+  });
+
+  it('gives up after its time bound (Redis flushed meanwhile loses its jobs), stops its BullMQ worker and removes its queue', async () => {
+    const started = Date.now();
+    await expect(
+      warmUpWorker({
+        prisma: db.prisma,
+        connection,
+        prefix,
+        events: 2_000,
+        concurrency: 4,
+        batchSize: 8,
+        batchWaitMs: 2,
+        poolSize: 2,
+        timeoutMs: 50,
+      }),
+    ).rejects.toThrow(/not done after 50 ms/);
+    // Abandoned, not awaited: far sooner than 2,000 jobs take at this concurrency.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(await keysUnder(prefix)).toEqual([]);
   });
 });

@@ -90,6 +90,11 @@ await runService({
       batchSize: env.WORKER_BATCH_SIZE,
       batchWaitMs: env.WORKER_BATCH_WAIT_MS,
       poolSize: env.WORKER_DB_POOL_SIZE,
+    }).catch((error: unknown) => {
+      // Redis or PostgreSQL went away meanwhile (or Redis lost the warm-up's jobs): that costs
+      // speed only. The worker takes jobs anyway; its jobs retry through such an outage.
+      logger.warn({ err: error }, 'warm-up did not finish; taking jobs anyway (the first may be slower)');
+      return undefined;
     });
 
     const stripe = stripeClientFromEnv(env);
@@ -168,8 +173,8 @@ await runService({
         concurrency: env.WORKER_CONCURRENCY,
         prefix: env.QUEUE_PREFIX,
         stripeApiVersion: env.STRIPE_API_VERSION,
-        warmUpEvents: warmUp.events,
-        warmUpMs: warmUp.ms,
+        warmUpEvents: warmUp?.events ?? 0,
+        warmUpMs: warmUp?.ms,
       },
       'order worker started',
     );

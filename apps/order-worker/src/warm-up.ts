@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { QUEUES, stripeEventJobData, type PrismaClient, type RedisConnection } from '@ledger/shared';
+import { QUEUES, stripeEventJobData, withTimeout, type PrismaClient, type RedisConnection } from '@ledger/shared';
 import { createCreditBatcher, creditPayments, type PaymentCredit } from '@ledger/ledger';
 import { Queue, Worker } from 'bullmq';
 import { paymentFactsFromEvent } from './facts/from-event.js';
@@ -17,7 +17,12 @@ export interface WorkerWarmUpOptions {
   batchWaitMs: number;
   /** PostgreSQL connections of the process: each is opened and runs the credit statement once. */
   poolSize: number;
+  /** The jobs' part gives up after this long (Redis flushed meanwhile loses its jobs). */
+  timeoutMs?: number;
 }
+
+/** Normally 1–2 s; a worker niced beside a busy machine takes longer, and then it is not worth more. */
+const WARM_UP_TIMEOUT_MS = 30_000;
 
 export interface WorkerWarmUp {
   events: number;
@@ -42,8 +47,11 @@ export async function warmUpWorker(options: WorkerWarmUpOptions): Promise<Worker
   const batch = Array.from({ length: options.batchSize }, (_, index) => warmUpCredit(run, index));
   const results = await Promise.all(Array.from({ length: options.poolSize }, () => creditPayments(options.prisma, batch)));
   if (results.some((rows) => rows?.some((row) => row.eligible))) throw new Error('a warm-up payment matched an order');
-  if (options.events > 0) await runWarmUpJobs(options, run, batcher);
-  await batcher.drain();
+  try {
+    if (options.events > 0) await runWarmUpJobs(options, run, batcher);
+  } finally {
+    await batcher.drain();
+  }
   return { events: options.events, ms: Math.round(performance.now() - started) };
 }
 
@@ -85,9 +93,15 @@ function warmUpEventJob(run: string, index: number) {
 async function runWarmUpJobs(options: WorkerWarmUpOptions, run: string, batcher: ReturnType<typeof createCreditBatcher>): Promise<void> {
   const name = `${QUEUES.stripeEvents}-warm-up-${run}`;
   const queue = new Queue(name, { connection: options.connection, prefix: options.prefix });
+  const timeoutMs = options.timeoutMs ?? WARM_UP_TIMEOUT_MS;
   let worker: Worker | undefined;
-  try {
-    for (let from = 0; from < options.events; from += 500) {
+  let abandoned = false;
+  let abandon = () => {};
+  const abandonedSignal = new Promise<void>((resolve) => {
+    abandon = resolve;
+  });
+  const work = async () => {
+    for (let from = 0; from < options.events && !abandoned; from += 500) {
       const count = Math.min(500, options.events - from);
       await queue.addBulk(
         Array.from({ length: count }, (_, offset) => {
@@ -96,8 +110,9 @@ async function runWarmUpJobs(options: WorkerWarmUpOptions, run: string, batcher:
         }),
       );
     }
-    let settled = 0;
+    if (abandoned) return;
     let failure: Error | undefined;
+    let settled = 0;
     const finished = new Promise<void>((resolve) => {
       const settle = () => {
         if (++settled === options.events) resolve();
@@ -123,10 +138,27 @@ async function runWarmUpJobs(options: WorkerWarmUpOptions, run: string, batcher:
         settle();
       });
     });
-    await finished;
+    await Promise.race([finished, abandonedSignal]);
     if (failure) throw new Error(`worker warm-up failed: ${failure.message}`);
-  } finally {
+  };
+  const running = work();
+  try {
+    // Redis down meanwhile holds the commands (the worker connection queues them) and a flush
+    // loses the jobs: either way the warm-up is abandoned rather than awaited.
+    await withTimeout(running, timeoutMs, `worker warm-up: the jobs were not done after ${timeoutMs} ms`);
     await worker?.close();
     await queue.obliterate({ force: true }).finally(() => queue.close());
+  } catch (error) {
+    // Given up: stop adding and taking jobs, then remove the queue, waiting neither for jobs that
+    // may never end nor for a Redis that is gone (then a queue nobody reads stays, named as a warm-up's).
+    abandoned = true;
+    abandon();
+    const cleanUp = async () => {
+      await worker?.close(true);
+      await running.catch(() => undefined);
+      await queue.obliterate({ force: true }).finally(() => queue.close());
+    };
+    await withTimeout(cleanUp(), 5_000).catch(() => undefined);
+    throw error;
   }
 }

@@ -46,12 +46,20 @@ await runService({
     // Ready means fast: the hot path runs WARM_UP_EVENTS times before the port opens (warm-up.ts);
     // a port that cannot be listened on stops the start before that.
     await ensureCanListen({ host: env.HOST, port: env.PORT, variable: 'PORT' });
-    const warmUp = await warmUpReceiver(app, { events: env.WARM_UP_EVENTS, webhookSecret: webhookSecrets[0]!, scope: stripeScope });
+    // A warm-up that fails (Redis or PostgreSQL went away meanwhile) only costs speed: the receiver
+    // serves anyway, and its routes answer such an outage as they always do.
+    await app.ready();
+    const warmUp = await warmUpReceiver(app, { events: env.WARM_UP_EVENTS, webhookSecret: webhookSecrets[0]!, scope: stripeScope }).catch(
+      (error: unknown) => {
+        logger.warn({ err: error }, 'warm-up did not finish; serving anyway (the first requests may be slower)');
+        return undefined;
+      },
+    );
     const address = await app.listen({ port: env.PORT, host: env.HOST }).catch((error: unknown) => {
       throw listenError(error, { host: env.HOST, port: env.PORT, variable: 'PORT' });
     });
     logger.info(
-      { address, stripeApiVersion: env.STRIPE_API_VERSION, warmUpEvents: warmUp.events, warmUpMs: warmUp.ms },
+      { address, stripeApiVersion: env.STRIPE_API_VERSION, warmUpEvents: warmUp?.events ?? 0, warmUpMs: warmUp?.ms },
       `webhook receiver listening on ${address}`,
     );
   },

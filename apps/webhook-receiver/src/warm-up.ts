@@ -66,22 +66,33 @@ async function sendWarmUpDeliveries(app: FastifyInstance, options: ReceiverWarmU
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     let next = 0;
+    let failure: Error | undefined;
     const sendAll = async () => {
-      while (next < options.events) {
+      while (failure === undefined && next < options.events) {
         const index = next++;
-        // Every tenth one is a resend of the one before (the duplicate answer).
-        const status = await post(agent, port, warmUpEvent(run, index % 10 === 9 ? index - 1 : index, options), options.webhookSecret);
-        if (status !== 200) throw new Error(`warm-up delivery ${index} was answered ${status}`);
+        try {
+          // Every tenth one is a resend of the one before (the duplicate answer).
+          const status = await post(agent, port, warmUpEvent(run, index % 10 === 9 ? index - 1 : index, options), options.webhookSecret);
+          if (status !== 200) throw new Error(`warm-up delivery ${index} was answered ${status}`);
+        } catch (error) {
+          failure ??= error instanceof Error ? error : new Error(String(error));
+        }
       }
     };
+    // Every sender has stopped before the real queue is put back: no warm-up delivery can reach it.
     await Promise.all(Array.from({ length: options.concurrency ?? 8 }, sendAll));
+    if (failure) throw failure;
   } finally {
     queues.stripeEvents = real;
     app.log.level = level;
     app.webhookDeliveryLog.level = deliveryLevel;
     agent.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    await warmQueue.obliterate({ force: true }).finally(() => warmQueue.close());
+    // Redis gone meanwhile: the queue's few keys stay (they expire with nothing; no worker reads them).
+    await warmQueue
+      .obliterate({ force: true })
+      .catch((error: unknown) => app.log.warn({ err: error, queue: warmQueue.name }, 'the warm-up queue could not be removed'))
+      .finally(() => warmQueue.close());
     // The deliveries above were not Stripe's: no counter may show them.
     for (const metric of app.metrics.registry.getMetricsAsArray()) {
       if (metric.name.startsWith('ledger_webhooks_')) (metric as unknown as { reset(): void }).reset();
