@@ -1,7 +1,7 @@
 import { createStripeClient, type Stripe } from '@ledger/shared';
 import { closeAll } from '@ledger/testkit';
 import type { FastifyInstance } from 'fastify';
-import type { OrderWorkers } from '../../apps/order-worker/src/jobs/workers.js';
+import type { OrderWorkerDeps, OrderWorkers } from '../../apps/order-worker/src/jobs/workers.js';
 import { buildStripeEmulator, type StripeEmulator, type StripeEmulatorOptions } from '../../packages/stripe-emulator/src/app.js';
 import type { TestDatabase } from './database.js';
 import { buildTestReceiver, WEBHOOK_SECRETS } from './receiver.js';
@@ -23,7 +23,11 @@ export interface TestSystem {
 
 export async function startTestSystem(
   db: TestDatabase,
-  options: { emulator?: StripeEmulatorOptions; workers?: boolean } = {},
+  options: {
+    emulator?: StripeEmulatorOptions;
+    /** false: no workers; an object: their options (a lock duration, a stalled-job check interval). */
+    workers?: boolean | Pick<OrderWorkerDeps, 'lockDurationMs' | 'stalledIntervalMs'>;
+  } = {},
 ): Promise<TestSystem> {
   const prefix = uniquePrefix();
   const emulator = buildStripeEmulator({ webhookSecret: WEBHOOK_SECRETS[0], ...options.emulator });
@@ -33,7 +37,8 @@ export async function startTestSystem(
   const receiverUrl = await receiver.listen({ port: 0, host: '127.0.0.1' });
   emulator.controller.configure({ webhookUrl: `${receiverUrl}/webhooks/stripe` });
 
-  const workers = options.workers === false ? undefined : startTestWorkers({ prisma: db.prisma, prefix, stripe });
+  const workerOptions = typeof options.workers === 'object' ? options.workers : {};
+  const workers = options.workers === false ? undefined : startTestWorkers({ prisma: db.prisma, prefix, stripe, ...workerOptions });
   return {
     emulator,
     receiver,
