@@ -17,6 +17,28 @@ async function statuses(orderIds: string[]) {
   return new Map(rows.map((row) => [row.id, row.status]));
 }
 
+/** An order's story as this system and Stripe saw it: the context of a failed assertion. */
+async function describeOrder(order: { id: string; paymentIntentId: string }, plan: unknown): Promise<string> {
+  const stripeEvents = (await h.system.stripe.events.list({ limit: 100 })).data
+    .filter((event) => JSON.stringify(event.data.object).includes(order.paymentIntentId))
+    .map((event) => ({ id: event.id, type: event.type, created: event.created }));
+  const inbox = await h.db.prisma.stripeEvent.findMany({
+    where: { id: { in: stripeEvents.map((event) => event.id) } },
+    select: { id: true, type: true, status: true, attempts: true, detail: true, lastError: true },
+  });
+  const held = await h.db.prisma.heldFact.findMany({ where: { orderId: order.id } });
+  const row = await h.db.prisma.order.findUnique({ where: { id: order.id } });
+  const jobs = await Promise.all(
+    stripeEvents.map(async (event) => {
+      const job = await h.queues.eventsQueue.getJob(event.id);
+      return { id: event.id, state: job ? await job.getState() : 'none', attemptsMade: job?.attemptsMade, failedReason: job?.failedReason };
+    }),
+  );
+  return JSON.stringify({ order: row, plan, stripeEvents, inbox, jobs, held }, (_key, value) =>
+    typeof value === 'bigint' ? String(value) : value,
+  );
+}
+
 describe('when Redis loses what it acknowledged', () => {
   it('a later pass applies every acknowledged event, because the checkpoint never passes an event the inbox lacks', async () => {
     // Every webhook is acknowledged (queued), but no worker runs yet. The payments happen in an
@@ -125,7 +147,12 @@ describe('a property: Redis loses every queued job at a random moment', () => {
         const ledger = await h.db.prisma.ledgerEntry.findMany({ where: { orderId: { in: orders.map((order) => order.id) } } });
         for (const order of orders) {
           const entries = ledger.filter((entry) => entry.orderId === order.id).map((entry) => `${entry.entryType}:${entry.amount}`);
-          expect(entries.sort(), order.id).toEqual(expected.get(order.id));
+          // On a mismatch, what the inbox, the held facts and Stripe say of this order's payment.
+          const context =
+            JSON.stringify(entries.sort()) === JSON.stringify(expected.get(order.id))
+              ? order.id
+              : await describeOrder(order, { payments, flushAfter });
+          expect(entries.sort(), context).toEqual(expected.get(order.id));
         }
         expect((await auditLedger(h.db.prisma)).problems).toEqual([]);
       }),
