@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { TEST_REDIS_URL } from './helpers/env.js';
 import { createOrderFixture, events, type OrderFixture } from './helpers/fixtures.js';
 import { testQueue } from './helpers/queues.js';
-import { WEBHOOK_SECRETS, signatureHeader } from './helpers/receiver.js';
+import { ADMIN_TOKEN, WEBHOOK_SECRETS, signatureHeader } from './helpers/receiver.js';
 import { deleteKeysWithPrefix, uniquePrefix } from './helpers/redis.js';
 
 // The receiver and a worker as real processes, exporting their spans over OTLP/HTTP (JSON) to a
@@ -107,7 +107,7 @@ async function startSystem(otel: Record<string, string>): Promise<{ receiver: Ru
   };
   const receiver = startChild({
     script: 'apps/webhook-receiver/src/server.ts',
-    env: { ...env, PORT: '0', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(',') },
+    env: { ...env, PORT: '0', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRETS.join(','), ADMIN_TOKEN },
   });
   processes.push(receiver);
   const worker = startChild({ script: 'apps/order-worker/src/main.ts', env: { ...env, WORKER_CONCURRENCY: '4' } });
@@ -216,6 +216,57 @@ describe('OpenTelemetry traces', () => {
     for (const line of logged) {
       expect(line).toMatchObject({ eventId, orderId: order.id, accountId: order.accountId, traceId: request?.traceId });
     }
+  });
+
+  it("an operator's review resolution is one trace from the admin request to the worker's job; the warm-ups make none", async () => {
+    collector = await startCollector();
+    const { worker, port } = await startSystem({
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    // Paid 10 short: held for review.
+    const order = await createOrderFixture(db.prisma);
+    const eventId = await deliver(port, order, events.paymentIntent('succeeded', order, { amount: order.amount - 10 }));
+    await waitUntil(
+      async () => (await db.prisma.order.findUnique({ where: { id: order.id } }))?.status === 'needs_review',
+      20_000,
+      'review',
+    );
+    const response = await fetch(`http://127.0.0.1:${port}/admin/reviews/${order.id}/resolve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify({ decision: 'dismiss', note: 'refunded the short payment', resolvedBy: 'ops' }),
+    });
+    expect(response.status).toBe(200);
+
+    const spans = collector.spans;
+    const isJob = (span: ExportedSpan) => span.name === 'reviews process' && attribute(span, 'ledger.order_id') === order.id;
+    await waitUntil(async () => spans.some(isJob), 15_000, 'the review job span');
+    const job = spans.find(isJob);
+    expect(job?.service).toBe('order-worker');
+    expect(attribute(job!, 'ledger.review_outcome')).toBe('resolved');
+    expect(attribute(job!, 'ledger.account_id')).toBe(order.accountId);
+    const byId = new Map(spans.map((span) => [span.spanId, span]));
+    const chain: string[] = [];
+    for (let span: ExportedSpan | undefined = job; span; span = span.parentSpanId ? byId.get(span.parentSpanId) : undefined) {
+      chain.push(`${span.service}:${span.name}`);
+    }
+    expect(chain).toEqual([
+      'order-worker:reviews process',
+      'webhook-receiver:reviews publish',
+      'webhook-receiver:POST /admin/reviews/:orderId/resolve',
+    ]);
+    // The event that put it under review is a trace of its own, as before.
+    expect(spans.some((span) => span.name === 'stripe-events process' && attribute(span, 'stripe.event.id') === eventId)).toBe(true);
+    // Each process sent 1,000 warm-up deliveries or jobs before it was ready: no span of them.
+    expect(JSON.stringify(spans)).not.toContain('warmup');
+    expect(spans.filter((span) => span.name.includes('warm-up'))).toEqual([]);
+    // The worker's line about the resolution names the order and the account, and the trace.
+    const line = worker.lines
+      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
+      .find((entry) => entry.msg === 'review resolution');
+    expect(line).toMatchObject({ orderId: order.id, accountId: order.accountId, traceId: job?.traceId });
   });
 
   it('off by default: no trace field in the job data, no tracing line, and the logs still follow the payment', async () => {

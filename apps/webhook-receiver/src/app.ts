@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger, Stripe, StripeScope } from '@ledger/shared';
+import { tracing, type Logger, type Stripe, type StripeScope } from '@ledger/shared';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -19,6 +19,7 @@ import orderRoutes from './routes/orders.js';
 import reviewRoutes from './routes/reviews.js';
 import spendingRoutes from './routes/spending.js';
 import webhookRoutes from './routes/webhooks.js';
+import { tracedRoute } from './tracing.js';
 
 /** Everything the receiver needs, parsed from the environment by `server.ts` or given by a test. */
 export interface ReceiverConfig {
@@ -131,6 +132,15 @@ export async function buildApp(config: ReceiverConfig): Promise<FastifyInstance>
   await app.register(orderStatusListener, { databaseUrl: config.databaseUrl });
 
   await app.register(healthRoutes);
+  // With tracing on, every API request after this point (webhooks, orders, spending, reviews; not
+  // health, metrics or Bull Board's UI, which are polled) runs in a span (tracing.ts); off, no hook
+  // and no wrapper: the handlers are registered as they are.
+  if (tracing) {
+    const on = tracing;
+    app.addHook('onRoute', (route) => {
+      if (!route.url.startsWith('/admin/queues')) route.handler = tracedRoute(on, route.url, route.handler);
+    });
+  }
   app.decorate('webhookDeliveryLog', app.log.child({}, { redact: { paths: [] } }));
   await app.register(webhookRoutes, {
     stripe: config.stripe,

@@ -1,4 +1,4 @@
-import { QUEUES, type JobQueues, type Tracing } from '@ledger/shared';
+import { QUEUES, tracing, type JobQueues, type Tracing } from '@ledger/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { addJobOnce, type CatalogJob } from './enqueue.js';
 import { HttpError } from './errors.js';
@@ -14,7 +14,9 @@ type Handler = RouteOptions['handler'];
 export function tracedRoute(tracing: Tracing, route: string, handler: Handler): Handler {
   const { api, tracer } = tracing;
   return function traced(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-    const parent = api.propagation.extract(api.ROOT_CONTEXT, request.headers);
+    // From the active context, as OpenTelemetry's HTTP instrumentation does: the root one for a
+    // request from outside, a suppressed one for the warm-up's own deliveries (warm-up.ts).
+    const parent = api.propagation.extract(api.context.active(), request.headers);
     const attributes = { 'http.request.method': request.method, 'http.route': route, 'url.path': route, 'request.id': request.id };
     return tracer.startActiveSpan(`${request.method} ${route}`, { kind: api.SpanKind.SERVER, attributes }, parent, async (span) => {
       try {
@@ -37,27 +39,34 @@ export function tracedRoute(tracing: Tracing, route: string, handler: Handler): 
   };
 }
 
+/** The kinds of job whose payload carries its producer's trace context (`trace`). */
+type TracedKind = 'stripeEvents' | 'paymentSync' | 'reviews' | 'eventRecovery';
+
 /**
- * {@link addJobOnce} for a Stripe event inside a PRODUCER span `stripe-events publish`, whose
- * context the job carries (`trace`): the worker's span continues this trace.
+ * {@link addJobOnce}, and with tracing on inside a PRODUCER span `<queue> publish` whose context
+ * the job carries (`trace`): the worker's span continues this trace. Off, it is addJobOnce itself.
  */
-export function addTracedEventJob(
-  tracing: Tracing,
+export function addJob<K extends TracedKind>(
   queues: JobQueues,
-  job: CatalogJob<'stripeEvents'>,
+  kind: K,
+  job: CatalogJob<K>,
+  attributes: Record<string, string> = {},
 ): Promise<{ duplicate: boolean; failed: boolean }> {
-  const { api, tracer } = tracing;
-  const attributes = {
+  if (!tracing) return addJobOnce(queues, kind, job);
+  const on = tracing;
+  const { api, tracer } = on;
+  const spanAttributes = {
     'messaging.system': 'bullmq',
     'messaging.operation.type': 'send',
-    'messaging.destination.name': QUEUES.stripeEvents,
+    'messaging.destination.name': QUEUES[kind],
     'messaging.message.id': job.jobId,
-    'stripe.event.id': job.jobId,
+    'messaging.bullmq.job.name': job.name,
+    ...attributes,
   };
-  return tracer.startActiveSpan(`${QUEUES.stripeEvents} publish`, { kind: api.SpanKind.PRODUCER, attributes }, async (span) => {
+  return tracer.startActiveSpan(`${QUEUES[kind]} publish`, { kind: api.SpanKind.PRODUCER, attributes: spanAttributes }, async (span) => {
     try {
-      const added = await addJobOnce(queues, 'stripeEvents', { ...job, data: { ...job.data, trace: tracing.carrier() } });
-      span.setAttribute('stripe.event.duplicate', added.duplicate);
+      const added = await addJobOnce(queues, kind, { ...job, data: { ...job.data, trace: on.carrier() } });
+      span.setAttribute('messaging.bullmq.duplicate', added.duplicate);
       return added;
     } catch (error) {
       span.recordException(error instanceof Error ? error : String(error));

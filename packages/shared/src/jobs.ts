@@ -1,11 +1,13 @@
 import type { JobsOptions, KeepJobs, Queue } from 'bullmq';
 import { z } from 'zod';
 import { stripeEventJobSchema } from './stripe-events.js';
+import { jobTraceSchema as trace } from './tracing.js';
 
 export const paymentSyncJobSchema = z.object({
   paymentIntentId: z.string().regex(/^pi_[A-Za-z0-9_]+$/),
   /** `expire`: the order outlived ORDER_TTL; cancel the PaymentIntent unless it is paid. */
   reason: z.enum(['confirm', 'reconcile', 'replay', 'expire']),
+  trace,
 });
 export type PaymentSyncJob = z.infer<typeof paymentSyncJobSchema>;
 
@@ -24,6 +26,7 @@ export const eventRecoveryJobSchema = z.object({
   eventId: z.string().regex(/^evt_[A-Za-z0-9_]{1,250}$/),
   /** Unix seconds: the event's `created` (or when it was received, if it had none). */
   created: z.number().int().min(0),
+  trace,
 });
 export type EventRecoveryJob = z.infer<typeof eventRecoveryJobSchema>;
 
@@ -38,6 +41,7 @@ export const reviewResolutionJobSchema = z.object({
     .refine((value) => value !== 0, 'must not be 0')
     .optional(),
   resolvedBy: z.string().min(1).max(200),
+  trace,
 });
 export type ReviewResolutionJob = z.infer<typeof reviewResolutionJobSchema>;
 

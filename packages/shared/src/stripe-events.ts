@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { traceCarrierSchema } from './tracing.js';
+import { jobTraceSchema } from './tracing.js';
 
 // Stripe's event envelope as this system reads it: which event types it applies, the envelope the
 // receiver checks before queueing, and the compact job payload a verified event becomes.
@@ -87,13 +87,8 @@ export const stripeEventJobSchema = z.object({
   livemode: z.boolean(),
   account: z.string().optional(),
   object: stripeObject,
-  /**
-   * The receiver's trace context, only when its tracing is on: the worker's spans join the
-   * webhook's trace. Optional both ways: jobs of an earlier release have none, and an earlier
-   * worker drops it (zod strips unknown keys). One that does not parse is dropped too: a money
-   * job never fails over its tracing.
-   */
-  trace: traceCarrierSchema.optional().catch(undefined),
+  /** The webhook delivery's trace context (tracing on only). */
+  trace: jobTraceSchema,
 });
 export type StripeEventJob = z.infer<typeof stripeEventJobSchema>;
 

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import * as api from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
@@ -57,6 +58,9 @@ export function createTracing(serviceName: string) {
     },
     traceId() {
       return api.trace.getActiveSpan()?.spanContext().traceId;
+    },
+    suppressed() {
+      return suppressTracing(api.context.active());
     },
     async shutdown() {
       unregister();

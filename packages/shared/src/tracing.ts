@@ -12,6 +12,14 @@ export const traceCarrierSchema = z.object({
 });
 export type TraceCarrier = z.infer<typeof traceCarrierSchema>;
 
+/**
+ * A job's `trace` field: its producer's trace context, only when the producer's tracing is on, so
+ * the worker's span joins that trace. Optional both ways: jobs of an earlier release have none, and
+ * an earlier worker drops it (zod strips unknown keys). One that does not parse is dropped too: a
+ * money job never fails over its tracing.
+ */
+export const jobTraceSchema = traceCarrierSchema.optional().catch(undefined);
+
 /** What traced code uses once tracing is on. */
 export interface Tracing {
   /** `@opentelemetry/api`, loaded only when tracing is on. */
@@ -23,6 +31,8 @@ export interface Tracing {
   contextOf(carrier: TraceCarrier | undefined): otel.Context;
   /** The active span's trace id, for log lines. */
   traceId(): string | undefined;
+  /** The active context with tracing suppressed: what runs in it makes no span (a warm-up's work). */
+  suppressed(): otel.Context;
   /** Exports what is buffered, then stops. */
   shutdown(): Promise<void>;
 }

@@ -7,7 +7,12 @@ export async function applyReviewResolution(deps: Pick<OrderWorkerDeps, 'prisma'
   const request = readJob('reviews', data);
   try {
     const result = await resolveReview(deps.prisma, request);
-    log.info({ orderId: request.orderId, decision: request.decision, resolvedBy: request.resolvedBy, result }, 'review resolution');
+    // The money line's ids, as on every event line: one grep by order or account finds it.
+    const accountId = result.outcome === 'unknown_order' ? undefined : result.accountId;
+    log.info(
+      { orderId: request.orderId, accountId, decision: request.decision, resolvedBy: request.resolvedBy, result },
+      'review resolution',
+    );
     return result;
   } catch (error) {
     // The operator sees why at once; retrying the same request cannot help.

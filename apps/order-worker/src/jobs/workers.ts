@@ -6,7 +6,7 @@ import { syncPaymentIntent } from './payment-sync.js';
 import { stripeBackoff } from './stripe-rate-limit.js';
 import { applyReviewResolution } from './review-resolution.js';
 import { processStripeEvent } from './stripe-event.js';
-import { tracedEventJob } from './tracing.js';
+import { EVENT_JOB_SPAN, tracedJob } from './tracing.js';
 
 export type { OrderWorkerDeps } from './job-kit.js';
 
@@ -49,23 +49,39 @@ export function startOrderWorkers(workerDeps: OrderWorkerDeps): OrderWorkers {
   // Tracing on: each event job in a span of the webhook's trace (tracing.ts); off: the plain processor.
   const eventsWorker: Worker<JobData<'stripeEvents'>> = new Worker<JobData<'stripeEvents'>>(
     JOBS.stripeEvents.queue,
-    tracing ? tracedEventJob(tracing, processEvent) : processEvent,
+    tracing ? tracedJob(tracing, JOBS.stripeEvents.queue, processEvent, EVENT_JOB_SPAN) : processEvent,
     options,
   );
   // Each sync job is one Stripe request: the limiter keeps all of them within Stripe's rate limit,
   // and a 429 pauses the queue with a growing delay instead of failing the job.
   const syncBackoff = stripeBackoff({ metrics: deps.metrics, log: jobLogger }, 'queue', deps.stripeBackoff);
+  const processSync = async (job: Job<JobData<'paymentSync'>>, token?: string) =>
+    syncBackoff(syncWorker, job, token, () => syncPaymentIntent(deps, job.data, jobLogger(job)));
   const syncWorker: Worker<JobData<'paymentSync'>> = new Worker<JobData<'paymentSync'>>(
     JOBS.paymentSync.queue,
-    async (job, token) => syncBackoff(syncWorker, job, token, () => syncPaymentIntent(deps, job.data, jobLogger(job))),
+    tracing
+      ? tracedJob(tracing, JOBS.paymentSync.queue, processSync, {
+          of: (job) => ({ 'stripe.payment_intent.id': String(job.data?.paymentIntentId), 'ledger.sync_reason': String(job.data?.reason) }),
+          result: EVENT_JOB_SPAN.result,
+        })
+      : processSync,
     {
       ...options,
       limiter: { max: deps.stripeRequestsPerSecond ?? 20, duration: 1000 },
     },
   );
+  const processReview = async (job: Job<JobData<'reviews'>>) => applyReviewResolution(deps, job.data, jobLogger(job));
   const reviewsWorker = new Worker<JobData<'reviews'>>(
     JOBS.reviews.queue,
-    async (job) => applyReviewResolution(deps, job.data, jobLogger(job)),
+    tracing
+      ? tracedJob(tracing, JOBS.reviews.queue, processReview, {
+          of: (job) => ({ 'ledger.order_id': String(job.data?.orderId), 'ledger.review_decision': String(job.data?.decision) }),
+          result: (result) => ({
+            'ledger.review_outcome': result.outcome,
+            ...(result.outcome === 'unknown_order' ? {} : { 'ledger.account_id': result.accountId }),
+          }),
+        })
+      : processReview,
     { ...options, concurrency: 1 },
   );
   const workers = [eventsWorker, syncWorker, reviewsWorker];

@@ -1,8 +1,9 @@
 import { expireHolds } from '@ledger/ledger';
-import { JOBS, QUEUES, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
-import { Queue, Worker } from 'bullmq';
+import { JOBS, QUEUES, tracing, type Logger, type OutageLog, type RedisConnection } from '@ledger/shared';
+import { Queue, Worker, type Job } from 'bullmq';
 import { jobLog, readJob } from '../jobs/job-kit.js';
 import { stripeBackoff, type StripeBackoffOptions } from '../jobs/stripe-rate-limit.js';
+import { tracedJob } from '../jobs/tracing.js';
 import { recoverGenerationFailure } from './event-recovery.js';
 import { pruneInbox } from './inbox-retention.js';
 import type { WorkerMetrics } from '../metrics.js';
@@ -78,39 +79,41 @@ export async function startReconciler(deps: ReconcilerDeps): Promise<{ close(): 
   // A 429 delays the pass (or recovery) that hit it, not the hold expiry sweep of the same queue.
   const backoff = stripeBackoff({ metrics: deps.metrics, log: (job) => jobLog(deps.logger, job) }, 'job', deps.stripeBackoff);
   const warnDays = deps.checkpointWarnDays ?? 20;
-  const worker: Worker = new Worker(
-    QUEUES.reconcile,
-    async (job, token) => {
-      if (job.name === 'hold-expiry') {
-        const expired = await expireHolds(deps.prisma);
-        deps.metrics.holdsExpired.inc(expired);
-        if (expired > 0) deps.logger.info({ expired }, `hold expiry: ${expired} hold(s) recorded as expired`);
-        return { expired };
-      }
-      // Stripe asked for it (a thin event): whichever maintenance worker takes it recovers.
-      if (job.name === 'event-generation-failure') {
-        const recovery = await backoff(worker, job, token, () =>
-          recoverGenerationFailure({ ...deps, eventsQueue, syncQueue }, deps.options, readJob('eventRecovery', job.data)),
-        );
-        return {
-          ...recovery,
-          reconcile: { eventsEnqueued: recovery.reconcile.eventsEnqueued, eventsListed: recovery.reconcile.eventsListed },
-        };
-      }
-      // A schedule left in Redis by an earlier deploy does not reconcile from a process told not to.
-      if (deps.intervalSeconds === 0) return { skipped: job.name };
-      if (job.name === 'inbox-retention') {
-        const pruned = await pruneInbox(deps.prisma, { keepDays: deps.inboxRetentionDays });
-        deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);
-        return pruned;
-      }
-      const report = await backoff(worker, job, token, () => reconcileOnce({ ...deps, eventsQueue, syncQueue }, deps.options));
-      deps.metrics.reconcileUncredited.set(report.uncredited.length);
-      warnIfCheckpointOld(deps, report.checkpoint, warnDays);
-      return { ...report, uncredited: report.uncredited.length };
-    },
-    { ...queueOptions, concurrency: 1 },
-  );
+  const maintain = async (job: Job, token?: string) => {
+    if (job.name === 'hold-expiry') {
+      const expired = await expireHolds(deps.prisma);
+      deps.metrics.holdsExpired.inc(expired);
+      if (expired > 0) deps.logger.info({ expired }, `hold expiry: ${expired} hold(s) recorded as expired`);
+      return { expired };
+    }
+    // Stripe asked for it (a thin event): whichever maintenance worker takes it recovers.
+    if (job.name === 'event-generation-failure') {
+      const recovery = await backoff(worker, job, token, () =>
+        recoverGenerationFailure({ ...deps, eventsQueue, syncQueue }, deps.options, readJob('eventRecovery', job.data)),
+      );
+      return {
+        ...recovery,
+        reconcile: { eventsEnqueued: recovery.reconcile.eventsEnqueued, eventsListed: recovery.reconcile.eventsListed },
+      };
+    }
+    // A schedule left in Redis by an earlier deploy does not reconcile from a process told not to.
+    if (deps.intervalSeconds === 0) return { skipped: job.name };
+    if (job.name === 'inbox-retention') {
+      const pruned = await pruneInbox(deps.prisma, { keepDays: deps.inboxRetentionDays });
+      deps.logger.info(pruned, `inbox retention: ${pruned.deleted} event(s) older than ${deps.inboxRetentionDays} days removed`);
+      return pruned;
+    }
+    const report = await backoff(worker, job, token, () => reconcileOnce({ ...deps, eventsQueue, syncQueue }, deps.options));
+    deps.metrics.reconcileUncredited.set(report.uncredited.length);
+    warnIfCheckpointOld(deps, report.checkpoint, warnDays);
+    return { ...report, uncredited: report.uncredited.length };
+  };
+  // Tracing on: each pass, sweep and recovery in a span of its own (Stripe's, PostgreSQL's and
+  // Redis' calls under it); a recovery continues the trace of the thin event that asked for it.
+  const worker: Worker = new Worker(QUEUES.reconcile, tracing ? tracedJob(tracing, QUEUES.reconcile, maintain) : maintain, {
+    ...queueOptions,
+    concurrency: 1,
+  });
   // Every connection reports its errors (a Redis outage is logged once by main.ts's outage log);
   // one without a listener would print ioredis' "Unhandled error event" on every reconnect.
   const reportError = (error: Error) => {

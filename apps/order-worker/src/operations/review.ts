@@ -14,8 +14,8 @@ export interface ResolveRequest {
 }
 
 export type ResolveResult =
-  | { outcome: 'resolved'; resolutionId: string; amount: number; heldFacts: number; status: string }
-  | { outcome: 'not_under_review'; status: string }
+  | { outcome: 'resolved'; resolutionId: string; accountId: string; amount: number; heldFacts: number; status: string }
+  | { outcome: 'not_under_review'; accountId: string; status: string }
   | { outcome: 'unknown_order' };
 
 /** The request cannot be carried out as given (the message says why); nothing was written. */
@@ -42,7 +42,7 @@ export async function resolveReview(prisma: PrismaClient, request: ResolveReques
     const locked = await lockOrderForReview(tx, request.orderId);
     if (!locked) return { outcome: 'unknown_order' as const };
     const { account, order } = locked;
-    if (order.review_reason === null) return { outcome: 'not_under_review' as const, status: order.status };
+    if (order.review_reason === null) return { outcome: 'not_under_review' as const, accountId: account.id, status: order.status };
 
     const held = await tx.$queryRaw<{ amount: number; currency: string }[]>`
       SELECT amount, currency FROM held_facts WHERE order_id = ${order.id} AND resolution_id IS NULL`;
@@ -84,7 +84,7 @@ export async function resolveReview(prisma: PrismaClient, request: ResolveReques
       UPDATE stripe_events SET status = 'processed', detail = ${`settled by ${resolutionId}`}
       WHERE status = 'held' AND id IN (SELECT stripe_event_id FROM held_facts WHERE resolution_id = ${resolutionId})`;
     await moveOrder(tx, order, { kind: 'review_resolved' });
-    return { outcome: 'resolved' as const, resolutionId, amount, heldFacts: held.length, status: order.status };
+    return { outcome: 'resolved' as const, resolutionId, accountId: account.id, amount, heldFacts: held.length, status: order.status };
   });
 }
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { paymentSyncJobId, type Order, type Stripe } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { addJobOnce } from '../enqueue.js';
+import { addJob } from '../tracing.js';
 import { HttpError } from '../errors.js';
 import type { OrdersCaller } from '../orders-auth.js';
 
@@ -160,7 +160,7 @@ function createOrdersService(app: FastifyInstance, options: OrdersServiceOptions
           'The order has no PaymentIntent yet; repeat POST /orders with its Idempotency-Key.',
         );
       }
-      await addJobOnce(app.queues, 'paymentSync', {
+      await addJob(app.queues, 'paymentSync', {
         name: 'confirm',
         jobId: paymentSyncJobId(order.paymentIntentId),
         data: { paymentIntentId: order.paymentIntentId, reason: 'confirm' },

@@ -4,7 +4,7 @@ import { JOBS, ORDER_STATUSES } from '@ledger/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { addJobOnce } from '../enqueue.js';
+import { addJob } from '../tracing.js';
 import { HttpError } from '../errors.js';
 import { bodyRefused, errorResponse, internalError, unavailable } from '../http-schemas.js';
 import { adminOperation, adminUnauthorized, requireAdmin } from '../plugins/admin-auth.js';
@@ -99,7 +99,7 @@ export default async function reviewRoutes(fastify: FastifyInstance, options: Re
       throw new HttpError(400, 'invalid_request', 'amount goes with credit only');
     const jobId = `review-${randomUUID()}`;
     const queue = app.queues.reviews;
-    await addJobOnce(app.queues, 'reviews', {
+    await addJob(app.queues, 'reviews', {
       name: 'resolve',
       jobId,
       data: { orderId: request.params.orderId, ...decision, resolvedBy: resolvedBy ?? 'admin-api' },

@@ -18,11 +18,11 @@ import type { SwaggerTransform } from '@fastify/swagger';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { addJobOnce, requeueIfFailed } from '../enqueue.js';
+import { requeueIfFailed } from '../enqueue.js';
 import { HttpError } from '../errors.js';
 import { errorResponse, internalError, unavailable } from '../http-schemas.js';
 import { verifyStripeSignature } from '../stripe-signature.js';
-import { addTracedEventJob, tracedRoute } from '../tracing.js';
+import { addJob } from '../tracing.js';
 
 export interface WebhookRouteOptions {
   stripe: Stripe;
@@ -134,7 +134,7 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     }
     if (thin.type === EVENT_GENERATION_FAILURE_RESOLVED) {
       const created = thin.created ? Math.floor(Date.parse(thin.created) / 1000) : Number.NaN;
-      const { duplicate } = await addJobOnce(app.queues, 'eventRecovery', {
+      const { duplicate } = await addJob(app.queues, 'eventRecovery', {
         name: 'event-generation-failure',
         jobId: thin.id,
         data: { eventId: thin.id, created: Number.isFinite(created) && created > 0 ? created : Math.floor(Date.now() / 1000) },
@@ -144,7 +144,7 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     }
     const related = thin.related_object;
     if (related?.type === 'payment_intent' && /^pi_[A-Za-z0-9_]+$/.test(related.id)) {
-      await addJobOnce(app.queues, 'paymentSync', {
+      await addJob(app.queues, 'paymentSync', {
         name: 'reconcile',
         jobId: paymentSyncJobId(related.id),
         data: { paymentIntentId: related.id, reason: 'reconcile' },
@@ -155,15 +155,6 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     app.log.info(fields, 'thin event acknowledged');
     return { received: true, thin: true, ignored: true } as const;
   };
-
-  // With tracing on, each delivery runs in a span (tracing.ts); off, no hook and no wrapper: the
-  // handler is registered as it is, and the few `tracing` checks below are all it costs.
-  if (tracing) {
-    const on = tracing;
-    app.addHook('onRoute', (route) => {
-      route.handler = tracedRoute(on, route.url, route.handler);
-    });
-  }
 
   app.post('/webhooks/stripe', routeOptions, async (request, reply) => {
     const { metrics } = app;
@@ -240,9 +231,7 @@ export default async function webhookRoutes(fastify: FastifyInstance, options: W
     }
 
     const job = { name: stripeEvent.type, jobId: stripeEvent.id, data: stripeEventJobData(stripeEvent), backoffMs: options.jobBackoffMs };
-    const { duplicate, failed } = await (tracing
-      ? addTracedEventJob(tracing, app.queues, job)
-      : addJobOnce(app.queues, 'stripeEvents', job));
+    const { duplicate, failed } = await addJob(app.queues, 'stripeEvents', job, { 'stripe.event.id': stripeEvent.id });
     // A resend (Stripe's retry, or "Resend" in the Dashboard) of an event whose job failed for good
     // runs it again: the failed job is the only copy, and adding under its id does nothing.
     const requeued = failed ? await requeueIfFailed(app.queues.stripeEvents, stripeEvent.id) : false;
