@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { randomBytes } from 'node:crypto';
+import { createPrismaClient, poolOf } from '@ledger/shared';
 import { describe, expect, it } from 'vitest';
 import {
   applyFactsInTransaction,
@@ -178,5 +180,31 @@ describe('group commit', () => {
     ]);
     await Promise.all(batchers.map((batcher) => batcher.drain()));
     for (const order of orders) expect(await ledger.entriesOf(order)).toEqual([`topup:${order.amount}`]);
+  });
+});
+
+describe("the statement's pool", () => {
+  it('survives PostgreSQL closing its idle connections before Prisma ever connected, and credits on a new one', async () => {
+    // The worker's warm-up and the statement use the pool before Prisma's adapter (which listens
+    // for idle-connection errors) has connected: an unheard 'error' event would end the process.
+    const applicationName = `gc-${randomBytes(4).toString('hex')}`;
+    const prisma = createPrismaClient(ledger.url(), { poolSize: 2, applicationName });
+    try {
+      const pool = poolOf(prisma)!;
+      await Promise.all([pool.query('SELECT pg_sleep(0.05)'), pool.query('SELECT pg_sleep(0.05)')]);
+      expect(pool.idleCount).toBe(2);
+      const killed = await ledger.prisma().$queryRaw<{ killed: boolean }[]>`
+        SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = ${applicationName}`;
+      expect(killed).toHaveLength(2);
+      await expect.poll(() => pool.idleCount, { timeout: 5_000 }).toBe(0);
+
+      const order = await createOrderFixture(ledger.prisma(), { amount: 400 });
+      const batcher = createCreditBatcher(prisma, { maxBatch: 4, maxWaitMs: 2 });
+      const result = await applyPaymentFacts(prisma, [payment(order)], source(order.paymentIntentId), { batcher });
+      expect(result.credited).toBe(1);
+      expect(await ledger.balanceOf(order.accountId)).toBe(400);
+    } finally {
+      await prisma.$disconnect();
+    }
   });
 });

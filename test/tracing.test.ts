@@ -244,6 +244,9 @@ describe('OpenTelemetry traces', () => {
     const isJob = (span: ExportedSpan) => span.name === 'reviews process' && attribute(span, 'ledger.order_id') === order.id;
     await waitUntil(async () => spans.some(isJob), 15_000, 'the review job span');
     const job = spans.find(isJob);
+    // The request's span ends last (it waits for the job's answer): exported up to a batch later.
+    const isRequest = (span: ExportedSpan) => span.name === 'POST /admin/reviews/:orderId/resolve' && span.traceId === job?.traceId;
+    await waitUntil(async () => spans.some(isRequest), 15_000, 'the admin request span');
     expect(job?.service).toBe('order-worker');
     expect(attribute(job!, 'ledger.review_outcome')).toBe('resolved');
     expect(attribute(job!, 'ledger.account_id')).toBe(order.accountId);

@@ -37,6 +37,12 @@ export function createPrismaClient(databaseUrl: string, options: PrismaClientOpt
     connectionTimeoutMillis: 5_000,
     options: schema ? `-c search_path=${schema}` : undefined,
   });
+  // PostgreSQL closing an idle connection (a restart, pg_terminate_backend, a failover) is an
+  // 'error' on the pool; pg drops that connection and opens another when one is needed. Prisma's
+  // adapter listens only once it has connected, and the group-commit statement (and the worker's
+  // warm-up) can use the pool before that: without this listener the error is uncaught and ends
+  // the process (found by killing the worker's connections during its warm-up).
+  pool.on('error', () => {});
   const adapter = new PrismaPg(pool, { ...(schema ? { schema } : {}), disposeExternalPool: true });
   const prisma = new PrismaClient({ adapter });
   pools.set(prisma, pool);
