@@ -113,7 +113,7 @@ async function sendWarmUpDeliveries(app: FastifyInstance, options: ReceiverWarmU
     app.webhookDeliveryLog.level = deliveryLevel;
     agent.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    // Redis gone meanwhile: the queue's few keys stay (they expire with nothing; no worker reads them).
+    // Redis gone meanwhile: the queue's few keys stay, named as a warm-up's (no worker reads them).
     await warmQueue
       .obliterate({ force: true })
       .catch((error: unknown) => app.log.warn({ err: error, queue: warmQueue.name }, 'the warm-up queue could not be removed'))
