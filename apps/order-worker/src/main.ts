@@ -10,7 +10,6 @@ import {
   runService,
   stripeClientFromEnv,
   stripeScopeFromEnv,
-  tracing,
 } from '@ledger/shared';
 import { reviewBacklog } from '@ledger/ledger';
 import { loadWorkerEnv, workerEnvSchema, type WorkerEnv } from './env.js';
@@ -82,20 +81,16 @@ await runService({
       const variable = port === env.WORKER_HEALTH_PORT ? 'WORKER_HEALTH_PORT' : 'WORKER_METRICS_PORT';
       await ensureCanListen({ host: env.WORKER_HTTP_HOST, port, variable });
     }
-    // Tracing on: the warm-up is no one's trace (its BullMQ worker and queries make no span).
-    const untraced = <T>(run: () => Promise<T>) => (tracing ? tracing.api.context.with(tracing.suppressed(), run) : run());
-    const warmUp = await untraced(() =>
-      warmUpWorker({
-        prisma,
-        connection,
-        prefix: env.QUEUE_PREFIX,
-        events: env.WARM_UP_EVENTS,
-        concurrency: env.WORKER_CONCURRENCY,
-        batchSize: env.WORKER_BATCH_SIZE,
-        batchWaitMs: env.WORKER_BATCH_WAIT_MS,
-        poolSize: env.WORKER_DB_POOL_SIZE,
-      }),
-    ).catch((error: unknown) => {
+    const warmUp = await warmUpWorker({
+      prisma,
+      connection,
+      prefix: env.QUEUE_PREFIX,
+      events: env.WARM_UP_EVENTS,
+      concurrency: env.WORKER_CONCURRENCY,
+      batchSize: env.WORKER_BATCH_SIZE,
+      batchWaitMs: env.WORKER_BATCH_WAIT_MS,
+      poolSize: env.WORKER_DB_POOL_SIZE,
+    }).catch((error: unknown) => {
       // Redis or PostgreSQL went away meanwhile (or Redis lost the warm-up's jobs): that costs
       // speed only. The worker takes jobs anyway; its jobs retry through such an outage.
       logger.warn({ err: error }, 'warm-up did not finish; taking jobs anyway (the first may be slower)');

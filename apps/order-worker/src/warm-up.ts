@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { QUEUES, stripeEventJobData, withTimeout, type PrismaClient, type RedisConnection } from '@ledger/shared';
+import { QUEUES, stripeEventJobData, untraced, withTimeout, type PrismaClient, type RedisConnection } from '@ledger/shared';
 import { createCreditBatcher, creditPayments, type PaymentCredit } from '@ledger/ledger';
 import { Queue, Worker } from 'bullmq';
 import { paymentFactsFromEvent } from './facts/from-event.js';
@@ -39,7 +39,12 @@ export interface WorkerWarmUp {
  * finds none and writes nothing (no ledger entry, no inbox row, no sequence value), and the queue
  * is removed after. No metric counts any of it.
  */
-export async function warmUpWorker(options: WorkerWarmUpOptions): Promise<WorkerWarmUp> {
+export function warmUpWorker(options: WorkerWarmUpOptions): Promise<WorkerWarmUp> {
+  // Tracing on: the warm-up is no one's trace (its BullMQ worker and queries make no span).
+  return untraced(() => warmUp(options));
+}
+
+async function warmUp(options: WorkerWarmUpOptions): Promise<WorkerWarmUp> {
   const started = performance.now();
   const run = randomBytes(4).toString('hex');
   const batcher = createCreditBatcher(options.prisma, { maxBatch: options.batchSize, maxWaitMs: options.batchWaitMs });
@@ -142,23 +147,24 @@ async function runWarmUpJobs(options: WorkerWarmUpOptions, run: string, batcher:
     if (failure) throw new Error(`worker warm-up failed: ${failure.message}`);
   };
   const running = work();
+  let completed = false;
   try {
     // Redis down meanwhile holds the commands (the worker connection queues them) and a flush
     // loses the jobs: either way the warm-up is abandoned rather than awaited.
     await withTimeout(running, timeoutMs, `worker warm-up: the jobs were not done after ${timeoutMs} ms`);
-    await worker?.close();
-    await queue.obliterate({ force: true }).finally(() => queue.close());
-  } catch (error) {
+    completed = true;
+  } finally {
     // Given up: stop adding and taking jobs, then remove the queue, waiting neither for jobs that
     // may never end nor for a Redis that is gone (then a queue nobody reads stays, named as a warm-up's).
-    abandoned = true;
-    abandon();
+    if (!completed) {
+      abandoned = true;
+      abandon();
+    }
     const cleanUp = async () => {
-      await worker?.close(true);
+      await worker?.close(!completed);
       await running.catch(() => undefined);
       await queue.obliterate({ force: true }).finally(() => queue.close());
     };
-    await withTimeout(cleanUp(), 5_000).catch(() => undefined);
-    throw error;
+    await (completed ? cleanUp() : withTimeout(cleanUp(), 5_000).catch(() => undefined));
   }
 }

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { QUEUES, tracing, type StripeScope } from '@ledger/shared';
+import { QUEUES, tracing, untraced, type StripeScope } from '@ledger/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 
@@ -39,13 +39,9 @@ export interface ReceiverWarmUp {
  * open-loop sender (Stripe) then opens a connection per waiting delivery, and Node accepts one
  * connection per turn of its busy event loop, so that backlog took seconds to drain (issue 26).
  */
-export async function warmUpReceiver(app: FastifyInstance, options: ReceiverWarmUpOptions): Promise<ReceiverWarmUp> {
+export function warmUpReceiver(app: FastifyInstance, options: ReceiverWarmUpOptions): Promise<ReceiverWarmUp> {
   // Tracing on: the warm-up is no one's trace (a thousand short ones at each start otherwise).
-  if (tracing) {
-    const on = tracing;
-    return on.api.context.with(on.suppressed(), () => warmUp(app, options));
-  }
-  return warmUp(app, options);
+  return untraced(() => warmUp(app, options));
 }
 
 /**
@@ -53,7 +49,7 @@ export async function warmUpReceiver(app: FastifyInstance, options: ReceiverWarm
  * response are bound to that context too: Fastify reads the body and answers from their events,
  * which would otherwise run in the context the connection was accepted in.
  */
-function untraced(listener: http.RequestListener): http.RequestListener {
+function untracedListener(listener: http.RequestListener): http.RequestListener {
   if (!tracing) return listener;
   const { api } = tracing;
   const suppressed = tracing.suppressed();
@@ -82,7 +78,7 @@ async function sendWarmUpDeliveries(app: FastifyInstance, options: ReceiverWarmU
   const warmQueue = new Queue(`${QUEUES.stripeEvents}-warm-up-${run}`, { connection: app.redis, prefix: real.opts.prefix });
   const level = app.log.level;
   const deliveryLevel = app.webhookDeliveryLog.level;
-  const server = http.createServer(untraced(app.routing));
+  const server = http.createServer(untracedListener(app.routing));
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8 });
   queues.stripeEvents = warmQueue;
   app.log.level = 'warn';
