@@ -62,6 +62,15 @@ function attribute(span: OtlpSpan, key: string): unknown {
   return value.stringValue ?? value.intValue ?? value.boolValue;
 }
 
+/** `service:name` of `span`, its parent, its parent's parent…, up to the trace's root. */
+function parentChain(spans: ExportedSpan[], from: ExportedSpan | undefined): string[] {
+  const byId = new Map(spans.map((span) => [span.spanId, span]));
+  const chain: string[] = [];
+  for (let span = from; span; span = span.parentSpanId ? byId.get(span.parentSpanId) : undefined)
+    chain.push(`${span.service}:${span.name}`);
+  return chain;
+}
+
 let db: TestDatabase;
 let prefix: string;
 let queue: Queue | undefined;
@@ -181,12 +190,7 @@ describe('OpenTelemetry traces', () => {
     expect(attribute(job!, 'ledger.account_id')).toBe(order.accountId);
 
     // The commit's parent chain goes through the worker's job and the enqueue to the request.
-    const byId = new Map(spans.map((span) => [span.spanId, span]));
-    const chain: string[] = [];
-    for (let span: ExportedSpan | undefined = commit; span; span = span.parentSpanId ? byId.get(span.parentSpanId) : undefined) {
-      chain.push(`${span.service}:${span.name}`);
-    }
-    expect(chain).toEqual([
+    expect(parentChain(spans, commit)).toEqual([
       'order-worker:ledger.group_commit',
       'order-worker:stripe-events process',
       'webhook-receiver:stripe-events publish',
@@ -250,12 +254,7 @@ describe('OpenTelemetry traces', () => {
     expect(job?.service).toBe('order-worker');
     expect(attribute(job!, 'ledger.review_outcome')).toBe('resolved');
     expect(attribute(job!, 'ledger.account_id')).toBe(order.accountId);
-    const byId = new Map(spans.map((span) => [span.spanId, span]));
-    const chain: string[] = [];
-    for (let span: ExportedSpan | undefined = job; span; span = span.parentSpanId ? byId.get(span.parentSpanId) : undefined) {
-      chain.push(`${span.service}:${span.name}`);
-    }
-    expect(chain).toEqual([
+    expect(parentChain(spans, job)).toEqual([
       'order-worker:reviews process',
       'webhook-receiver:reviews publish',
       'webhook-receiver:POST /admin/reviews/:orderId/resolve',
